@@ -1,0 +1,312 @@
+"""Async Redis Streams: publish, consumer-group consume, reclaim, dead-letter.
+
+Delivery is at-least-once. A handler that returns normally gets its entry acked; a handler that
+raises leaves the entry pending, and it comes back (to this or another consumer) through
+XAUTOCLAIM once it has been idle for `claim_idle_ms`. After `max_deliveries` deliveries, or at
+once for data that cannot be decoded or a handler raising `DeadLetter`, the entry moves to the
+dead-letter stream with its reason and is acked at the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from codex_broker.libs import metrics
+from codex_broker.libs.contracts import ContractError, encode
+
+log = logging.getLogger(__name__)
+
+DATA_FIELD = "data"
+DEFAULT_MAXLEN = 100_000
+DEAD_LETTER_MAXLEN = 50_000
+
+
+class DeadLetter(Exception):  # noqa: N818 - it names what happens to the entry
+    """Raise from a handler: this entry can never succeed; dead-letter it with this reason."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    stream: str
+    entry_id: str
+    data: str
+    deliveries: int = 1
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+StreamsProvider = Callable[[], Sequence[str]]
+
+
+class StreamBus:
+    """Publishing side plus the group/dead-letter primitives that consumers share."""
+
+    def __init__(self, redis: Redis, *, dead_letter_stream: str, maxlen: int = DEFAULT_MAXLEN) -> None:
+        self.redis = redis
+        self.dead_letter_stream = dead_letter_stream
+        self.maxlen = maxlen
+
+    async def publish(self, stream: str, message: BaseModel | str, *, maxlen: int | None = None) -> str:
+        data = message if isinstance(message, str) else encode(message)
+        entry_id = await self.redis.xadd(
+            stream, {DATA_FIELD: data}, maxlen=maxlen or self.maxlen, approximate=True
+        )
+        metrics.STREAM_PUBLISHED.labels(stream=metrics.stream_label(stream)).inc()
+        return _text(entry_id)
+
+    async def ensure_group(self, stream: str, group: str, *, start_id: str = "0") -> None:
+        try:
+            await self.redis.xgroup_create(stream, group, id=start_id, mkstream=True)
+        except redis_errors.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def dead_letter(self, delivery: Delivery, group: str, reason: str) -> None:
+        fields = {
+            "source_stream": delivery.stream,
+            "source_id": delivery.entry_id,
+            "group": group,
+            "reason": reason[:2000],
+            "deliveries": str(delivery.deliveries),
+            DATA_FIELD: delivery.data,
+            "at_ms": str(int(time.time() * 1000)),
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(self.dead_letter_stream, fields, maxlen=DEAD_LETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.xack(delivery.stream, group, delivery.entry_id)
+        await pipe.execute()
+        metrics.STREAM_DEAD_LETTERED.labels(stream=metrics.stream_label(delivery.stream)).inc()
+        log.warning(
+            "dead-lettered entry",
+            extra={"stream": delivery.stream, "entry_id": delivery.entry_id, "reason": reason[:300]},
+        )
+
+
+@dataclass
+class ConsumerConfig:
+    group: str
+    consumer: str
+    count: int = 16
+    block_ms: int = 2000
+    claim_idle_ms: int = 30_000
+    claim_interval_s: float = 5.0
+    max_deliveries: int = 5
+    # entries with the same partition key are handled in order; different keys concurrently
+    concurrency: int = 1
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+@dataclass
+class Consumer:
+    """A consumer-group loop over one or more streams.
+
+    `streams` may be a callable so that the set can change while running (shard leases).
+    `partition_key` maps a delivery to its ordering key when `concurrency > 1`.
+    """
+
+    bus: StreamBus
+    streams: Sequence[str] | StreamsProvider
+    config: ConsumerConfig
+    handler: Handler
+    partition_key: Callable[[Delivery], str] | None = None
+    _known_groups: set[str] = field(default_factory=set)
+    _last_claim: float = 0.0
+
+    def current_streams(self) -> list[str]:
+        streams = self.streams() if callable(self.streams) else self.streams
+        return list(streams)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; reconnects with backoff and jitter when Redis goes away."""
+        backoff = self.config.backoff_initial_s
+        while not stop.is_set():
+            try:
+                await self.run_once(block=True, stop=stop)
+                backoff = self.config.backoff_initial_s
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels(operation="consume").inc()
+                self._known_groups.clear()
+                log.warning("redis unavailable, retrying", extra={"error": str(exc), "backoff_s": backoff})
+                await _sleep_or_stop(stop, backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    async def run_once(self, *, block: bool = False, stop: asyncio.Event | None = None) -> int:
+        """One pass: reclaim stale entries when due, then read new ones. Returns entries handled."""
+        streams = self.current_streams()
+        if not streams:
+            if block:
+                await _sleep_or_stop(stop, self.config.block_ms / 1000)
+            return 0
+        await self._ensure_groups(streams)
+        handled = 0
+        if not block or time.monotonic() - self._last_claim >= self.config.claim_interval_s:
+            self._last_claim = time.monotonic()
+            for stream in streams:
+                handled += await self._handle_batch(await self._reclaim(stream))
+        deliveries = await self._read_new(streams, block=block and handled == 0)
+        handled += await self._handle_batch(deliveries)
+        return handled
+
+    async def drain(self, *, max_rounds: int = 100) -> int:
+        """Burst mode for tests: handle everything available now, then return the count."""
+        total = 0
+        for _ in range(max_rounds):
+            n = await self.run_once(block=False)
+            total += n
+            if n == 0:
+                break
+        return total
+
+    async def _ensure_groups(self, streams: Sequence[str]) -> None:
+        for stream in streams:
+            if stream not in self._known_groups:
+                await self.bus.ensure_group(stream, self.config.group)
+                self._known_groups.add(stream)
+
+    async def _read_new(self, streams: Sequence[str], *, block: bool) -> list[Delivery]:
+        try:
+            response = await self.bus.redis.xreadgroup(
+                self.config.group,
+                self.config.consumer,
+                dict.fromkeys(streams, ">"),
+                count=self.config.count,
+                block=self.config.block_ms if block else None,
+            )
+        except redis_errors.ResponseError as exc:
+            if "NOGROUP" in str(exc):  # stream deleted under us (tests, MAXLEN 0): recreate
+                self._known_groups.clear()
+                return []
+            raise
+        deliveries = []
+        for stream, entries in response or []:
+            for entry_id, fields in entries:
+                deliveries.append(_delivery(_text(stream), entry_id, fields, 1))
+        return deliveries
+
+    async def _reclaim(self, stream: str) -> list[Delivery]:
+        result = await self.bus.redis.xautoclaim(
+            stream,
+            self.config.group,
+            self.config.consumer,
+            min_idle_time=self.config.claim_idle_ms,
+            start_id="0-0",
+            count=self.config.count,
+        )
+        entries = result[1] if result else []
+        claimed = [(eid, fields) for eid, fields in entries if fields]
+        deleted = [eid for eid, fields in entries if not fields]
+        if deleted:  # trimmed away by MAXLEN while pending: nothing left to deliver
+            await self.bus.redis.xack(stream, self.config.group, *deleted)
+        if not claimed:
+            return []
+        counts = await self._delivery_counts(stream, [_text(eid) for eid, _ in claimed])
+        metrics.STREAM_RECLAIMED.labels(stream=metrics.stream_label(stream)).inc(len(claimed))
+        return [_delivery(stream, eid, fields, counts.get(_text(eid), 2)) for eid, fields in claimed]
+
+    async def _delivery_counts(self, stream: str, entry_ids: list[str]) -> dict[str, int]:
+        pending = await self.bus.redis.xpending_range(
+            stream,
+            self.config.group,
+            min=entry_ids[0],
+            max=entry_ids[-1],
+            count=len(entry_ids) + 100,
+            consumername=self.config.consumer,
+        )
+        return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+    async def _handle_batch(self, deliveries: list[Delivery]) -> int:
+        if not deliveries:
+            return 0
+        if self.config.concurrency <= 1 or self.partition_key is None:
+            for delivery in deliveries:
+                await self._handle(delivery)
+            return len(deliveries)
+        groups: dict[str, list[Delivery]] = {}
+        for delivery in deliveries:
+            groups.setdefault(self._partition(delivery), []).append(delivery)
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+
+        async def handle_group(group: list[Delivery]) -> None:
+            async with semaphore:
+                for delivery in group:
+                    await self._handle(delivery)
+
+        await asyncio.gather(*(handle_group(g) for g in groups.values()))
+        return len(deliveries)
+
+    def _partition(self, delivery: Delivery) -> str:
+        assert self.partition_key is not None
+        try:
+            return self.partition_key(delivery)
+        except Exception:  # undecodable data: its own partition, dead-lettered by the handler
+            return f"{delivery.stream}/{delivery.entry_id}"
+
+    async def _handle(self, delivery: Delivery) -> None:
+        label = metrics.stream_label(delivery.stream)
+        if delivery.deliveries > self.config.max_deliveries:
+            await self.bus.dead_letter(
+                delivery, self.config.group, f"gave up after {delivery.deliveries - 1} deliveries"
+            )
+            return
+        metrics.STREAM_CONSUMED.labels(stream=label).inc()
+        started = time.perf_counter()
+        try:
+            await self.handler(delivery)
+        except (DeadLetter, ContractError) as exc:
+            await self.bus.dead_letter(delivery, self.config.group, f"{type(exc).__name__}: {exc}")
+            return
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.STREAM_HANDLER_ERRORS.labels(stream=label).inc()
+            log.exception(
+                "handler failed; entry stays pending for redelivery",
+                extra={"stream": delivery.stream, "entry_id": delivery.entry_id, "error": str(exc)[:300]},
+            )
+            return
+        finally:
+            metrics.STREAM_PROCESSING_SECONDS.labels(stream=label).observe(time.perf_counter() - started)
+        await self.bus.redis.xack(delivery.stream, self.config.group, delivery.entry_id)
+        metrics.STREAM_ACKED.labels(stream=label).inc()
+
+
+def _delivery(stream: str, entry_id: bytes | str, fields: dict, deliveries: int) -> Delivery:
+    raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
+    return Delivery(stream=_text(stream), entry_id=_text(entry_id), data=_text(raw), deliveries=deliveries)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def _sleep_or_stop(stop: asyncio.Event | None, seconds: float) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def loads(delivery: Delivery) -> dict:
+    """Plain JSON view of an entry, for consumers that route before decoding a model."""
+    try:
+        value = json.loads(delivery.data)
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise ContractError("not a JSON object")
+    return value

@@ -1,0 +1,461 @@
+"""Versioned pydantic models of every message that crosses a Redis stream.
+
+What crosses Redis is plain data: no live SDK objects, no secrets. Every model carries `v`
+(the contract version); a consumer that meets an unknown version dead-letters the entry
+instead of guessing. Models are frozen-ish value objects: encode with `encode()`, decode with
+`decode(Model, raw)` so that bad data raises `ContractError` with a readable reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codex_broker.libs.keys import session_key_of
+
+CONTRACT_VERSION = 1
+
+Platform = Literal["slack", "feishu"]
+PLATFORMS: tuple[Platform, ...] = ("slack", "feishu")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ContractError(ValueError):
+    """Raised when bytes from a stream are not a valid message of the expected model."""
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    v: Literal[1] = CONTRACT_VERSION
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def encode(message: BaseModel) -> str:
+    return message.model_dump_json(exclude_none=True)
+
+
+def decode(model: type[M], raw: str | bytes) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ContractError(f"invalid {model.__name__}: {exc.errors(include_input=False)}") from exc
+
+
+# ---- shared value objects -------------------------------------------------------------------
+
+
+class Coordinates(BaseModel):
+    """Where a session lives on its platform: the conversation and the thread's root message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    platform: Platform
+    conversation_id: str = Field(min_length=1, max_length=256)
+    root_message_id: str = Field(min_length=1, max_length=256)
+
+    @property
+    def session_key(self) -> str:
+        return session_key_of(self.platform, self.conversation_id, self.root_message_id)
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    display_name: str = ""
+    is_bot: bool = False
+    email: str | None = None
+
+
+class Attachment(BaseModel):
+    """A platform file reference; `local_path` is set once the ingress has downloaded it."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str = ""
+    mimetype: str = ""
+    size: int = 0
+    url: str | None = None
+    is_image: bool = False
+    local_path: str | None = None
+
+
+class ActionPayload(BaseModel):
+    """A button press or view submission on one of our messages."""
+
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["stop", "approve", "deny", "coauthor_open", "coauthor_submit", "other"]
+    value: str = ""
+    run_id: str | None = None
+    request_id: str | None = None
+    message_id: str | None = None
+    trigger_id: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobCallback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    job_id: str
+    status: Literal["event", "complete", "fail", "timeout", "cancelled"]
+    summary: str = ""
+    details: Any = None
+
+
+# ---- inbound --------------------------------------------------------------------------------
+
+
+class InboundEvent(Contract):
+    """One normalized platform event (or job callback) for one session scope."""
+
+    event_id: str = Field(min_length=1, max_length=256)
+    platform: Platform
+    conversation_id: str = Field(min_length=1, max_length=256)
+    root_message_id: str = Field(min_length=1, max_length=256)
+    message_id: str = ""
+    kind: Literal["message", "action", "job_callback"] = "message"
+    actor: Actor
+    text: str = ""
+    is_mention: bool = False
+    is_direct: bool = False
+    attachments: list[Attachment] = Field(default_factory=list)
+    action: ActionPayload | None = None
+    job: JobCallback | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def coords(self) -> Coordinates:
+        return Coordinates(
+            platform=self.platform,
+            conversation_id=self.conversation_id,
+            root_message_id=self.root_message_id,
+        )
+
+    @property
+    def session_key(self) -> str:
+        return self.coords.session_key
+
+
+# ---- outbound -------------------------------------------------------------------------------
+
+
+class Button(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["stop", "approve", "deny", "coauthor_open"]
+    label: str
+    value: str = ""
+    style: Literal["primary", "danger", "default"] = "default"
+
+
+class PostPayload(BaseModel):
+    """A message in the thread. `text` is Markdown; the ingress converts and splits it."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["post"] = "post"
+    text: str = ""
+    format: Literal["markdown", "text", "rich_text", "card"] = "markdown"
+    rich: Any = None
+    buttons: list[Button] = Field(default_factory=list)
+    ref: str | None = None  # logical name to update this message later
+
+
+class UpdatePayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["update"] = "update"
+    ref: str | None = None
+    message_id: str | None = None
+    text: str = ""
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class StatusPayload(BaseModel):
+    """Thread-level 'working' indicator: assistant status, a reaction, or nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["status"] = "status"
+    state: Literal["running", "completed", "failed", "interrupted", "idle"]
+    message_id: str | None = None  # the user message to react to, where reactions are used
+    text: str = ""
+
+
+class ReactPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["react"] = "react"
+    message_id: str
+    emoji: str
+    remove: bool = False
+
+
+class UploadPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["upload"] = "upload"
+    path: str | None = None
+    content_base64: str | None = None
+    filename: str | None = None
+    title: str | None = None
+    initial_comment: str | None = None
+    alt_text: str | None = None
+    snippet_type: str | None = None
+    content_type: str | None = None
+
+
+class EphemeralPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["ephemeral"] = "ephemeral"
+    user_id: str
+    text: str
+    buttons: list[Button] = Field(default_factory=list)
+
+
+class OpenViewPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["open_view"] = "open_view"
+    trigger_id: str
+    view: dict[str, Any]
+
+
+class TaskItem(BaseModel):
+    """One unit of visible work in a progress view (a command, a file edit, a search)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    title: str
+    status: Literal["in_progress", "complete", "error"] = "in_progress"
+    output: str = ""
+
+
+class PlanStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: str
+    status: Literal["pending", "in_progress", "completed"] = "pending"
+
+
+class ProgressPayload(BaseModel):
+    """A full snapshot of one run's live view; the ingress picks the platform surface.
+
+    Snapshots (not deltas) make redelivery and reordering harmless: the ingress applies a
+    snapshot only when its `seq` is newer than the last one applied for `progress_id`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["progress"] = "progress"
+    progress_id: str
+    seq: int = Field(ge=0)
+    phase: Literal["start", "update", "finish"]
+    answer_text: str = ""
+    activity: str = ""
+    tasks: list[TaskItem] = Field(default_factory=list)
+    plan: list[PlanStep] = Field(default_factory=list)
+    show_stop: bool = True
+    outcome: Literal["completed", "interrupted", "failed"] | None = None
+    final_text: str | None = None  # posted as the answer on finish; None = already posted
+    run_id: str | None = None
+
+
+class HistoryPayload(BaseModel):
+    """RPC: fetch thread history (oldest first) before an exclusive message id."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["history"] = "history"
+    before_message_id: str | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+
+
+class DownloadPayload(BaseModel):
+    """RPC: download attachments into a session workspace."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["download"] = "download"
+    attachments: list[Attachment]
+    dest_dir: str
+    max_bytes: int = 20 * 1024 * 1024
+
+
+OutboundPayload = Annotated[
+    PostPayload
+    | UpdatePayload
+    | StatusPayload
+    | ReactPayload
+    | UploadPayload
+    | EphemeralPayload
+    | OpenViewPayload
+    | ProgressPayload
+    | HistoryPayload
+    | DownloadPayload,
+    Field(discriminator="kind"),
+]
+
+
+class OutboundAction(Contract):
+    """One effect on a platform. `action_id` is its idempotency key: never done twice."""
+
+    action_id: str = Field(default_factory=new_id, min_length=1, max_length=256)
+    platform: Platform
+    conversation_id: str
+    root_message_id: str
+    session_key: str | None = None
+    payload: OutboundPayload
+    reply_to: str | None = None  # RPC reply key when the requester waits for the result
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def kind(self) -> str:
+        return self.payload.kind
+
+
+class HistoryMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str
+    actor: Actor
+    text: str
+    ts: datetime | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class OutboundResult(Contract):
+    action_id: str
+    ok: bool
+    error: str | None = None
+    message_ids: list[str] = Field(default_factory=list)
+    messages: list[HistoryMessage] = Field(default_factory=list)
+    files: list[Attachment] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- runs -----------------------------------------------------------------------------------
+
+Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
+ApprovalPolicy = Literal["never", "on-request", "on-failure", "untrusted"]
+
+
+class RunInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text", "local_image"]
+    text: str | None = None
+    path: str | None = None
+
+
+class RunRequest(Contract):
+    """Start one Codex turn for a session (new or resumed Codex thread)."""
+
+    run_id: str = Field(default_factory=new_id)
+    session_key: str
+    coords: Coordinates
+    thread_id: str | None = None  # resume this Codex thread; None → thread/start
+    workspace: str
+    auth_profile: str = "default"
+    sandbox: Sandbox = "workspace-write"
+    network_access: bool = False
+    approval_policy: ApprovalPolicy = "never"
+    developer_instructions: str | None = None
+    model: str | None = None
+    input: list[RunInput]
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    decision: Literal["accept", "decline"]
+    decided_by: str = ""
+
+
+class RunControl(Contract):
+    control_id: str = Field(default_factory=new_id)
+    run_id: str
+    session_key: str
+    kind: Literal["interrupt", "steer", "approval"]
+    input: list[RunInput] = Field(default_factory=list)
+    approval: ApprovalDecision | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ItemInfo(BaseModel):
+    """A Codex thread item, summarized for chat: what it is and a bounded amount of detail."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    kind: Literal["command", "file_change", "web_search", "plan", "mcp_tool", "reasoning", "other"]
+    summary: str = ""
+    command: str | None = None
+    exit_code: int | None = None
+    output_tail: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    plan: list[PlanStep] = Field(default_factory=list)
+    status: Literal["in_progress", "completed", "failed", "declined"] = "in_progress"
+
+
+class TokenUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    kind: Literal["command", "file_change", "permissions", "other"]
+    summary: str
+    command: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+
+RunEventKind = Literal[
+    "accepted",  # a runner claimed the run (runner_id set)
+    "turn_started",
+    "text_delta",
+    "item_started",
+    "item_completed",
+    "approval_requested",
+    "approval_resolved",
+    "token_usage",
+    "completed",
+    "interrupted",
+    "failed",
+]
+TERMINAL_RUN_EVENTS: frozenset[str] = frozenset({"completed", "interrupted", "failed"})
+
+
+class RunEvent(Contract):
+    """What happened in a run, in order: `seq` increases by one per event within a run."""
+
+    run_id: str
+    session_key: str
+    seq: int = Field(ge=0)
+    kind: RunEventKind
+    runner_id: str | None = None
+    thread_id: str | None = None
+    turn_id: str | None = None
+    text: str | None = None  # delta text, final text, or failure reason
+    item: ItemInfo | None = None
+    approval: ApprovalRequest | None = None
+    decision: ApprovalDecision | None = None
+    usage: TokenUsage | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.kind in TERMINAL_RUN_EVENTS
+
+
+# ---- RPC ------------------------------------------------------------------------------------
+
+
+class RpcReply(Contract):
+    request_id: str
+    ok: bool
+    error: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)

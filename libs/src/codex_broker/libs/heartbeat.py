@@ -1,0 +1,63 @@
+"""Per-instance heartbeat keys with a TTL: what `codex-broker status`, /readyz and probes read."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from codex_broker.libs import metrics
+from codex_broker.libs.keys import Keys
+
+
+@dataclass
+class Heartbeat:
+    redis: Redis
+    keys: Keys
+    service: str
+    instance: str
+    ttl_s: int
+    started_at: float = 0.0
+    details: Callable[[], dict[str, Any]] | None = None
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "service": self.service,
+            "instance": self.instance,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": self.started_at,
+            "at": time.time(),
+        }
+        if self.details is not None:
+            body.update(self.details())
+        return body
+
+    async def beat(self) -> None:
+        await self.redis.set(
+            self.keys.heartbeat(self.service, self.instance), json.dumps(self.payload()), ex=self.ttl_s
+        )
+        metrics.HEARTBEAT_TIMESTAMP.set(time.time())
+
+    async def clear(self) -> None:
+        await self.redis.delete(self.keys.heartbeat(self.service, self.instance))
+
+
+async def read_heartbeats(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """All live heartbeats (expired ones are gone by TTL), sorted by service then instance."""
+    found: list[dict[str, Any]] = []
+    async for key in redis.scan_iter(match=keys.heartbeat_pattern(), count=500):
+        raw = await redis.get(key)
+        if raw is None:
+            continue
+        try:
+            found.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return sorted(found, key=lambda hb: (str(hb.get("service")), str(hb.get("instance"))))

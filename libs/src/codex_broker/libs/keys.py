@@ -1,0 +1,182 @@
+"""Every Redis stream and key name in one place.
+
+Keys used together in one MULTI/EXEC or Lua script share a hash tag (`{...}`) so that a
+deployment can move to Redis Cluster without code changes. Streams are single keys and are
+never touched together with other keys in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "cb"
+DEFAULT_SHARD_COUNT = 8
+
+# Consumer group names
+GROUP_ORCHESTRATOR = "orchestrator"
+GROUP_RUNNERS = "codex-runners"
+GROUP_INGRESS = "ingress"
+
+
+def shard_of(session_key: str, shard_count: int) -> int:
+    """Stable shard for a session: every service computes the same one."""
+    digest = hashlib.blake2b(session_key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shard_count
+
+
+def session_key_of(platform: str, conversation_id: str, root_message_id: str) -> str:
+    return f"{platform}:{conversation_id}:{root_message_id}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder bound to a prefix (one deployment, or one test, per prefix)."""
+
+    prefix: str = DEFAULT_PREFIX
+    shard_count: int = DEFAULT_SHARD_COUNT
+
+    # ---- streams -------------------------------------------------------------------------
+    def inbound_stream(self, shard: int) -> str:
+        """InboundEvents for sessions of one shard (ingress-*, http-api → orchestrator)."""
+        return f"{self.prefix}:stream:inbound:{shard}"
+
+    def inbound_stream_for(self, session_key: str) -> str:
+        return self.inbound_stream(shard_of(session_key, self.shard_count))
+
+    def run_events_stream(self, shard: int) -> str:
+        """RunEvents for sessions of one shard (codex-runner → orchestrator)."""
+        return f"{self.prefix}:stream:run-events:{shard}"
+
+    def run_events_stream_for(self, session_key: str) -> str:
+        return self.run_events_stream(shard_of(session_key, self.shard_count))
+
+    @property
+    def runs_stream(self) -> str:
+        """RunRequests (orchestrator → any codex-runner with a free slot)."""
+        return f"{self.prefix}:stream:runs"
+
+    def runner_control_stream(self, runner_id: str) -> str:
+        """RunControls for the runs one runner holds (orchestrator → that runner)."""
+        return f"{self.prefix}:stream:control:{runner_id}"
+
+    def outbound_stream(self, platform: str) -> str:
+        """OutboundActions for one platform (orchestrator, http-api → ingress-<platform>)."""
+        return f"{self.prefix}:stream:outbound:{platform}"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.prefix}:stream:dead-letter"
+
+    @property
+    def admin_events_stream(self) -> str:
+        """Operator-visible events (cleanups, restarts, dead letters) for the admin page."""
+        return f"{self.prefix}:stream:admin-events"
+
+    def all_shard_streams(self) -> list[str]:
+        return [self.inbound_stream(s) for s in range(self.shard_count)] + [
+            self.run_events_stream(s) for s in range(self.shard_count)
+        ]
+
+    # ---- leases, heartbeats, idempotency ---------------------------------------------------
+    def shard_lease(self, shard: int) -> str:
+        return f"{self.prefix}:lease:shard:{shard}"
+
+    def lease(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"
+
+    def heartbeat(self, service: str, instance: str) -> str:
+        return f"{self.prefix}:hb:{service}:{instance}"
+
+    def heartbeat_pattern(self) -> str:
+        return f"{self.prefix}:hb:*"
+
+    def idempotency(self, scope: str, key: str) -> str:
+        return f"{self.prefix}:idem:{scope}:{key}"
+
+    def rpc_reply(self, request_id: str) -> str:
+        return f"{self.prefix}:rpc:reply:{request_id}"
+
+    # ---- sessions (hash tag = session key) --------------------------------------------------
+    def _session(self, session_key: str, what: str) -> str:
+        return f"{self.prefix}:{{s:{session_key}}}:{what}"
+
+    def session(self, session_key: str) -> str:
+        """Hash: codex thread id, auth profile, workspace, status, timestamps, usage totals."""
+        return self._session(session_key, "session")
+
+    def session_state(self, session_key: str) -> str:
+        """Hash: the per-session state machine (idle/debouncing/running), active run id."""
+        return self._session(session_key, "state")
+
+    def session_queue(self, session_key: str) -> str:
+        """List of pending InboundEvent JSON waiting for the next turn."""
+        return self._session(session_key, "queue")
+
+    def session_participants(self, session_key: str) -> str:
+        """Hash: platform user id → display name of humans who spoke in the thread."""
+        return self._session(session_key, "participants")
+
+    def session_timeline(self, session_key: str) -> str:
+        """Capped list of timeline entries for the admin page."""
+        return self._session(session_key, "timeline")
+
+    def session_token_hash(self, session_key: str) -> str:
+        """The sha256 of the session's current http-api capability token."""
+        return self._session(session_key, "token")
+
+    @property
+    def sessions_index(self) -> str:
+        """Sorted set: session key scored by last activity (ms)."""
+        return f"{self.prefix}:sessions"
+
+    def session_by_token(self, token_sha256: str) -> str:
+        """String: session key for a capability token's sha256."""
+        return f"{self.prefix}:session-token:{token_sha256}"
+
+    # ---- runs ------------------------------------------------------------------------------
+    def run(self, run_id: str) -> str:
+        """Hash: session key, runner id, status, timestamps of one run."""
+        return f"{self.prefix}:run:{run_id}"
+
+    @property
+    def active_runs(self) -> str:
+        """Sorted set: run id scored by start time (ms), for reconciliation and MAX_ACTIVE_RUNS."""
+        return f"{self.prefix}:runs:active"
+
+    # ---- outbound bookkeeping (owned by each ingress) --------------------------------------
+    def outbound_ref(self, platform: str, ref: str) -> str:
+        """Hash: platform message ids / stream state behind a logical ref (e.g. a progress id)."""
+        return f"{self.prefix}:out:{platform}:{ref}"
+
+    def platform_capability(self, platform: str, workspace: str, capability: str) -> str:
+        """String: a learned capability ('yes'/'no'), e.g. native streaming refused."""
+        return f"{self.prefix}:cap:{platform}:{workspace}:{capability}"
+
+    # ---- jobs, people ----------------------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    @property
+    def jobs_index(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    @property
+    def rq_queue_name(self) -> str:
+        return f"{self.prefix}-jobs"
+
+    def github_authors(self, platform: str) -> str:
+        """Hash: platform user id → JSON {name, email, source: manual|inferred}."""
+        return f"{self.prefix}:github-authors:{platform}"
+
+    def user_usage(self, platform: str, user_id: str, day: str) -> str:
+        return f"{self.prefix}:usage:{platform}:{user_id}:{day}"
+
+    @property
+    def auth_profiles(self) -> str:
+        """Hash: profile name → JSON metadata (kind, created_at); secrets live on disk (0600)."""
+        return f"{self.prefix}:auth-profiles"
+
+    @property
+    def active_auth_profile(self) -> str:
+        return f"{self.prefix}:auth-profile:active"

@@ -1,0 +1,154 @@
+"""The frame every service runs in: signals, heartbeat, /metrics + health, graceful drain.
+
+A service hands `run_service` its long-running tasks (each takes the shared stop event). SIGTERM
+or SIGINT sets the event; tasks finish what they hold and return; after `grace_s` the rest are
+cancelled. A task that crashes stops the whole process with a non-zero exit so that the
+supervisor (`codex-broker up`, compose, Kubernetes) restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from codex_broker.libs import metrics
+from codex_broker.libs.heartbeat import Heartbeat
+from codex_broker.libs.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+Task = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def health_app(
+    service: str,
+    heartbeat: Heartbeat,
+    ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "service": service, "instance": heartbeat.instance})
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, Any] = {}
+        try:
+            await heartbeat.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"fail: {type(exc).__name__}"
+        if ready is not None:
+            checks.update(await ready())
+        ok = all(value == "ok" or value is True for value in checks.values())
+        return JSONResponse({"ok": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ]
+    )
+
+
+async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    serve = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serve
+
+
+async def heartbeat_loop(heartbeat: Heartbeat, interval_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await heartbeat.beat()
+        except Exception as exc:
+            metrics.REDIS_ERRORS.labels(operation="heartbeat").inc()
+            log.warning("heartbeat failed", extra={"error": str(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+    with contextlib.suppress(Exception):
+        await heartbeat.clear()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+async def run_service(
+    *,
+    service: str,
+    settings: CommonSettings,
+    redis: Redis,
+    tasks: Sequence[Task],
+    ready: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    heartbeat_details: Callable[[], dict[str, Any]] | None = None,
+    stop: asyncio.Event | None = None,
+    grace_s: float = 30.0,
+) -> int:
+    """Run `tasks` until SIGTERM/SIGINT (or `stop`); returns the process exit code."""
+    stop = stop or asyncio.Event()
+    install_signal_handlers(stop)
+    heartbeat = Heartbeat(
+        redis=redis,
+        keys=settings.keys,
+        service=service,
+        instance=settings.instance_id,
+        ttl_s=settings.heartbeat_ttl_s,
+        started_at=time.time(),
+        details=heartbeat_details,
+    )
+    metrics.SERVICE_INFO.labels(service=service).set(1)
+    frame: list[Task] = [lambda s: heartbeat_loop(heartbeat, settings.heartbeat_interval_s, s)]
+    if settings.metrics_port:
+        app = health_app(service, heartbeat, ready)
+        frame.append(lambda s: serve_http(app, settings.metrics_host, settings.metrics_port, s))
+    running = [asyncio.create_task(task(stop), name=f"{service}-task") for task in [*frame, *tasks]]
+    log.info("service started", extra={"instance": settings.instance_id, "metrics_port": settings.metrics_port})
+    exit_code = await _wait(running, stop, grace_s)
+    metrics.SERVICE_INFO.labels(service=service).set(0)
+    with contextlib.suppress(Exception):
+        await redis.aclose()
+    log.info("service stopped", extra={"exit_code": exit_code})
+    return exit_code
+
+
+async def _wait(running: list[asyncio.Task[None]], stop: asyncio.Event, grace_s: float) -> int:
+    stop_waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*running, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+    exit_code = 0
+    for task in done:
+        if task is not stop_waiter and not task.cancelled() and task.exception() is not None:
+            log.error("task crashed", exc_info=task.exception())
+            exit_code = 1
+    stop.set()
+    _, pending = await asyncio.wait(running, timeout=grace_s)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    stop_waiter.cancel()
+    return exit_code
