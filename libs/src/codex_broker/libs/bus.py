@@ -10,12 +10,14 @@ dead-letter stream with its reason and is acked at the source.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 from redis import exceptions as redis_errors
@@ -31,7 +33,7 @@ DEFAULT_MAXLEN = 100_000
 DEAD_LETTER_MAXLEN = 50_000
 
 
-class DeadLetter(Exception):  # noqa: N818 - it names what happens to the entry
+class DeadLetter(Exception):
     """Raise from a handler: this entry can never succeed; dead-letter it with this reason."""
 
 
@@ -175,7 +177,7 @@ class Consumer:
 
     async def _read_new(self, streams: Sequence[str], *, block: bool) -> list[Delivery]:
         try:
-            response = await self.bus.redis.xreadgroup(
+            response: Any = await self.bus.redis.xreadgroup(
                 self.config.group,
                 self.config.consumer,
                 dict.fromkeys(streams, ">"),
@@ -194,7 +196,7 @@ class Consumer:
         return deliveries
 
     async def _reclaim(self, stream: str) -> list[Delivery]:
-        result = await self.bus.redis.xautoclaim(
+        result: Any = await self.bus.redis.xautoclaim(
             stream,
             self.config.group,
             self.config.consumer,
@@ -282,23 +284,21 @@ class Consumer:
         metrics.STREAM_ACKED.labels(stream=label).inc()
 
 
-def _delivery(stream: str, entry_id: bytes | str, fields: dict, deliveries: int) -> Delivery:
+def _delivery(stream: Any, entry_id: Any, fields: Any, deliveries: int) -> Delivery:
     raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
     return Delivery(stream=_text(stream), entry_id=_text(entry_id), data=_text(raw), deliveries=deliveries)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 async def _sleep_or_stop(stop: asyncio.Event | None, seconds: float) -> None:
     if stop is None:
         await asyncio.sleep(seconds)
         return
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
 
 
 def loads(delivery: Delivery) -> dict:

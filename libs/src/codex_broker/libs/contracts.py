@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codex_broker.libs.keys import session_key_of
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION: Literal[1] = 1
 
 Platform = Literal["slack", "feishu"]
 PLATFORMS: tuple[Platform, ...] = ("slack", "feishu")

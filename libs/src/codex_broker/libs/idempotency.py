@@ -44,8 +44,10 @@ class Idempotency:
             return Claim("new")
         current = await self.redis.get(full)
         if current is None:  # expired between the two calls: try once more
-            return Claim("new") if await self.redis.set(full, PENDING, nx=True, px=lease_ms) else Claim(
-                "in_progress"
+            return (
+                Claim("new")
+                if await self.redis.set(full, PENDING, nx=True, px=lease_ms)
+                else Claim("in_progress")
             )
         text = current.decode() if isinstance(current, bytes) else str(current)
         if text.startswith(DONE_PREFIX):

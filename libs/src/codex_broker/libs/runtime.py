@@ -13,8 +13,8 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import Any, Literal
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,7 +30,7 @@ from codex_broker.libs.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
-Task = Callable[[asyncio.Event], Awaitable[None]]
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def redis_client(url: str) -> Redis:
@@ -69,10 +69,19 @@ def health_app(
     )
 
 
-async def serve_http(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside our loop: the service frame owns SIGTERM/SIGINT, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(
+    app: Any, host: str, port: int, stop: asyncio.Event, *, lifespan: Literal["auto", "on", "off"] = "off"
+) -> None:
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan=lifespan)
+    server = _EmbeddedServer(config)
     serve = asyncio.create_task(server.serve())
     await stop.wait()
     server.should_exit = True
@@ -127,8 +136,12 @@ async def run_service(
     if settings.metrics_port:
         app = health_app(service, heartbeat, ready)
         frame.append(lambda s: serve_http(app, settings.metrics_host, settings.metrics_port, s))
-    running = [asyncio.create_task(task(stop), name=f"{service}-task") for task in [*frame, *tasks]]
-    log.info("service started", extra={"instance": settings.instance_id, "metrics_port": settings.metrics_port})
+    running: list[asyncio.Task[None]] = [
+        asyncio.create_task(task(stop), name=f"{service}-task") for task in [*frame, *tasks]
+    ]
+    log.info(
+        "service started", extra={"instance": settings.instance_id, "metrics_port": settings.metrics_port}
+    )
     exit_code = await _wait(running, stop, grace_s)
     metrics.SERVICE_INFO.labels(service=service).set(0)
     with contextlib.suppress(Exception):

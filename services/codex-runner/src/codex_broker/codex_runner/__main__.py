@@ -1,0 +1,3 @@
+from codex_broker.codex_runner.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from codex_broker.ingress_slack.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from codex_broker.orchestrator.main import main
+
+raise SystemExit(main())
