@@ -1,25 +1,37 @@
-"""Entry point of http-api (placeholder frame until its issue lands: heartbeat, /metrics, drain)."""
+"""Entry point of the http-api: the Starlette app under uvicorn inside the service frame."""
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import Field
-
+from codex_broker.http_api.app import create_app
+from codex_broker.http_api.config import Settings
+from codex_broker.http_api.context import AppContext
 from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import redis_client, run_service
-from codex_broker.libs.settings import CommonSettings, load_settings
+from codex_broker.libs.runtime import run_service, serve_http
+from codex_broker.libs.settings import load_settings
 
 SERVICE = "http-api"
 
 
-class Settings(CommonSettings):
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Port of /metrics and health")
+async def serve(settings: Settings) -> int:
+    ctx = AppContext.create(settings)
+    app = create_app(ctx)
+    try:
+        return await run_service(
+            service=SERVICE,
+            settings=settings,
+            redis=ctx.redis,
+            tasks=[lambda stop: serve_http(app, settings.http_api_host, settings.http_api_port, stop)],
+        )
+    finally:
+        if ctx.sync_redis is not None:
+            ctx.sync_redis.close()
 
 
 def main() -> int:
     settings = load_settings(Settings)
-    setup_logging(SERVICE, level=settings.log_level, data_root=settings.data_root)
-    return asyncio.run(
-        run_service(service=SERVICE, settings=settings, redis=redis_client(settings.redis_url), tasks=[])
+    setup_logging(
+        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
+    return asyncio.run(serve(settings))

@@ -1,0 +1,89 @@
+"""Settings of the http-api and its rq worker (read once in `main()`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from codex_broker.libs.settings import CommonSettings
+
+MB = 1024 * 1024
+FIVE_HOURS_S = 5 * 3600
+
+
+class Settings(CommonSettings):
+    history_api_max_limit: int = Field(
+        default=50, ge=1, le=1000, description="Upper clamp of `limit` on thread-history requests"
+    )
+    max_body_bytes: int = Field(
+        default=48 * MB,
+        ge=1024,
+        description="Largest accepted request body (413 above); fits a 30 MB file as base64",
+    )
+    max_upload_bytes: int = Field(
+        default=100 * MB, ge=1, description="Largest file /chat/post-file accepts for Slack"
+    )
+    feishu_max_image_bytes: int = Field(
+        default=10 * MB, ge=1, description="Feishu: images up to this size are sent as image messages"
+    )
+    feishu_max_file_bytes: int = Field(
+        default=30 * MB, ge=1, description="Feishu: largest file upload (400 file_too_large above)"
+    )
+    allowed_file_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Extra directories post-file may read from (comma separated absolute paths)",
+    )
+    broker_admin_token: SecretStr | None = Field(
+        default=None, description="Token for /admin/api/* (unset: loopback clients only)"
+    )
+    rpc_timeout_s: float = Field(
+        default=20.0, gt=0, le=300, description="Seconds to wait for the ingress to answer history/post"
+    )
+    upload_timeout_s: float = Field(
+        default=120.0, gt=0, le=600, description="Seconds to wait for the ingress to confirm an upload"
+    )
+    ready_services: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["orchestrator", "codex-runner"],
+        description="Services whose fresh heartbeat /readyz requires (comma separated)",
+    )
+    job_max_timeout_s: int = Field(
+        default=FIVE_HOURS_S, ge=1, le=FIVE_HOURS_S, description="Longest a background job may run"
+    )
+    job_default_timeout_s: int = Field(
+        default=FIVE_HOURS_S, ge=1, le=FIVE_HOURS_S, description="Job time limit when none is given"
+    )
+    job_retention_s: int = Field(
+        default=7 * 86400, ge=60, description="How long finished job records are kept"
+    )
+    job_max_script_bytes: int = Field(
+        default=64 * 1024, ge=64, description="Largest script or command a job may register"
+    )
+    job_kill_grace_s: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds between SIGTERM and SIGKILL of a job's processes"
+    )
+    worker_name: str | None = Field(default=None, description="Name of this rq worker (default: INSTANCE_ID)")
+
+    @field_validator("allowed_file_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ready_services", mode="before")
+    @classmethod
+    def _split_services(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_file_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        for root in value:
+            if not root.is_absolute():
+                raise ValueError(f"{root} is not an absolute path")
+        return value
