@@ -9,14 +9,34 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from codex_broker.libs.paths import safe_name
+
 HOUR_FORMAT = "%Y-%m-%dT%H"
 HOURLY_SUFFIX = ".jsonl"
 _HOUR_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2})(?:\..+)?$")
+
+
+def logs_root(data_root: Path) -> Path:
+    return Path(data_root) / "logs"
+
+
+def session_log_dir(data_root: Path, session_key: str) -> Path:
+    """Where logs.HourlyFileHandler fans out a session's records (raw logs: its raw/<kind>/)."""
+    return logs_root(data_root) / "sessions" / safe_name(session_key)
+
+
+def job_log_dir(data_root: Path, job_id: str) -> Path:
+    return logs_root(data_root) / "jobs" / safe_name(job_id)
+
+
+def raw_log_dir(data_root: Path, kind: str) -> Path:
+    return logs_root(data_root) / "raw" / kind
 
 
 def hourly_name(at: datetime) -> str:
@@ -153,16 +173,23 @@ def remove_files_older_than(root: Path, cutoff: datetime) -> list[LogFile]:
     return removed
 
 
-def prune_empty_dirs(root: Path, keep_root: bool = True) -> list[Path]:
-    """Remove empty directories below `root` (deepest first); returns the removed ones."""
+def prune_empty_dirs(root: Path, keep_root: bool = True, min_idle_s: float = 0.0) -> list[Path]:
+    """Remove empty directories below `root` (deepest first); returns the removed ones.
+
+    `min_idle_s` spares directories changed more recently than that: a writer that has just
+    created a directory and is about to open a file in it must not lose it under its feet.
+    """
     removed: list[Path] = []
     if not root.is_dir():
         return removed
+    idle_before = time.time() - min_idle_s
     for dirpath, _dirnames, _filenames in os.walk(root, topdown=False, followlinks=False):
         path = Path(dirpath)
         if keep_root and path == root:
             continue
         try:
+            if min_idle_s > 0 and path.stat().st_mtime > idle_before:
+                continue
             path.rmdir()  # fails (OSError) when not empty: exactly the check we want, race-free
         except OSError:
             continue
