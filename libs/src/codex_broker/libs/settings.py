@@ -21,7 +21,10 @@ def default_instance_id() -> str:
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # env_ignore_empty: `SLACK_APP_TOKEN=` (as in .env.example) means unset, not an empty secret
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis connection URL")
     data_root: Path = Field(default=Path("./.data"), description="Root of workspaces, repos, logs")

@@ -1,0 +1,3 @@
+from codex_broker.cli.main import main
+
+raise SystemExit(main())

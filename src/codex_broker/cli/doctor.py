@@ -1,0 +1,193 @@
+"""`codex-broker doctor`: preflight checks, one line each (ok / warn / fail).
+
+The `check_*` functions are pure verdicts over facts; `gather` does the I/O (ping Redis, run
+`codex --version`, probe DATA_ROOT) and feeds them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from redis import Redis
+
+from codex_broker.cli import embedded_redis
+from codex_broker.cli.config import Settings
+from codex_broker.libs.codex_bin import CODEX_VERSION, find_codex_bin
+from codex_broker.libs.paths import codex_home
+
+Verdict = Literal["ok", "warn", "fail"]
+_VERSION = re.compile(r"(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?)")
+
+
+@dataclass(frozen=True)
+class Check:
+    status: Verdict
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status:<5} {self.name:<14} {self.detail}"
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_redis(url: str | None, source: str, error: str | None, server_bin: str | None) -> Check:
+    if url is None:  # REDIS_URL unset, nothing embedded running: `up` will start one
+        if server_bin:
+            return Check("ok", "redis", f"REDIS_URL unset: `up` starts an embedded {server_bin}")
+        return Check("fail", "redis", "REDIS_URL unset and no redis-server found (install one or set it)")
+    if error is not None:
+        return Check("fail", "redis", f"{safe_url(url)} ({source}) unreachable: {error}")
+    return Check("ok", "redis", f"{safe_url(url)} answers ({source})")
+
+
+def check_codex_bin(path: str | None, version_output: str | None) -> Check:
+    if path is None:
+        return Check("fail", "codex-bin", "not found: run scripts/install-codex.sh or set CODEX_BIN")
+    if version_output is None:
+        return Check("fail", "codex-bin", f"{path} does not run (`--version` failed)")
+    match = _VERSION.search(version_output)
+    version = match.group(1) if match else version_output.strip()[:60]
+    if version != CODEX_VERSION:
+        return Check("warn", "codex-bin", f"{path} is {version}, pinned {CODEX_VERSION}")
+    return Check("ok", "codex-bin", f"{path} ({version})")
+
+
+def check_codex_auth(
+    api_key_set: bool, auth_json_path: Path | None, auth_json_exists: bool, home_auth: Path, home_exists: bool
+) -> Check:
+    if api_key_set:
+        return Check("ok", "codex-auth", "OPENAI_API_KEY is set")
+    if auth_json_path is not None:
+        if auth_json_exists:
+            return Check("ok", "codex-auth", f"CODEX_AUTH_JSON_PATH {auth_json_path}")
+        return Check("fail", "codex-auth", f"CODEX_AUTH_JSON_PATH {auth_json_path} does not exist")
+    if home_exists:
+        return Check("ok", "codex-auth", f"{home_auth}")
+    detail = f"no OPENAI_API_KEY, no CODEX_AUTH_JSON_PATH, no {home_auth}: Codex cannot log in"
+    return Check("fail", "codex-auth", detail)
+
+
+def check_pair(
+    name: str, first: tuple[str, str | None], second: tuple[str, str | None], shapes: dict[str, str]
+) -> Check:
+    """Both settings → ok; neither → warn (that ingress stays disabled); one → fail."""
+    (first_name, first_value), (second_name, second_value) = first, second
+    if not first_value and not second_value:
+        return Check("warn", name, f"disabled: {first_name} and {second_name} not set")
+    missing = [n for n, v in ((first_name, first_value), (second_name, second_value)) if not v]
+    if missing:
+        return Check("fail", name, f"{missing[0]} not set (the other one is): {name} cannot connect")
+    for var, value in ((first_name, first_value), (second_name, second_value)):
+        prefix = shapes.get(var)
+        if prefix and value and not value.startswith(prefix):
+            return Check("warn", name, f"{var} does not start with {prefix}")
+    return Check("ok", name, f"{first_name} and {second_name} set")
+
+
+def check_data_root(path: Path, error: str | None, free_bytes: int | None) -> Check:
+    if error is not None:
+        return Check("fail", "data-root", f"{path} not writable: {error}")
+    free = f" ({free_bytes / 1e9:.1f} GB free)" if free_bytes is not None else ""
+    return Check("ok", "data-root", f"{path} writable{free}")
+
+
+# ---- I/O -------------------------------------------------------------------------------------
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter is not None else None
+
+
+def probe_redis(url: str) -> str | None:
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+
+
+def probe_version(path: str) -> str | None:
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def probe_data_root(path: Path) -> tuple[str | None, int | None]:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".doctor-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+        return None, shutil.disk_usage(path).free
+    except OSError as exc:
+        return str(exc), None
+
+
+def gather(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    url, source = embedded_redis.resolve_redis_url(settings)
+    if "redis_url" not in settings.model_fields_set and embedded_redis.read_state(settings.data_root) is None:
+        server = embedded_redis.find_redis_server(settings.redis_server_bin)
+        checks.append(check_redis(None, source, None, server))
+    else:
+        checks.append(check_redis(url, source, probe_redis(url), None))
+
+    codex = find_codex_bin(settings.codex_bin)
+    checks.append(check_codex_bin(codex, probe_version(codex) if codex else None))
+
+    home = settings.codex_home or codex_home(settings.data_root)
+    auth_path = settings.codex_auth_json_path
+    checks.append(
+        check_codex_auth(
+            api_key_set=bool(_secret(settings.openai_api_key)),
+            auth_json_path=auth_path,
+            auth_json_exists=bool(auth_path and auth_path.is_file()),
+            home_auth=home / "auth.json",
+            home_exists=(home / "auth.json").is_file(),
+        )
+    )
+    checks.append(
+        check_pair(
+            "slack",
+            ("SLACK_APP_TOKEN", _secret(settings.slack_app_token)),
+            ("SLACK_BOT_TOKEN", _secret(settings.slack_bot_token)),
+            {"SLACK_APP_TOKEN": "xapp-", "SLACK_BOT_TOKEN": "xoxb-"},
+        )
+    )
+    checks.append(
+        check_pair(
+            "feishu",
+            ("FEISHU_APP_ID", settings.feishu_app_id),
+            ("FEISHU_APP_SECRET", _secret(settings.feishu_app_secret)),
+            {},
+        )
+    )
+    error, free = probe_data_root(settings.data_root)
+    checks.append(check_data_root(settings.data_root, error, free))
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(c.status == "fail" for c in checks) else 0

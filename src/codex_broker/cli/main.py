@@ -1,0 +1,108 @@
+"""The `codex-broker` command: up, doctor, status, env-example."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from codex_broker.cli import doctor, embedded_redis, env_example, status
+from codex_broker.cli.config import Settings
+from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
+from codex_broker.cli.supervisor import run_up
+from codex_broker.libs.settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codex-broker", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser("up", help="run every service as a child process (embedded Redis if needed)")
+    up.add_argument(
+        "--replicas",
+        default="",
+        metavar="SPEC",
+        help="replica counts, e.g. orchestrator=2,codex-runner=3 (0 disables; default 1 each)",
+    )
+    up.add_argument("--no-worker", action="store_true", help="do not start the rq worker")
+    commands.add_parser("doctor", help="preflight checks, one line each; non-zero exit on a failure")
+    status_cmd = commands.add_parser("status", help="live services, stream lengths, pending, dead letters")
+    status_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    commands.add_parser("env-example", help="print .env.example generated from every settings class")
+    return parser
+
+
+def worker_available() -> bool:
+    try:
+        return importlib.util.find_spec(WORKER.module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
+    try:
+        replicas = {**parse_replicas(settings.up_replicas), **parse_replicas(replicas_arg)}
+    except PlanError as exc:
+        print(f"codex-broker up: {exc}", file=sys.stderr)
+        return 2
+    embedded = "redis_url" not in settings.model_fields_set
+    base_env = dict(os.environ)  # children read their own settings from it (and from .env)
+    if not embedded:
+        base_env["REDIS_URL"] = settings.redis_url
+    has_worker = worker_available()
+    children = plan_children(
+        python=sys.executable,
+        replicas=replicas,
+        metrics_port_base=settings.metrics_port_base,
+        http_api_port=settings.http_api_port,
+        with_worker=not no_worker,
+        worker_available=has_worker,
+        base_env=base_env,
+    )
+    if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
+        print(f"[up] {WORKER.module} does not exist yet: not starting the rq worker", flush=True)
+    return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded))
+
+
+def cmd_doctor(settings: Settings) -> int:
+    checks = doctor.gather(settings)
+    for check in checks:
+        print(check.line())
+    return doctor.exit_code(checks)
+
+
+async def _status(settings: Settings, as_json: bool) -> int:
+    url, source = embedded_redis.resolve_redis_url(settings)
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        report = await status.collect(client, settings.keys, url=url, source=source)
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        message = f"cannot reach Redis at {doctor.safe_url(url)} ({source}): {exc}"
+        if as_json:
+            print(json.dumps({"error": message}))
+        else:
+            print(message, file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+    print(json.dumps(report, default=str, indent=2) if as_json else status.render_text(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "env-example":
+        sys.stdout.write(env_example.render())
+        return 0
+    settings = load_settings(Settings)
+    if args.command == "up":
+        return cmd_up(settings, args.replicas, args.no_worker)
+    if args.command == "doctor":
+        return cmd_doctor(settings)
+    return asyncio.run(_status(settings, args.json))

@@ -1,0 +1,149 @@
+"""Pure planning for `codex-broker up`: which children to run, with which ports and env.
+
+No I/O here: the supervisor turns a plan into processes. Keeping the arithmetic (replica counts,
+port assignment, restart backoff) pure lets it be unit-tested without starting anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    """One kind of child: its display name and the module `python -m` runs."""
+
+    name: str
+    module: str
+    heartbeats: bool = True  # does it write a heartbeat (the rq worker may not)
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef("ingress-slack", "codex_broker.ingress_slack"),
+    ServiceDef("ingress-feishu", "codex_broker.ingress_feishu"),
+    ServiceDef("orchestrator", "codex_broker.orchestrator"),
+    ServiceDef("codex-runner", "codex_broker.codex_runner"),
+    ServiceDef("http-api", "codex_broker.http_api"),
+)
+WORKER = ServiceDef("worker", "codex_broker.http_api.worker", heartbeats=False)
+ALL_SERVICES: tuple[ServiceDef, ...] = (*SERVICES, WORKER)
+SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
+
+# Accepted spellings: the service name, its package name, and a few short forms.
+_ALIASES: dict[str, str] = {
+    **{s.name: s.name for s in ALL_SERVICES},
+    **{s.name.replace("-", "_"): s.name for s in ALL_SERVICES},
+    "runner": "codex-runner",
+    "slack": "ingress-slack",
+    "feishu": "ingress-feishu",
+    "api": "http-api",
+    "rq-worker": "worker",
+}
+MAX_REPLICAS = 64
+
+
+class PlanError(ValueError):
+    """A --replicas value (or UP_REPLICAS) that cannot be used; the message says why."""
+
+
+def canonical_service(name: str) -> str:
+    try:
+        return _ALIASES[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(s.name for s in ALL_SERVICES)
+        raise PlanError(f"unknown service {name.strip()!r} (known: {known})") from None
+
+
+def parse_replicas(spec: str) -> dict[str, int]:
+    """'orchestrator=2,codex-runner=3' → {'orchestrator': 2, 'codex-runner': 3}. 0 disables."""
+    counts: dict[str, int] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise PlanError(f"replicas entry {part.strip()!r} is not NAME=COUNT")
+        service = canonical_service(name)
+        try:
+            count = int(value.strip())
+        except ValueError:
+            raise PlanError(f"replica count for {service} is not a number: {value.strip()!r}") from None
+        if not 0 <= count <= MAX_REPLICAS:
+            raise PlanError(f"replica count for {service} must be 0..{MAX_REPLICAS}, got {count}")
+        counts[service] = count
+    return counts
+
+
+@dataclass(frozen=True)
+class ChildPlan:
+    """One child process: `name` is also its INSTANCE_ID and its log prefix."""
+
+    name: str
+    service: str
+    index: int
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    metrics_port: int = 0
+
+
+def plan_children(
+    *,
+    python: str,
+    replicas: Mapping[str, int],
+    metrics_port_base: int,
+    http_api_port: int,
+    with_worker: bool,
+    worker_available: bool,
+    base_env: Mapping[str, str],
+) -> list[ChildPlan]:
+    """Every child with its argv and env overrides; ports are base, base+1, ... in plan order.
+
+    Extra http-api replicas get consecutive API ports after HTTP_API_PORT so that they can bind.
+    """
+    services = [*SERVICES, WORKER] if with_worker and worker_available else list(SERVICES)
+    children: list[ChildPlan] = []
+    port = metrics_port_base
+    for service in services:
+        for index in range(1, replicas.get(service.name, 1) + 1):
+            name = f"{service.name}-{index}"
+            env = {
+                **base_env,
+                "INSTANCE_ID": name,
+                "METRICS_PORT": str(port),
+                "PYTHONUNBUFFERED": "1",
+            }
+            if service.name == "http-api" and index > 1:
+                env["HTTP_API_PORT"] = str(http_api_port + index - 1)
+            children.append(
+                ChildPlan(
+                    name=name,
+                    service=service.name,
+                    index=index,
+                    argv=(python, "-m", service.module),
+                    env=env,
+                    metrics_port=port,
+                )
+            )
+            port += 1
+    return children
+
+
+def backoff_delay(failures: int, *, initial_s: float, max_s: float) -> float:
+    """Delay before restart number `failures` (1-based): initial, 2x, 4x, ... capped at max."""
+    if failures <= 0:
+        return 0.0
+    return float(min(max_s, initial_s * (2 ** min(failures - 1, 30))))
+
+
+def backoff_schedule(count: int, *, initial_s: float, max_s: float) -> list[float]:
+    return [backoff_delay(n, initial_s=initial_s, max_s=max_s) for n in range(1, count + 1)]
+
+
+def failures_after_exit(previous: int, *, uptime_s: float, stable_after_s: float) -> int:
+    """A child that ran long enough before dying starts its backoff afresh."""
+    return 1 if uptime_s >= stable_after_s else previous + 1
+
+
+def prefix_width(names: Sequence[str]) -> int:
+    return max((len(n) for n in names), default=0) + 2

@@ -1,0 +1,333 @@
+"""`codex-broker up`: run every service as a child process, prefix its output, keep it alive.
+
+Each child runs in its own session (process group), so that a signal from the terminal reaches
+only `up`, which then stops the children in order: services first (SIGTERM to the child, which
+drains; SIGKILL to its whole group after the grace period), the embedded Redis last. Whatever a
+child leaves behind in its group is killed when the child exits. On Linux a child also gets
+SIGTERM from the kernel if `up` itself dies without cleaning up (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from redis.asyncio import Redis
+
+from codex_broker.cli import embedded_redis
+from codex_broker.cli.config import Settings
+from codex_broker.cli.plan import (
+    ChildPlan,
+    backoff_delay,
+    failures_after_exit,
+    prefix_width,
+)
+
+PR_SET_PDEATHSIG = 1
+READ_CHUNK = 65536
+UP = "up"
+
+
+class UpError(RuntimeError):
+    """`up` cannot start (no redis-server, Redis never answered); the message says what to do."""
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Runs in the child between fork and exec: SIGTERM me when `up` dies."""
+    if _LIBC is None:
+        return
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent_pid:  # `up` died before prctl took effect
+        os._exit(1)
+
+
+class Output:
+    """Prefixed lines on one text stream: `[orchestrator-1] ...`."""
+
+    def __init__(self, stream: TextIO, width: int) -> None:
+        self.stream = stream
+        self.width = width
+
+    def line(self, name: str, text: str) -> None:
+        self.stream.write(f"{('[' + name + ']').ljust(self.width)} {text}\n")
+        self.stream.flush()
+
+    def up(self, text: str) -> None:
+        self.line(UP, text)
+
+
+@dataclass
+class Managed:
+    plan: ChildPlan
+    proc: asyncio.subprocess.Process | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    restarts: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    initial_s: float
+    max_s: float
+    stable_after_s: float
+
+
+async def spawn(managed: Managed, out: Output) -> asyncio.subprocess.Process:
+    plan = managed.plan
+    parent = os.getpid()
+    proc = await asyncio.create_subprocess_exec(
+        *plan.argv,
+        env=dict(plan.env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=lambda: _die_with_parent(parent),
+    )
+    managed.proc = proc
+    managed.started_at = time.monotonic()
+    port = f", metrics :{plan.metrics_port}" if plan.metrics_port else ""
+    out.up(f"started {plan.name} (pid {proc.pid}{port})")
+    return proc
+
+
+async def pump(stream: asyncio.StreamReader | None, name: str, out: Output) -> None:
+    """Copy a child's output line by line with its prefix; tolerate lines of any length."""
+    if stream is None:
+        return
+    pending = b""
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            out.line(name, raw.decode("utf-8", errors="replace").rstrip("\r"))
+    if pending:
+        out.line(name, pending.decode("utf-8", errors="replace"))
+
+
+def signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def signal_child(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+async def supervise(
+    managed: Managed,
+    out: Output,
+    stop: asyncio.Event,
+    policy: RestartPolicy,
+    *,
+    first: asyncio.subprocess.Process | None = None,
+) -> None:
+    """Keep one child running until `stop`; restart it with backoff whenever it dies."""
+    name = managed.plan.name
+    proc = first
+    while True:
+        if proc is None:
+            proc = await spawn(managed, out)
+        if stop.is_set():  # stop arrived while spawning: the sweep may have missed this one
+            signal_child(proc.pid, signal.SIGTERM)
+        reader = asyncio.create_task(pump(proc.stdout, name, out))
+        code = await proc.wait()
+        signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader, timeout=5)
+        uptime = time.monotonic() - managed.started_at
+        if stop.is_set():
+            out.up(f"{name} stopped (exit code {code})")
+            return
+        managed.failures = failures_after_exit(
+            managed.failures, uptime_s=uptime, stable_after_s=policy.stable_after_s
+        )
+        managed.restarts += 1
+        delay = backoff_delay(managed.failures, initial_s=policy.initial_s, max_s=policy.max_s)
+        out.up(
+            f"{name} died unexpectedly (exit code {code}) after {uptime:.1f}s; "
+            f"restart #{managed.restarts} in {delay:.1f}s"
+        )
+        proc = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        if stop.is_set():
+            return
+
+
+async def stop_all(
+    group: list[Managed], tasks: list[asyncio.Task[None]], out: Output, grace_s: float, force: asyncio.Event
+) -> None:
+    """SIGTERM every running child, wait up to `grace_s` (or until `force`), then SIGKILL groups."""
+    for managed in group:
+        if managed.running and managed.proc is not None:
+            signal_child(managed.proc.pid, signal.SIGTERM)
+    if not tasks:
+        return
+    forced: asyncio.Task[Any] = asyncio.create_task(force.wait())
+    watch: set[asyncio.Task[Any]] = {*tasks, forced}
+    deadline = time.monotonic() + grace_s
+    while not all(t.done() for t in tasks) and not forced.done():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        await asyncio.wait(watch, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        watch = {t for t in watch if not t.done()}
+    forced.cancel()
+    if not all(t.done() for t in tasks):
+        for managed in group:
+            if managed.running and managed.proc is not None:
+                out.up(f"{managed.plan.name} did not stop in time: SIGKILL")
+                signal_group(managed.proc.pid, signal.SIGKILL)
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _ping(url: str) -> bool:
+    client = Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def start_embedded_redis(
+    settings: Settings, out: Output, env: Mapping[str, str]
+) -> tuple[Managed, asyncio.subprocess.Process, str]:
+    """Start redis-server on a free loopback port and wait until it answers PING."""
+    binary = embedded_redis.find_redis_server(settings.redis_server_bin)
+    if binary is None:
+        raise UpError(
+            "REDIS_URL is unset and no redis-server was found: install one "
+            "(apt-get install redis-server, brew install redis) or set REDIS_URL"
+        )
+    directory = embedded_redis.redis_dir(settings.data_root).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(3):  # a port taken between probing and binding: pick another
+        port = embedded_redis.free_loopback_port()
+        url = embedded_redis.url_for(port)
+        plan = ChildPlan(
+            name="redis",
+            service="redis",
+            index=1,
+            argv=tuple(embedded_redis.server_argv(binary, port, directory)),
+            env=env,
+        )
+        managed = Managed(plan)
+        proc = await spawn(managed, out)
+        # its output waits in the pipe until `supervise` pumps it (or we do, on failure)
+        deadline = time.monotonic() + settings.redis_wait_s
+        while proc.returncode is None and time.monotonic() < deadline:
+            if await _ping(url):
+                out.up(f"embedded Redis ready at {url} (AOF in {directory})")
+                return managed, proc, url
+            await asyncio.sleep(0.05)
+        signal_group(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(asyncio.gather(pump(proc.stdout, "redis", out), proc.wait()), timeout=10)
+        out.up(f"embedded Redis on port {port} did not come up (exit code {proc.returncode})")
+    raise UpError(f"embedded Redis ({binary}) did not answer; see the [redis] lines above")
+
+
+def install_stop_signals(stop: asyncio.Event, force: asyncio.Event, out: Output) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            out.up(f"{sig.name} again: killing every child now")
+            force.set()
+            return
+        out.up(f"{sig.name}: stopping every child")
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def run_up(
+    settings: Settings,
+    children: list[ChildPlan],
+    *,
+    base_env: Mapping[str, str],
+    embedded: bool,
+    stream: TextIO | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until SIGINT/SIGTERM (or `stop`); returns the exit code of `up`."""
+    out = Output(stream or sys.stdout, prefix_width([c.name for c in children] + ["redis", UP]))
+    stop = stop or asyncio.Event()
+    force = asyncio.Event()
+    install_stop_signals(stop, force, out)
+    policy = RestartPolicy(
+        settings.restart_backoff_initial_s, settings.restart_backoff_max_s, settings.restart_stable_after_s
+    )
+    redis_stop = asyncio.Event()
+    redis_managed: Managed | None = None
+    redis_task: asyncio.Task[None] | None = None
+    env = dict(base_env)
+    if embedded:
+        try:
+            redis_managed, redis_proc, url = await start_embedded_redis(settings, out, env)
+        except UpError as exc:
+            out.up(f"cannot start: {exc}")
+            return 1
+        redis_task = asyncio.create_task(supervise(redis_managed, out, redis_stop, policy, first=redis_proc))
+        embedded_redis.write_state(
+            settings.data_root,
+            embedded_redis.EmbeddedState(url=url, pid=os.getpid(), redis_pid=redis_proc.pid),
+        )
+        children = [_with_env(child, {"REDIS_URL": url}) for child in children]
+    try:
+        group = [Managed(child) for child in children]
+        tasks = [] if stop.is_set() else [asyncio.create_task(supervise(m, out, stop, policy)) for m in group]
+        out.up(f"running {len(group)} children; Ctrl-C or SIGTERM stops them all")
+        await stop.wait()
+        await stop_all(group, tasks, out, settings.stop_grace_s, force)
+    finally:
+        stop.set()
+        if redis_managed is not None and redis_task is not None:
+            redis_stop.set()
+            await stop_all([redis_managed], [redis_task], out, settings.stop_grace_s, force)
+            embedded_redis.clear_state(settings.data_root, os.getpid())
+    out.up("all children stopped")
+    return 0
+
+
+def _with_env(child: ChildPlan, extra: Mapping[str, str]) -> ChildPlan:
+    return ChildPlan(
+        name=child.name,
+        service=child.service,
+        index=child.index,
+        argv=child.argv,
+        env={**child.env, **extra},
+        metrics_port=child.metrics_port,
+    )
