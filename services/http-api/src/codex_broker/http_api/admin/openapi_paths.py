@@ -1,0 +1,318 @@
+"""OpenAPI 3.1 paths of the admin page and API (merged into /openapi.json by create_app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codex_broker.http_api.openapi import error_response, json_response
+
+SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}]
+
+PLATFORM_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["slack", "feishu"]}
+
+
+def _query(name: str, schema: dict[str, Any], description: str, *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema or {"type": "string"},
+        "description": description,
+    }
+
+
+PLATFORM_FILTER = _query("platform", PLATFORM_SCHEMA, "Only this platform (400 invalid_platform otherwise)")
+PAGE_PARAMS = [
+    _query("offset", {"type": "integer", "minimum": 0}, "Entries to skip"),
+    _query("limit", {"type": "integer", "minimum": 1}, "Page size (clamped to 200; 400 invalid_limit)"),
+]
+SESSION_KEY = _path("session_key", "Session key `<platform>:<conversation>:<root message>`")
+PROFILE_NAME = _path(
+    "name", "Profile name", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+)
+
+OK_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "required": ["ok"],
+    "properties": {"ok": {"const": True}},
+    "additionalProperties": True,
+}
+
+SESSION_SUMMARY: dict[str, Any] = {
+    "type": "object",
+    "required": ["session_key", "platform", "state", "queue_length"],
+    "properties": {
+        "session_key": {"type": "string"},
+        "platform": {"type": "string"},
+        "conversation_id": {"type": ["string", "null"]},
+        "root_message_id": {"type": ["string", "null"]},
+        "thread_id": {"type": ["string", "null"]},
+        "auth_profile": {"type": ["string", "null"]},
+        "workspace": {"type": ["string", "null"], "description": "Relative to DATA_ROOT"},
+        "status": {"type": ["string", "null"]},
+        "state": {"type": "string"},
+        "active_run_id": {"type": ["string", "null"]},
+        "queue_length": {"type": "integer"},
+        "created_at_ms": {"type": ["integer", "null"]},
+        "last_activity_ms": {"type": ["integer", "null"]},
+        "input_tokens": {"type": ["integer", "null"]},
+        "output_tokens": {"type": ["integer", "null"]},
+        "total_tokens": {"type": ["integer", "null"]},
+    },
+}
+
+
+def _with(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["ok", *(required or [])],
+        "properties": {"ok": {"const": True}, **properties},
+    }
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    texts = {
+        400: "invalid input (error names the code, field the parameter)",
+        401: "admin_auth_required: BROKER_ADMIN_TOKEN is set and was not presented",
+        403: "admin_loopback_only: no admin token configured and the client is not loopback",
+        404: "unknown session / profile / author",
+        409: "conflict (session_active, profile_active)",
+        413: "payload_too_large",
+        503: "redis_unavailable",
+    }
+    return {str(code): error_response(texts[code]) for code in codes}
+
+
+GUARD = (401, 403, 503)
+
+
+def _op(
+    summary: str,
+    operation_id: str,
+    ok: dict[str, Any],
+    *,
+    errors: tuple[int, ...] = (),
+    parameters: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    ok_status: str = "200",
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "operationId": operation_id,
+        "tags": ["admin"],
+        "security": SECURITY,
+        "responses": {ok_status: json_response("success", ok), **_errors(*sorted({*errors, *GUARD}))},
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+PROFILE_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "description": "Exactly one of authJson (upload) or apiKey (API-key profile)",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+        "authJson": {
+            "description": "Codex auth.json as an object or a JSON string",
+            "oneOf": [{"type": "object"}, {"type": "string"}],
+        },
+        "apiKey": {"type": "string", "writeOnly": True},
+    },
+}
+
+AUTHOR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["platform", "userId", "name", "email"],
+    "properties": {
+        "platform": PLATFORM_SCHEMA,
+        "userId": {"type": "string", "description": "Platform user id (alias user_id)"},
+        "name": {"type": "string", "maxLength": 100},
+        "email": {"type": "string", "format": "email"},
+    },
+}
+
+AUTHOR_ROW: dict[str, Any] = {
+    "type": "object",
+    "required": ["platform", "userId", "name", "email", "source"],
+    "properties": {
+        "platform": PLATFORM_SCHEMA,
+        "userId": {"type": "string"},
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "source": {"type": "string", "enum": ["manual", "inferred"]},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/admin": {
+        "get": {
+            "summary": "Admin page (static; asks for the admin token and keeps it in sessionStorage)",
+            "operationId": "adminPage",
+            "tags": ["admin"],
+            "responses": {
+                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+            },
+        }
+    },
+    "/admin/static/{name}": {
+        "get": {
+            "summary": "Admin page asset (admin.js, admin.css)",
+            "operationId": "adminAsset",
+            "tags": ["admin"],
+            "parameters": [
+                _path("name", "Asset file name", {"type": "string", "enum": ["admin.js", "admin.css"]})
+            ],
+            "responses": {
+                "200": {"description": "asset", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "404": error_response("no such asset"),
+            },
+        }
+    },
+    "/admin/api/status": {
+        "get": _op(
+            "Services, sessions, active runs, queue depths, jobs, dead letters and a redacted log tail",
+            "adminStatus",
+            _with(
+                {
+                    "platform": {"type": ["string", "null"]},
+                    "services": {"type": "array", "items": {"type": "object"}},
+                    "sessions": {"type": "object"},
+                    "active_runs": {"type": "object"},
+                    "queues": {"type": "object"},
+                    "jobs": {"type": "object"},
+                    "dead_letter": {"type": "object"},
+                    "logs": {"type": "array", "items": {"type": "object"}},
+                },
+                ["services", "sessions", "active_runs", "queues", "jobs", "dead_letter", "logs"],
+            ),
+            errors=(400,),
+            parameters=[PLATFORM_FILTER],
+        )
+    },
+    "/admin/api/jobs": {
+        "get": _op(
+            "Recent background jobs (newest first)",
+            "adminJobs",
+            _with({"count": {"type": "integer"}, "items": {"type": "array", "items": {"type": "object"}}}),
+            errors=(400,),
+            parameters=[PLATFORM_FILTER],
+        )
+    },
+    "/admin/api/sessions": {
+        "get": _op(
+            "Sessions by last activity, newest first",
+            "adminSessions",
+            _with(
+                {
+                    "total": {"type": "integer"},
+                    "offset": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "items": {"type": "array", "items": SESSION_SUMMARY},
+                },
+                ["total", "items"],
+            ),
+            errors=(400,),
+            parameters=[PLATFORM_FILTER, *PAGE_PARAMS],
+        )
+    },
+    "/admin/api/sessions/{session_key}": {
+        "get": _op(
+            "One session with participants, timeline and the tail of its own log",
+            "adminSession",
+            _with(
+                {
+                    "session": {"type": "object"},
+                    "logs": {"type": "array", "items": {"type": "object"}},
+                },
+                ["session", "logs"],
+            ),
+            errors=(404,),
+            parameters=[SESSION_KEY],
+        ),
+        "delete": _op(
+            "Delete a session's keys and workspace (409 session_active while a turn runs or starts)",
+            "adminDeleteSession",
+            _with({"session_key": {"type": "string"}, "directories": {"type": "array"}}),
+            errors=(404, 409),
+            parameters=[SESSION_KEY],
+        ),
+    },
+    "/admin/api/sessions/{session_key}/reset": {
+        "post": _op(
+            "Forget the Codex thread: the next turn starts a fresh one",
+            "adminResetSession",
+            _with({"session_key": {"type": "string"}, "previous_thread_id": {"type": ["string", "null"]}}),
+            errors=(404,),
+            parameters=[SESSION_KEY],
+        )
+    },
+    "/admin/api/auth-profiles": {
+        "get": _op(
+            "Auth profiles (no secrets), the active one, and the sessions using each",
+            "adminAuthProfiles",
+            _with({"active": {"type": ["string", "null"]}, "profiles": {"type": "array"}}),
+        ),
+        "post": _op(
+            "Upload a Codex auth.json or add an API-key profile (stored 0600 in the profile's CODEX_HOME)",
+            "adminSaveAuthProfile",
+            _with({"profile": {"type": "object"}}),
+            errors=(400, 413),
+            body=PROFILE_BODY,
+            ok_status="201",
+        ),
+    },
+    "/admin/api/auth-profiles/{name}/activate": {
+        "post": _op(
+            "Make a profile the active one",
+            "adminActivateAuthProfile",
+            _with({"active": {"type": "string"}}),
+            errors=(400, 404),
+            parameters=[PROFILE_NAME],
+        )
+    },
+    "/admin/api/auth-profiles/{name}": {
+        "delete": _op(
+            "Delete a profile's credential and metadata (409 profile_active for the active one)",
+            "adminDeleteAuthProfile",
+            _with({"deleted": {"type": "string"}}),
+            errors=(400, 404, 409),
+            parameters=[PROFILE_NAME],
+        )
+    },
+    "/admin/api/github-authors": {
+        "get": _op(
+            "GitHub author mappings per platform user",
+            "adminGithubAuthors",
+            _with({"items": {"type": "array", "items": AUTHOR_ROW}}, ["items"]),
+            errors=(400,),
+            parameters=[PLATFORM_FILTER],
+        ),
+        "post": _op(
+            "Set a manual mapping (manual wins over inferred)",
+            "adminSetGithubAuthor",
+            _with({"author": AUTHOR_ROW}, ["author"]),
+            errors=(400, 413),
+            body=AUTHOR_BODY,
+        ),
+    },
+    "/admin/api/github-authors/{user_id}": {
+        "delete": _op(
+            "Delete a mapping",
+            "adminDeleteGithubAuthor",
+            _with({"platform": PLATFORM_SCHEMA, "userId": {"type": "string"}}),
+            errors=(400, 404),
+            parameters=[
+                _path("user_id", "Platform user id"),
+                _query("platform", PLATFORM_SCHEMA, "Platform of the user", required=True),
+            ],
+        )
+    },
+}
