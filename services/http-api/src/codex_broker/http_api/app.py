@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codex_broker.http_api import openapi
+from codex_broker.http_api import chat_routes, job_routes, openapi
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import EXCEPTION_HANDLERS
 from codex_broker.http_api.health import health_routes
@@ -40,19 +40,6 @@ def _load_admin(ctx: AppContext) -> tuple[list[BaseRoute], dict[str, Any]]:
     return routes, paths
 
 
-def _api_routes(ctx: AppContext) -> list[BaseRoute]:
-    routes: list[BaseRoute] = []
-    for module_name in ("codex_broker.http_api.chat_routes", "codex_broker.http_api.job_routes"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:  # lands in a later commit
-            if exc.name == module_name:
-                continue
-            raise
-        routes.extend(module.routes(ctx))
-    return routes
-
-
 def create_app(ctx: AppContext) -> Starlette:
     admin_routes, admin_paths = _load_admin(ctx)
     spec = openapi.build_spec(admin_paths)
@@ -63,7 +50,8 @@ def create_app(ctx: AppContext) -> Starlette:
     routes: list[BaseRoute] = [
         *health_routes(ctx),
         Route("/openapi.json", openapi_json, methods=["GET"]),
-        *_api_routes(ctx),
+        *chat_routes.routes(ctx),
+        *job_routes.routes(ctx),
         *admin_routes,
     ]
     app = Starlette(

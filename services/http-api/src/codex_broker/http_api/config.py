@@ -64,6 +64,13 @@ class Settings(CommonSettings):
     job_kill_grace_s: float = Field(
         default=5.0, gt=0, le=60, description="Seconds between SIGTERM and SIGKILL of a job's processes"
     )
+    job_workers: int = Field(default=4, ge=1, le=64, description="Background jobs run at the same time")
+    job_stale_after_s: float = Field(
+        default=15.0, gt=0, description="A running job unseen by its worker this long is re-enqueued"
+    )
+    job_recover_interval_s: float = Field(
+        default=10.0, gt=0, description="Seconds between the worker's checks for orphaned jobs"
+    )
     worker_name: str | None = Field(default=None, description="Name of this rq worker (default: INSTANCE_ID)")
 
     @field_validator("allowed_file_roots", mode="before")

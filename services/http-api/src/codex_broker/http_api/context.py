@@ -39,6 +39,12 @@ class AppContext:
             sync_redis=SyncRedis.from_url(settings.redis_url, socket_connect_timeout=5),
         )
 
+    def sync_client(self) -> SyncRedis:
+        """The blocking client for rq (created on first use when the context was built by hand)."""
+        if self.sync_redis is None:
+            self.sync_redis = SyncRedis.from_url(self.settings.redis_url, socket_connect_timeout=5)
+        return self.sync_redis
+
     async def aclose(self) -> None:
         await self.redis.aclose()
         if self.sync_redis is not None:

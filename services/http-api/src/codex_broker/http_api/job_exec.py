@@ -1,0 +1,153 @@
+"""Running one job's script: its environment, its process group, its time limit.
+
+The script runs in its own session (process group) so that a timeout or cancel kills
+everything it started. It gets only the variables below: nothing from the worker's own
+environment except PATH, HOME and LANG, so no broker or platform secret reaches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_broker.http_api.jobs import JobRecord
+
+PASSTHROUGH = ("PATH", "HOME", "LANG")
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+TAIL_CHARS = 3000
+
+
+def job_env(
+    record: JobRecord, *, token: str, api_base: str, repos_root: Path, inherited: dict[str, str]
+) -> dict[str, str]:
+    env = {name: inherited[name] for name in PASSTHROUGH if inherited.get(name)}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.update(
+        {
+            "CHAT_PLATFORM": record.platform,
+            "CHAT_CONVERSATION_ID": record.conversation_id,
+            "CHAT_ROOT_MESSAGE_ID": record.root_message_id,
+            "SESSION_KEY": record.session_key,
+            "SESSION_WORKSPACE": record.workspace,
+            "REPOS_ROOT": str(repos_root),
+            "BROKER_API_BASE": api_base,
+            "JOB_ID": record.id,
+            "JOB_TOKEN": token,
+        }
+    )
+    return env
+
+
+def _die_with_parent() -> None:
+    """If the worker process dies, the script's shell gets SIGKILL instead of living on."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn(script_path: Path, cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "ab") as out:
+        return subprocess.Popen(
+            ["/bin/bash", str(script_path)],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace_s)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # members of the group may outlive the shell: make sure none is left
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # exited | timeout | cancelled
+    exit_code: int | None = None
+
+
+def supervise(
+    proc: subprocess.Popen[bytes],
+    *,
+    deadline: float,
+    poll: Callable[[], bool],
+    grace_s: float,
+    interval_s: float = 1.0,
+) -> Outcome:
+    """Wait for the script; `poll` is called every interval and returns True to cancel it."""
+    while True:
+        try:
+            code = proc.wait(timeout=max(0.05, min(interval_s, deadline - time.time())))
+            return Outcome("exited", code)
+        except subprocess.TimeoutExpired:
+            pass
+        if time.time() >= deadline:
+            kill_group(proc, grace_s)
+            return Outcome("timeout", proc.returncode)
+        if poll():
+            kill_group(proc, grace_s)
+            return Outcome("cancelled", proc.returncode)
+
+
+def tail(path: Path, chars: int = TAIL_CHARS) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - chars * 4))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return text[-chars:]
+
+
+def _pgid_of(stat_line: str) -> int | None:
+    # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..." — comm may contain spaces or ')'
+    rest = stat_line.rsplit(")", 1)[-1].split()
+    return int(rest[2]) if len(rest) > 2 and rest[2].lstrip("-").isdigit() else None
+
+
+def kill_leftovers(pgid: int, job_id: str, proc_root: Path = Path("/proc")) -> int:
+    """Kill processes of an earlier attempt: same group and JOB_ID in their environment.
+
+    Checking the environment keeps a reused process-group id of someone else safe.
+    """
+    if pgid <= 1 or not proc_root.is_dir():
+        return 0
+    marker = f"JOB_ID={job_id}".encode()
+    killed = 0
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if _pgid_of((entry / "stat").read_text()) != pgid:
+                continue
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed
