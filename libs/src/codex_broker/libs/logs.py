@@ -27,7 +27,8 @@ _TOKEN_PATTERNS = [
     re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),
     re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),
     re.compile(r"(?:t|u)-[A-Za-z0-9]{8,}\.[A-Za-z0-9_-]{16,}"),  # Feishu tenant/user access tokens
-    re.compile(r"(?i)(authorization\s*[:=]\s*\"?)(?:bearer|basic|token)\s+[^\s\"',}]+"),
+    # also the repr of a headers dict: {'Authorization': 'token abc'}
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)\s+[^\s\"',}]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
 ]
 _SECRET_KEY_NAMES = re.compile(

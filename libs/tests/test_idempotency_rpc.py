@@ -1,0 +1,88 @@
+"""Idempotency leases and done markers, and RPC replies / timeouts, on the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis.asyncio import Redis
+
+from codex_broker.libs.contracts import OutboundResult, RpcReply
+from codex_broker.libs.idempotency import Idempotency
+from codex_broker.libs.keys import Keys
+from codex_broker.libs.rpc import REPLY_TTL_S, RpcTimeout, new_reply_key, send_reply, wait_reply
+
+
+async def test_claim_complete_and_done_result(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    first = await idem.claim("a1", lease_ms=5000)
+    assert first.status == "new"
+    assert (await idem.claim("a1")).status == "in_progress"
+    await idem.complete("a1", "1700000000.000100", ttl_s=60)
+    done = await idem.claim("a1")
+    assert done.status == "done"
+    assert done.result == "1700000000.000100"
+    assert 0 < await redis.ttl(keys.idempotency("outbound", "a1")) <= 60
+
+
+async def test_release_lets_a_redelivery_try_again(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("a2")).status == "new"
+    await idem.release("a2")
+    assert (await idem.claim("a2")).status == "new"
+
+
+async def test_lease_expires_when_the_holder_dies(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("a3", lease_ms=100)).status == "new"
+    for _ in range(100):  # bounded: the 100 ms lease expires well within 5 s
+        if (await idem.claim("a3", lease_ms=5000)).status == "new":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("lease never expired")
+
+
+async def test_scopes_are_separate(redis: Redis, keys: Keys) -> None:
+    slack = Idempotency(redis, keys, "inbound-slack")
+    feishu = Idempotency(redis, keys, "inbound-feishu")
+    assert (await slack.claim("e1")).status == "new"
+    assert (await feishu.claim("e1")).status == "new"
+
+
+async def test_first_time(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "inbound-slack")
+    assert await idem.first_time("slack:C1:1.1", ttl_s=86400) is True
+    assert await idem.first_time("slack:C1:1.1", ttl_s=86400) is False
+    assert await idem.first_time("slack:C1:1.2", ttl_s=86400) is True
+    assert 0 < await redis.ttl(keys.idempotency("inbound-slack", "slack:C1:1.1")) <= 86400
+
+
+async def test_rpc_reply_reaches_the_waiter(redis: Redis, keys: Keys) -> None:
+    reply_key = keys.rpc_reply("req1")
+
+    async def replier() -> None:
+        await asyncio.sleep(0.05)
+        await send_reply(redis, reply_key, OutboundResult(action_id="req1", ok=True, message_ids=["9.9"]))
+
+    task = asyncio.create_task(replier())
+    result = await wait_reply(redis, reply_key, OutboundResult, timeout_s=5)
+    await task
+    assert result.ok and result.message_ids == ["9.9"]
+    assert not await redis.exists(reply_key)  # consumed by BLPOP
+
+
+async def test_rpc_reply_nobody_waits_for_expires(redis: Redis, keys: Keys) -> None:
+    reply_key = keys.rpc_reply("req2")
+    await send_reply(redis, reply_key, RpcReply(request_id="req2", ok=True))
+    assert 0 < await redis.ttl(reply_key) <= REPLY_TTL_S
+
+
+async def test_rpc_timeout(redis: Redis, keys: Keys) -> None:
+    with pytest.raises(RpcTimeout, match="no reply"):
+        await wait_reply(redis, keys.rpc_reply("nobody"), RpcReply, timeout_s=0.2)
+
+
+def test_reply_keys_are_unique() -> None:
+    assert new_reply_key(prefix="t") != new_reply_key(prefix="t")
+    assert new_reply_key(prefix="t").startswith("t:rpc:reply:")
