@@ -143,5 +143,7 @@ def test_inline_base64_becomes_a_size_marker(tmp_path: Path) -> None:
 def test_strip_base64_leaves_ordinary_text_alone() -> None:
     value = {"text": "hello world", "id": "abcdefABCDEF0123", "n": 3, "encoding": "base64"}
     assert strip_base64(value) == value
+    long_word = {"text": "y" * 5000, "number": "1" * 2000}
+    assert strip_base64(long_word) == long_word
     assert base64_marker("QUJD") == "[base64 3 bytes]"
     assert base64_marker("QUI=") == "[base64 2 bytes]"

@@ -85,9 +85,16 @@ def _strip_base64_text(value: str, key: str | None) -> str:
         return base64_marker(value)
     if "base64," in value:
         value = _DATA_URI.sub(lambda m: f"data:{m.group(1)};base64,{base64_marker(m.group(2))}", value)
-    if len(value) >= _BARE_BASE64_MIN and _BASE64_ONLY.match(value):
+    if len(value) >= _BARE_BASE64_MIN and _BASE64_ONLY.match(value) and _mixed(value):
         return base64_marker(value)
     return value
+
+
+def _mixed(value: str) -> bool:
+    """Encoded binary mixes character classes; a long run of one letter or a long number does not."""
+    head = value[:256]
+    classes = (str.isupper, str.islower, str.isdigit)
+    return sum(any(test(c) for c in head) for test in classes) >= 2
 
 
 def strip_base64(value: Any, key: str | None = None) -> Any:
@@ -157,13 +164,14 @@ def _longest_string(value: Any) -> int:
     return 0
 
 
-def truncate_value(value: Any, max_bytes: int) -> tuple[Any, bool]:
+def truncate_value(value: Any, max_bytes: int, size: int | None = None) -> tuple[Any, bool]:
     """Shrink `value` until its JSON is at most `max_bytes`; returns (value, was_truncated).
 
     Long strings are cut first (all to the same length, found by bisection, so the structure stays
-    readable); a structure too big even then becomes a string preview of its JSON.
+    readable); a structure too big even then becomes a string preview of its JSON. `size` is the
+    JSON size of `value` when the caller already knows it.
     """
-    if _size(value) <= max_bytes:
+    if (_size(value) if size is None else size) <= max_bytes:
         return value, False
     low, high = 0, _longest_string(value)
     best: Any = None
@@ -237,7 +245,7 @@ class RawLog:
             envelope["session_key"] = self.redactor.text(session_key)
         overhead = _size({**envelope, "truncated": True, "original_bytes": 10**12, "record": None})
         original = _size(body)
-        body, truncated = truncate_value(body, max(64, self.max_bytes - overhead + 4))
+        body, truncated = truncate_value(body, max(64, self.max_bytes - overhead + 4), original)
         if truncated:
             envelope["truncated"] = True
             envelope["original_bytes"] = original
