@@ -147,3 +147,14 @@ def test_strip_base64_leaves_ordinary_text_alone() -> None:
     assert strip_base64(long_word) == long_word
     assert base64_marker("QUJD") == "[base64 3 bytes]"
     assert base64_marker("QUI=") == "[base64 2 bytes]"
+
+
+@pytest.mark.parametrize("offset", [-40, -10, 0, 5, 1000, 1020, 1030, 5000])
+def test_a_secret_at_the_cut_is_never_half_written(tmp_path: Path, offset: int) -> None:
+    max_bytes = 2048
+    raw = RawLog(KIND_CODEX_RPC, tmp_path, True, max_bytes, Redactor([PLANTED_SECRET]))
+    text = "a " * ((max_bytes + offset) // 2) + PLANTED_SECRET + " b" * 5000
+    raw.write({"output": text})
+    written = next((tmp_path / "logs" / "raw" / "codex-rpc").iterdir()).read_text()
+    assert PLANTED_SECRET[:8] not in written
+    assert len(written.encode().rstrip(b"\n")) <= max_bytes

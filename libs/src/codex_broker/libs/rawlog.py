@@ -29,6 +29,8 @@ from codex_broker.libs.settings import CommonSettings
 
 DEFAULT_MAX_BYTES = 131_072
 MIN_MAX_BYTES = 1024
+# Longer than any secret or token we redact (see render).
+_SECRET_MARGIN = 1024
 
 # Kinds used by the services (the directory names under logs/raw/).
 KIND_SLACK_EVENTS = "slack-events"
@@ -173,7 +175,10 @@ def truncate_value(value: Any, max_bytes: int, size: int | None = None) -> tuple
     """
     if (_size(value) if size is None else size) <= max_bytes:
         return value, False
-    low, high = 0, _longest_string(value)
+    # no string longer than the whole budget can survive: cut those first so that each bisection
+    # step serializes at most a few budgets' worth instead of the whole original
+    value = _cap_strings(value, max_bytes)
+    low, high = 0, min(_longest_string(value), max_bytes)
     best: Any = None
     while low <= high:
         cap = (low + high) // 2
@@ -236,7 +241,14 @@ class RawLog:
 
     def render(self, record: dict[str, Any], *, session_key: str | None, at: float) -> str:
         """The JSON line for one record (pure: no I/O), at most `max_bytes` long in UTF-8."""
-        body = redact_record(strip_base64(record), self.redactor)
+        stripped = strip_base64(record)
+        original = _size(stripped)
+        # Redacting megabytes that truncation then drops is the costly part: cut every string to the
+        # budget first, with a margin so that a secret straddling the cut is never half-written.
+        precut = original > self.max_bytes
+        if precut:
+            stripped = _cap_strings(stripped, self.max_bytes + _SECRET_MARGIN)
+        body = redact_record(stripped, self.redactor)
         envelope: dict[str, Any] = {
             "ts": datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds"),
             "kind": self.kind,
@@ -244,8 +256,8 @@ class RawLog:
         if session_key:
             envelope["session_key"] = self.redactor.text(session_key)
         overhead = _size({**envelope, "truncated": True, "original_bytes": 10**12, "record": None})
-        original = _size(body)
-        body, truncated = truncate_value(body, max(64, self.max_bytes - overhead + 4), original)
+        budget = max(64, self.max_bytes - overhead + 4)
+        body, truncated = truncate_value(body, budget, None if precut else _size(body))
         if truncated:
             envelope["truncated"] = True
             envelope["original_bytes"] = original
