@@ -1,25 +1,46 @@
-"""Entry point of codex-runner (placeholder frame until its issue lands: heartbeat, /metrics, drain)."""
+"""Entry point of codex-runner: `python -m codex_broker.codex_runner`."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from pydantic import Field
-
+from codex_broker.codex_runner.config import Settings
+from codex_broker.codex_runner.runner import Runner
+from codex_broker.libs.codex_bin import find_codex_bin
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import redis_client, run_service
-from codex_broker.libs.settings import CommonSettings, load_settings
+from codex_broker.libs.settings import load_settings
 
 SERVICE = "codex-runner"
 
 
-class Settings(CommonSettings):
-    metrics_port: int = Field(default=9104, ge=0, le=65535, description="Port of /metrics and health")
+async def serve(settings: Settings, codex_bin: str, stop: asyncio.Event | None = None) -> int:
+    redis = redis_client(settings.redis_url)
+    runner = Runner(settings, redis, codex_bin=codex_bin)
+    return await run_service(
+        service=SERVICE,
+        settings=settings,
+        redis=redis,
+        tasks=[runner.run],
+        ready=runner.ready,
+        heartbeat_details=runner.details,
+        stop=stop,
+        # the runner drains itself (grace, then interrupts); the frame only cancels stragglers
+        grace_s=settings.drain_grace_s + 30,
+    )
 
 
 def main() -> int:
     settings = load_settings(Settings)
-    setup_logging(SERVICE, level=settings.log_level, data_root=settings.data_root)
-    return asyncio.run(
-        run_service(service=SERVICE, settings=settings, redis=redis_client(settings.redis_url), tasks=[])
+    setup_logging(
+        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
+    codex_bin = find_codex_bin(settings.codex_bin)
+    if codex_bin is None:
+        print(
+            "codex-runner: the Codex CLI was not found (set CODEX_BIN or run scripts/install-codex.sh)",
+            file=sys.stderr,
+        )
+        return 2
+    return asyncio.run(serve(settings, codex_bin))

@@ -1,0 +1,83 @@
+"""Settings of codex-runner, read once in `main()`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from codex_broker.libs.settings import CommonSettings
+
+
+class Settings(CommonSettings):
+    metrics_port: int = Field(default=9104, ge=0, le=65535, description="Port of /metrics and health")
+
+    max_concurrent_turns: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Turns one runner drives at once (it claims only with a free slot)",
+    )
+    codex_bin: str | None = Field(
+        default=None, description="Codex CLI executable (default: the pinned one in .tools, then PATH)"
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Codex auth by API key (default profile); passed to Codex as OPENAI_API_KEY"
+    )
+    codex_auth_json_path: Path | None = Field(
+        default=None,
+        description="Codex auth.json to copy into CODEX_HOME (default profile), e.g. a ChatGPT login",
+    )
+    codex_disable_apps: bool = Field(
+        default=True,
+        description="Disable Codex apps/connectors and plugins (features apps, plugins, remote_plugin)",
+    )
+    codex_disable_mcp: bool = Field(
+        default=True,
+        description="Disable every MCP server configured in config.toml (mcp_servers.<name>.enabled)",
+    )
+    codex_config_overrides: list[str] = Field(
+        default_factory=list,
+        description='Extra `-c key=value` overrides for the app-server (JSON list, e.g. ["model=\\"o3\\""])',
+    )
+    watchdog_idle_s: float = Field(
+        default=900.0, gt=0, description="Interrupt and report a turn with no event for this many seconds"
+    )
+    approval_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Decline an approval request with no decision within this many seconds",
+    )
+    drain_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="On SIGTERM, let running turns finish this long before interrupting them",
+    )
+    request_timeout_s: float = Field(
+        default=60.0, gt=0, description="Timeout of one app-server request (thread/start, turn/start, ...)"
+    )
+    ping_interval_s: float = Field(
+        default=10.0, gt=0, description="Liveness probe of a busy app-server; no answer within it → restart"
+    )
+    restart_backoff_max_s: float = Field(
+        default=30.0, gt=0, description="Upper bound of the restart backoff of a crashed app-server"
+    )
+    delta_flush_ms: int = Field(default=100, ge=1, description="Coalesce agent text deltas for this long")
+    delta_flush_bytes: int = Field(default=2048, ge=1, description="...or until this many bytes are pending")
+    output_tail_chars: int = Field(default=2000, ge=0, description="Command output kept in item events")
+
+    # What the Codex child may see of the runner's environment: nothing but these.
+    path: str = Field(
+        default="/usr/local/bin:/usr/bin:/bin",
+        validation_alias=AliasChoices("CODEX_CHILD_PATH", "PATH"),
+        description="PATH of the Codex child (default: the runner's PATH)",
+    )
+    home: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODEX_CHILD_HOME", "HOME"),
+        description="HOME of the Codex child (default: the runner's HOME, else DATA_ROOT)",
+    )
+    http_proxy: str | None = Field(default=None, description="HTTP_PROXY passed to Codex")
+    https_proxy: str | None = Field(default=None, description="HTTPS_PROXY passed to Codex")
+    all_proxy: str | None = Field(default=None, description="ALL_PROXY passed to Codex")
+    no_proxy: str | None = Field(default=None, description="NO_PROXY passed to Codex")

@@ -1,0 +1,137 @@
+"""What a Codex app-server child gets: its CODEX_HOME, command line and environment.
+
+Least privilege: the child environment is built from scratch (PATH, HOME, CODEX_HOME, the
+profile's Codex auth, BROKER_API_BASE, proxy variables) — never copied from the runner's own
+environment, which may hold other secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from codex_broker.codex_runner.config import Settings
+from codex_broker.libs import paths
+
+log = logging.getLogger(__name__)
+
+TEAM_ENTRIES = ("AGENT.md", "AGENTS.md", "skills", "config.toml")
+# Features that reach out to ChatGPT apps, connectors and plugin marketplaces.
+APPS_FEATURES = ("apps", "plugins", "remote_plugin")
+ALWAYS_OVERRIDES = ("analytics.enabled=false", "check_for_update_on_startup=false")
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A prepared auth profile: where its Codex state lives and the API key it runs with."""
+
+    name: str
+    codex_home: Path
+    api_key: str | None
+
+
+def prepare_profile(settings: Settings, name: str) -> Profile:
+    """Create the profile's CODEX_HOME, link the shared team entries, install its auth."""
+    data_root = settings.data_root.resolve()
+    home = paths.codex_home(data_root, name).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    link_team_entries(paths.team_home(data_root), home)
+    if name == "default" and settings.codex_auth_json_path is not None:
+        install_auth_json(settings.codex_auth_json_path, home)
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    if name != "default" or not api_key:
+        api_key = auth_json_api_key(home) or (api_key if name == "default" else None)
+    return Profile(name=name, codex_home=home, api_key=api_key)
+
+
+def link_team_entries(team_home: Path, codex_home: Path) -> list[str]:
+    """Symlink AGENT.md, AGENTS.md, skills/, config.toml from team-home where the profile has none.
+
+    An entry the profile already has (an operator's own config.toml) is left alone.
+    """
+    linked = []
+    for entry in TEAM_ENTRIES:
+        source = team_home / entry
+        target = codex_home / entry
+        if not source.exists() or target.exists() or target.is_symlink():
+            continue
+        target.symlink_to(source.resolve())
+        linked.append(entry)
+    return linked
+
+
+def install_auth_json(source: Path, codex_home: Path) -> None:
+    target = codex_home / "auth.json"
+    data = source.read_bytes()
+    if target.exists() and target.read_bytes() == data:
+        return
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, 0o600)
+    tmp.replace(target)
+
+
+def auth_json_api_key(codex_home: Path) -> str | None:
+    """The API key inside a profile's auth.json (API-key logins store it as OPENAI_API_KEY)."""
+    try:
+        value = json.loads((codex_home / "auth.json").read_text(encoding="utf-8")).get("OPENAI_API_KEY")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
+
+
+def mcp_server_names(config_toml: Path) -> list[str]:
+    try:
+        config = tomllib.loads(config_toml.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    servers = config.get("mcp_servers")
+    return sorted(servers) if isinstance(servers, dict) else []
+
+
+def app_server_command(settings: Settings, codex_bin: str, profile: Profile) -> list[str]:
+    command = [codex_bin, "app-server"]
+    if settings.codex_disable_apps:
+        for feature in APPS_FEATURES:
+            command += ["--disable", feature]
+    overrides = list(ALWAYS_OVERRIDES)
+    if settings.codex_disable_mcp:
+        for name in mcp_server_names(profile.codex_home / "config.toml"):
+            if _SAFE_KEY.match(name):
+                overrides.append(f"mcp_servers.{name}.enabled=false")
+            else:
+                log.warning("cannot disable MCP server with this name", extra={"server": name})
+    overrides += settings.codex_config_overrides
+    for override in overrides:
+        command += ["-c", override]
+    return command
+
+
+def child_env(settings: Settings, profile: Profile) -> dict[str, str]:
+    home = settings.home or settings.data_root
+    env = {
+        "PATH": settings.path,
+        "HOME": str(Path(home).resolve()),
+        "CODEX_HOME": str(profile.codex_home),
+        "BROKER_API_BASE": settings.api_base,
+    }
+    if profile.api_key:
+        env["OPENAI_API_KEY"] = profile.api_key
+    proxies = {
+        "HTTP_PROXY": settings.http_proxy,
+        "HTTPS_PROXY": settings.https_proxy,
+        "ALL_PROXY": settings.all_proxy,
+        "NO_PROXY": settings.no_proxy,
+    }
+    for name, value in proxies.items():
+        if value:
+            env[name] = value
+            env[name.lower()] = value
+    return env

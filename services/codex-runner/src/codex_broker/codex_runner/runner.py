@@ -1,0 +1,278 @@
+"""The runner service: claim runs while it has free slots, drive them, obey controls, drain.
+
+Claiming follows INTERFACES.md: read `runs` (group codex-runners) only with a free slot and
+COUNT = free slots; per claimed run one pipeline sets the run hash {runner_id, status=running},
+reads `cancel_requested`, publishes `accepted` (seq 0) and ACKs — concurrently with loading the
+Codex thread, so the claim adds no sequential round trip before `turn/start`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from codex_broker.codex_runner import metrics
+from codex_broker.codex_runner.config import Settings
+from codex_broker.codex_runner.environment import prepare_profile
+from codex_broker.codex_runner.events import EventPublisher
+from codex_broker.codex_runner.supervisor import Supervisor
+from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun
+from codex_broker.libs.bus import DATA_FIELD, Consumer, ConsumerConfig, DeadLetter, Delivery, StreamBus
+from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
+from codex_broker.libs.keys import GROUP_RUNNERS
+
+log = logging.getLogger(__name__)
+
+CLAIM_BLOCK_MS = 1000
+
+
+class Runner:
+    def __init__(self, settings: Settings, redis: Redis, *, codex_bin: str) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = settings.keys
+        self.runner_id = settings.instance_id
+        self.codex_bin = codex_bin
+        self.capacity = settings.max_concurrent_turns
+        self.bus = StreamBus(
+            redis, dead_letter_stream=self.keys.dead_letter_stream, maxlen=settings.stream_maxlen
+        )
+        self.publisher = EventPublisher(redis, maxlen=settings.stream_maxlen)
+        self.supervisors: dict[str, Supervisor] = {}
+        self.runs: dict[str, TurnRun] = {}
+        self._run_tasks: dict[str, asyncio.Task[None]] = {}
+        self._supervisor_tasks: list[asyncio.Task[None]] = []
+        self._supervisors_stop = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._background: set[asyncio.Task[Any]] = set()
+        metrics.CAPACITY.set(self.capacity)
+
+    # ---- service frame hooks ---------------------------------------------------------------
+    def details(self) -> dict[str, Any]:
+        return {"active": len(self.runs), "capacity": self.capacity}
+
+    async def ready(self) -> dict[str, Any]:
+        down = [
+            f"{name}: {sup.last_error or 'starting'}"
+            for name, sup in self.supervisors.items()
+            if not sup.ready.is_set()
+        ]
+        return {"codex_app_server": "ok" if not down else "; ".join(down)[:300]}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        publisher = asyncio.create_task(self.publisher.run(), name="run-event-publisher")
+        self.supervisor("default")  # warm before the first run arrives
+        control_stop = asyncio.Event()
+        control = Consumer(
+            self.bus,
+            [self.keys.runner_control_stream(self.runner_id)],
+            ConsumerConfig(group=GROUP_RUNNERS, consumer=self.runner_id, count=64, block_ms=CLAIM_BLOCK_MS),
+            self._on_control,
+        )
+        control_task = asyncio.create_task(control.run(control_stop), name="runner-control")
+        watchdog = asyncio.create_task(self._watchdog(stop), name="runner-watchdog")
+        try:
+            await self._claim_loop(stop)
+        finally:
+            await self._drain()
+            control_stop.set()
+            watchdog.cancel()
+            await asyncio.gather(control_task, watchdog, return_exceptions=True)
+            await self._close_supervisors()
+            await self.publisher.close()
+            await asyncio.gather(publisher, return_exceptions=True)
+
+    def supervisor(self, profile: str) -> Supervisor:
+        supervisor = self.supervisors.get(profile)
+        if supervisor is None:
+            supervisor = Supervisor(self.settings, prepare_profile(self.settings, profile), self.codex_bin)
+            self.supervisors[profile] = supervisor
+            self._supervisor_tasks.append(
+                asyncio.create_task(supervisor.run(self._supervisors_stop), name=f"app-server-{profile}")
+            )
+        return supervisor
+
+    # ---- claiming ----------------------------------------------------------------------------
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        stream = self.keys.runs_stream
+        backoff = 0.2
+        group_ready = False
+        while not stop.is_set():
+            free = self.capacity - len(self.runs)
+            if free <= 0:
+                self._slot_freed.clear()
+                await _first(self._slot_freed, stop)
+                continue
+            try:
+                if not group_ready:
+                    await self.bus.ensure_group(stream, GROUP_RUNNERS)
+                    group_ready = True
+                response: Any = await self.redis.xreadgroup(
+                    GROUP_RUNNERS, self.runner_id, {stream: ">"}, count=free, block=CLAIM_BLOCK_MS
+                )
+                backoff = 0.2
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                group_ready = False
+                continue
+            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+                group_ready = False
+                log.warning("redis unavailable while claiming runs", extra={"error": str(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 10.0)
+                continue
+            for _, entries in response or []:
+                for entry_id, fields in entries:
+                    self._start(_text(entry_id), fields)
+
+    def _start(self, entry_id: str, fields: Any) -> None:
+        raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
+        try:
+            request = decode(RunRequest, raw)
+        except ContractError as exc:
+            delivery = Delivery(stream=self.keys.runs_stream, entry_id=entry_id, data=_text(raw))
+            self._spawn(self.bus.dead_letter(delivery, GROUP_RUNNERS, f"ContractError: {exc}"))
+            return
+        if request.run_id in self.runs:  # a duplicate entry for a run we already hold
+            self._spawn(self.redis.xack(self.keys.runs_stream, GROUP_RUNNERS, entry_id))
+            return
+        run = TurnRun(
+            request,
+            runner_id=self.runner_id,
+            keys=self.keys,
+            settings=self.settings,
+            supervisor=self.supervisor(request.auth_profile),
+            publisher=self.publisher,
+        )
+        self.runs[request.run_id] = run
+        metrics.ACTIVE_TURNS.set(len(self.runs))
+        claim = asyncio.ensure_future(self._claim(request, entry_id))
+        task = asyncio.create_task(run.drive(claim), name=f"run-{request.run_id}")
+        self._run_tasks[request.run_id] = task
+        task.add_done_callback(lambda _: self._run_done(request.run_id))
+
+    async def _claim(self, request: RunRequest, entry_id: str) -> bool:
+        """One round trip: take the run, announce it, ack it; True when it was cancelled already."""
+        run_key = self.keys.run(request.run_id)
+        accepted = RunEvent(
+            run_id=request.run_id,
+            session_key=request.session_key,
+            seq=0,
+            kind="accepted",
+            runner_id=self.runner_id,
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(
+            run_key,
+            mapping={
+                "runner_id": self.runner_id,
+                "status": "running",
+                "started_at_ms": str(int(time.time() * 1000)),
+            },
+        )
+        pipe.hget(run_key, "cancel_requested")
+        pipe.xadd(
+            self.keys.run_events_stream_for(request.session_key),
+            {DATA_FIELD: encode(accepted)},
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
+        pipe.xack(self.keys.runs_stream, GROUP_RUNNERS, entry_id)
+        results = await pipe.execute()
+        return _text(results[1] or b"") == "1"
+
+    def _run_done(self, run_id: str) -> None:
+        self.runs.pop(run_id, None)
+        self._run_tasks.pop(run_id, None)
+        metrics.ACTIVE_TURNS.set(len(self.runs))
+        self._slot_freed.set()
+
+    # ---- controls ----------------------------------------------------------------------------
+    async def _on_control(self, delivery: Delivery) -> None:
+        control = decode(RunControl, delivery.data)
+        run = self.runs.get(control.run_id)
+        if run is None:
+            log.info(
+                "control for a run not held here", extra={"run_id": control.run_id, "kind": control.kind}
+            )
+            return
+        if control.kind == "interrupt":
+            self._spawn(run.interrupt())
+        elif control.kind == "steer":
+            self._spawn(run.steer(control.input))
+        else:
+            if control.approval is None:
+                raise DeadLetter("approval control without a decision")
+            if not run.decide(control.approval):
+                log.info("approval decision for no pending request", extra={"run_id": control.run_id})
+
+    # ---- watchdog and drain ------------------------------------------------------------------
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        limit = self.settings.watchdog_idle_s
+        interval = min(5.0, max(0.05, limit / 4))
+        fired: set[str] = set()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            now = time.monotonic()
+            for run_id, run in list(self.runs.items()):
+                if run.terminal is None and run_id not in fired and now - run.last_activity > limit:
+                    fired.add(run_id)
+                    metrics.WATCHDOG_INTERRUPTS.inc()
+                    log.warning("watchdog interrupts an idle turn", extra={"run_id": run_id})
+                    self._spawn(run.interrupt(f"watchdog: no event from Codex for {limit:g}s; interrupted"))
+            fired &= set(self.runs)
+
+    async def _drain(self) -> None:
+        """Stop claiming (done by the caller), let turns finish within the grace, then interrupt."""
+        if self.runs:
+            log.info(
+                "draining runs", extra={"active": len(self.runs), "grace_s": self.settings.drain_grace_s}
+            )
+        await self._wait_runs_done(self.settings.drain_grace_s)
+        for run in list(self.runs.values()):
+            self._spawn(run.interrupt("codex-runner is shutting down; interrupted"))
+        await self._wait_runs_done(INTERRUPT_GRACE_S + 5)
+        for task in list(self._run_tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._run_tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _wait_runs_done(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.runs and time.monotonic() < deadline:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), max(0.0, deadline - time.monotonic()))
+
+    async def _close_supervisors(self) -> None:
+        self._supervisors_stop.set()
+        await asyncio.gather(*(sup.close() for sup in self.supervisors.values()), return_exceptions=True)
+        await asyncio.gather(*self._supervisor_tasks, return_exceptions=True)
+
+    def _spawn(self, awaitable: Any) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

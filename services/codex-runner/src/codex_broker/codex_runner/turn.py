@@ -1,0 +1,414 @@
+"""One run: resume or start the Codex thread, start the turn, stream its events, end it once.
+
+The hot path is short: for a thread already loaded in the warm app-server it is one
+`turn/start` request; the claim's Redis round trip runs concurrently with the thread step, and
+events leave through the shared publisher without being awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_broker.codex_runner import metrics
+from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
+from codex_broker.codex_runner.coalesce import DeltaCoalescer
+from codex_broker.codex_runner.config import Settings
+from codex_broker.codex_runner.events import EventPublisher, wait_published
+from codex_broker.codex_runner.protocol import generated as p
+from codex_broker.codex_runner.supervisor import Supervisor
+from codex_broker.codex_runner.translate import (
+    APPROVAL_METHODS,
+    Emit,
+    TurnTranslator,
+    approval_policy,
+    approval_request,
+    approval_response,
+    dump,
+    is_thread_not_found,
+    sandbox_policy,
+    user_inputs,
+)
+from codex_broker.libs.contracts import TERMINAL_RUN_EVENTS, ApprovalDecision, RunEvent, RunInput, RunRequest
+from codex_broker.libs.keys import Keys
+
+log = logging.getLogger(__name__)
+
+INTERRUPT_GRACE_S = 10.0  # after turn/interrupt, report the turn interrupted even if Codex stays silent
+
+
+class ThreadNotFound(Exception):
+    pass
+
+
+@dataclass
+class _PendingApproval:
+    server: AppServer
+    server_request_id: Any
+    method: str
+    params: dict[str, Any]
+    timer: asyncio.TimerHandle
+
+
+class TurnRun:
+    def __init__(
+        self,
+        request: RunRequest,
+        *,
+        runner_id: str,
+        keys: Keys,
+        settings: Settings,
+        supervisor: Supervisor,
+        publisher: EventPublisher,
+    ) -> None:
+        self.request = request
+        self.runner_id = runner_id
+        self.keys = keys
+        self.settings = settings
+        self.supervisor = supervisor
+        self.publisher = publisher
+        self.stream = keys.run_events_stream_for(request.session_key)
+        self.seq = 1  # seq 0 (`accepted`) goes out with the claim
+        self.thread_id: str | None = request.thread_id
+        self.turn_id: str | None = None
+        self.translator: TurnTranslator | None = None
+        self.coalescer = DeltaCoalescer(settings.delta_flush_ms / 1000, settings.delta_flush_bytes)
+        self.terminal: str | None = None
+        self.finished = asyncio.Event()
+        self.started_at = time.monotonic()
+        self.last_activity = self.started_at
+        self._server: AppServer | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._terminal_published: asyncio.Future[None] | None = None
+        self._interrupt_reason: str | None = None
+        self._queued_steers: list[list[RunInput]] = []
+        self._approvals: dict[str, _PendingApproval] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def run_id(self) -> str:
+        return self.request.run_id
+
+    # ---- driving ---------------------------------------------------------------------------
+    async def drive(self, claim: asyncio.Future[bool]) -> None:
+        """Run the turn to its terminal event. `claim` resolves to `cancel_requested`."""
+        metrics.TURNS_STARTED.inc()
+        try:
+            try:
+                server = await self.supervisor.get(self.settings.request_timeout_s)
+                self._server = server
+                thread_id = await self._ensure_thread(server)
+            finally:
+                cancel_requested = await claim
+            if cancel_requested:
+                self._finish("interrupted", "cancelled before the turn started")
+                return
+            self.thread_id = thread_id
+            self.translator = TurnTranslator(thread_id, tail_chars=self.settings.output_tail_chars)
+            self.supervisor.bind(thread_id, self)
+            turn = await self._turn_start(server, thread_id)
+            self._emit_all(self.translator.turn_started(turn.id))
+            self.turn_id = turn.id
+            await self._apply_queued_controls()
+            await self.finished.wait()
+        except ThreadNotFound as exc:
+            self._finish("failed", f"thread_not_found: {exc}")
+        except AppServerError as exc:
+            self._finish("failed", f"Codex refused {exc.method}: {exc.message}")
+        except AppServerGone as exc:
+            self._finish("failed", str(exc))
+        except asyncio.CancelledError:
+            self._finish("interrupted", "codex-runner stopped")
+            raise
+        except Exception as exc:
+            if not claim.done() or claim.exception() is not None:
+                log.exception("could not claim run", extra={"run_id": self.run_id})
+                return  # nothing was published; the request stays pending for an operator
+            log.exception("run failed inside codex-runner", extra={"run_id": self.run_id})
+            self._finish("failed", f"internal error in codex-runner: {type(exc).__name__}: {exc}")
+        finally:
+            await self._cleanup()
+
+    async def _ensure_thread(self, server: AppServer) -> str:
+        request = self.request
+        if request.thread_id:
+            if request.thread_id not in self.supervisor.loaded_threads:
+                await self._resume(server, request.thread_id)
+            return request.thread_id
+        _ensure_dir(request.workspace)
+        params = p.ThreadStartParams(
+            cwd=request.workspace,
+            approvalPolicy=approval_policy(request.approval_policy),
+            sandbox=request.sandbox,
+            developerInstructions=request.developer_instructions,
+            model=request.model,
+        )
+        raw = await server.request("thread/start", dump(params), timeout_s=self.settings.request_timeout_s)
+        thread_id = p.ThreadStartResponse.model_validate(raw).thread.id
+        self.supervisor.loaded_threads.add(thread_id)
+        return thread_id
+
+    async def _resume(self, server: AppServer, thread_id: str) -> None:
+        request = self.request
+        _ensure_dir(request.workspace)
+        params = p.ThreadResumeParams(
+            threadId=thread_id,
+            cwd=request.workspace,
+            approvalPolicy=approval_policy(request.approval_policy),
+            sandbox=request.sandbox,
+            developerInstructions=request.developer_instructions,
+            model=request.model,
+            excludeTurns=True,
+        )
+        try:
+            await server.request("thread/resume", dump(params), timeout_s=self.settings.request_timeout_s)
+        except AppServerError as exc:
+            if is_thread_not_found(exc.message):
+                raise ThreadNotFound(exc.message) from exc
+            raise
+        self.supervisor.loaded_threads.add(thread_id)
+
+    async def _turn_start(self, server: AppServer, thread_id: str) -> p.Turn:
+        request = self.request
+        params = dump(
+            p.TurnStartParams(
+                threadId=thread_id,
+                input=user_inputs(request.input),
+                approvalPolicy=approval_policy(request.approval_policy),
+                sandboxPolicy=sandbox_policy(request.sandbox, request.network_access),
+                cwd=request.workspace,
+                model=request.model,
+            )
+        )
+        timeout = self.settings.request_timeout_s
+        try:
+            raw = await server.request("turn/start", params, timeout_s=timeout)
+        except AppServerError as exc:
+            if not is_thread_not_found(exc.message):
+                raise
+            # Codex unloaded the idle thread since we last used it: load it again, once.
+            self.supervisor.loaded_threads.discard(thread_id)
+            await self._resume(server, thread_id)
+            raw = await server.request("turn/start", params, timeout_s=timeout)
+        return p.TurnStartResponse.model_validate(raw).turn
+
+    # ---- from the app-server (synchronous: called by the stdout reader) ---------------------
+    def on_notification(self, method: str, params: dict[str, Any]) -> None:
+        self.last_activity = time.monotonic()
+        if method == "serverRequest/resolved":
+            self._withdrawn(params.get("requestId"))
+            return
+        if self.translator is None or self.terminal is not None:
+            return
+        turn_id = params.get("turnId")
+        if turn_id is not None and self.turn_id is not None and turn_id != self.turn_id:
+            return  # a late event of an earlier turn of this thread
+        self._emit_all(self.translator.notification(method, params))
+        if self.turn_id is None:
+            self.turn_id = self.translator.turn_id
+
+    def on_server_request(
+        self, server: AppServer, request_id: Any, method: str, params: dict[str, Any]
+    ) -> None:
+        self.last_activity = time.monotonic()
+        if method not in APPROVAL_METHODS or self.translator is None or self.terminal is not None:
+            self._spawn(server.respond_error(request_id, METHOD_NOT_FOUND, f"{method} is not supported here"))
+            return
+        approval_id = uuid.uuid4().hex[:12]
+        approval = approval_request(method, params, approval_id, self.translator.file_paths)
+        timer = asyncio.get_running_loop().call_later(
+            self.settings.approval_timeout_s, self._approval_timed_out, approval_id
+        )
+        self._approvals[approval_id] = _PendingApproval(server, request_id, method, params, timer)
+        self._emit(Emit("approval_requested", approval=approval))
+
+    def on_app_server_exit(self, reason: str) -> None:
+        self._finish("failed", f"{reason}; the turn was lost")
+
+    # ---- controls ----------------------------------------------------------------------------
+    async def interrupt(self, reason: str | None = None) -> None:
+        if reason and self._interrupt_reason is None:
+            self._interrupt_reason = reason
+        if self.terminal is not None:
+            return
+        if self.turn_id is None:
+            if self._interrupt_reason is None:
+                self._interrupt_reason = "interrupted"
+            return  # applied once the turn has an id
+        server = self._server
+        if server is not None and server.alive:
+            try:
+                await server.request(
+                    "turn/interrupt",
+                    dump(p.TurnInterruptParams(threadId=self.thread_id or "", turnId=self.turn_id)),
+                    timeout_s=INTERRUPT_GRACE_S,
+                )
+            except (AppServerError, AppServerGone) as exc:
+                log.warning("turn/interrupt failed", extra={"run_id": self.run_id, "error": str(exc)})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.finished.wait(), INTERRUPT_GRACE_S)
+        self._finish("interrupted", self._interrupt_reason or "interrupted")
+
+    async def steer(self, inputs: list[RunInput]) -> None:
+        if self.terminal is not None:
+            log.warning("steer after the turn ended; dropped", extra={"run_id": self.run_id})
+            return
+        if self.turn_id is None or self._server is None:
+            self._queued_steers.append(inputs)
+            return
+        params = p.TurnSteerParams(
+            threadId=self.thread_id or "", expectedTurnId=self.turn_id, input=user_inputs(inputs)
+        )
+        try:
+            await self._server.request("turn/steer", dump(params), timeout_s=self.settings.request_timeout_s)
+        except (AppServerError, AppServerGone) as exc:
+            log.warning("turn/steer failed", extra={"run_id": self.run_id, "error": str(exc)})
+
+    def decide(self, decision: ApprovalDecision, *, text: str | None = None) -> bool:
+        pending = self._approvals.pop(decision.request_id, None)
+        if pending is None:
+            return False
+        pending.timer.cancel()
+        response = approval_response(pending.method, pending.params, decision)
+        self._spawn(pending.server.respond(pending.server_request_id, response))
+        metrics.APPROVALS.labels(decision=decision.decision).inc()
+        self.last_activity = time.monotonic()
+        self._emit(Emit("approval_resolved", decision=decision, text=text))
+        return True
+
+    def _approval_timed_out(self, approval_id: str) -> None:
+        seconds = f"{self.settings.approval_timeout_s:g}"
+        self.decide(
+            ApprovalDecision(request_id=approval_id, decision="decline", decided_by="timeout"),
+            text=f"no decision within {seconds}s; declined",
+        )
+
+    def _withdrawn(self, server_request_id: Any) -> None:
+        for approval_id, pending in list(self._approvals.items()):
+            if pending.server_request_id == server_request_id:
+                del self._approvals[approval_id]
+                pending.timer.cancel()
+                decision = ApprovalDecision(request_id=approval_id, decision="decline", decided_by="codex")
+                self._emit(Emit("approval_resolved", decision=decision, text="request withdrawn by Codex"))
+
+    async def _apply_queued_controls(self) -> None:
+        if self._interrupt_reason is not None:
+            await self.interrupt()
+            return
+        steers, self._queued_steers = self._queued_steers, []
+        for inputs in steers:
+            await self.steer(inputs)
+
+    # ---- events ------------------------------------------------------------------------------
+    def _emit_all(self, emits: list[Emit]) -> None:
+        for emit in emits:
+            self._emit(emit)
+
+    def _emit(self, emit: Emit) -> None:
+        if self.terminal is not None:
+            return
+        if emit.kind == "text_delta":
+            self._add_delta(emit.text or "")
+            return
+        if emit.kind in TERMINAL_RUN_EVENTS:
+            self._finish(emit.kind, emit.text, turn_id=emit.turn_id)
+            return
+        self._flush_deltas()
+        self._publish(emit)
+
+    def _add_delta(self, text: str) -> None:
+        if self.coalescer.add(text, time.monotonic()):
+            self._flush_deltas()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                self.coalescer.flush_s, self._flush_deltas
+            )
+
+    def _flush_deltas(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self.coalescer.pending:
+            self._publish(Emit("text_delta", text=self.coalescer.take()))
+
+    def _publish(self, emit: Emit, *, final: bool = False) -> None:
+        event = RunEvent(
+            run_id=self.run_id,
+            session_key=self.request.session_key,
+            seq=self.seq,
+            kind=emit.kind,
+            runner_id=self.runner_id,
+            thread_id=emit.thread_id,
+            turn_id=emit.turn_id,
+            text=emit.text,
+            item=emit.item,
+            approval=emit.approval,
+            decision=emit.decision,
+            usage=emit.usage,
+        )
+        self.seq += 1
+        if not final:
+            self.publisher.publish(self.stream, event)
+            return
+        fields = {"status": emit.kind, "finished_at_ms": str(int(time.time() * 1000))}
+        if self.thread_id:
+            fields["thread_id"] = self.thread_id
+        self._terminal_published = self.publisher.publish(
+            self.stream, event, hash_key=self.keys.run(self.run_id), hash_fields=fields, wait=True
+        )
+
+    def _finish(self, kind: str, text: str | None, *, turn_id: str | None = None) -> None:
+        """Publish the one terminal event of this run (later calls are no-ops)."""
+        if self.terminal is not None:
+            return
+        self._flush_deltas()
+        translator = self.translator
+        usage = translator.usage if translator is not None else None
+        if usage is not None:
+            self._publish(Emit("token_usage", usage=usage))
+            metrics.TOKENS.labels(direction="in").inc(usage.input_tokens)
+            metrics.TOKENS.labels(direction="out").inc(usage.output_tokens)
+        if kind == "interrupted" and self._interrupt_reason:
+            text = self._interrupt_reason
+        self.terminal = kind
+        self._publish(
+            Emit(kind, text=text, thread_id=self.thread_id, turn_id=turn_id or self.turn_id),  # type: ignore[arg-type]
+            final=True,
+        )
+        metrics.TURNS_FINISHED.labels(outcome=kind).inc()
+        metrics.TURN_SECONDS.labels(outcome=kind).observe(time.monotonic() - self.started_at)
+        self.finished.set()
+
+    async def _cleanup(self) -> None:
+        if self.thread_id:
+            self.supervisor.unbind(self.thread_id, self)
+        for approval_id in list(self._approvals):
+            self.decide(
+                ApprovalDecision(request_id=approval_id, decision="decline", decided_by="codex-runner")
+            )
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        await wait_published(self._terminal_published, timeout_s=10.0)
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 2)
+
+    def _spawn(self, awaitable: Any) -> None:
+        async def quiet() -> None:
+            with contextlib.suppress(AppServerGone, Exception):
+                await awaitable
+
+        task = asyncio.get_running_loop().create_task(quiet())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _ensure_dir(path: str) -> None:
+    # Codex refuses a cwd that does not exist; the orchestrator may not have created it yet.
+    Path(path).mkdir(parents=True, exist_ok=True)
