@@ -62,7 +62,7 @@
 
   function logLines(records) {
     if (!records || records.length === 0) return h("p", { class: "empty" }, "No log lines.");
-    const skip = new Set(["ts", "level", "service", "logger", "msg"]);
+    const skip = new Set(["ts", "level", "service", "logger", "msg", "session_key"]);
     const lines = records.map((r) => {
       const extra = Object.fromEntries(Object.entries(r).filter(([k]) => !skip.has(k)));
       const tail = Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : "";
