@@ -1,25 +1,62 @@
-"""Entry point of ingress-slack (placeholder frame until its issue lands: heartbeat, /metrics, drain)."""
+"""Entry point of ingress-slack: `python -m codex_broker.ingress_slack`."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
-from pydantic import Field
-
+from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.config import Settings
+from codex_broker.ingress_slack.service import SlackService
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import redis_client, run_service
-from codex_broker.libs.settings import CommonSettings, load_settings
+from codex_broker.libs.settings import load_settings
 
 SERVICE = "ingress-slack"
 
+log = logging.getLogger(__name__)
 
-class Settings(CommonSettings):
-    metrics_port: int = Field(default=9101, ge=0, le=65535, description="Port of /metrics and health")
+
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    redis = redis_client(settings.redis_url)
+    reason = settings.disabled_reason
+    if reason is not None:
+        # stays up (heartbeat, /metrics) so that a deployment without Slack is healthy but says why
+        state = f"disabled: {reason}"
+        log.warning(state)
+        metrics.ENABLED.set(0)
+
+        async def disabled() -> dict[str, Any]:
+            return {"slack": state}
+
+        return await run_service(
+            service=SERVICE,
+            settings=settings,
+            redis=redis,
+            tasks=[],
+            ready=disabled,
+            heartbeat_details=lambda: {"slack": state},
+            stop=stop,
+        )
+    metrics.ENABLED.set(1)
+    service = SlackService(settings, redis)
+    return await run_service(
+        service=SERVICE,
+        settings=settings,
+        redis=redis,
+        tasks=[service.run_socket, service.run_outbound],
+        ready=service.ready,
+        heartbeat_details=service.details,
+        stop=stop,
+    )
 
 
 def main() -> int:
     settings = load_settings(Settings)
-    setup_logging(SERVICE, level=settings.log_level, data_root=settings.data_root)
-    return asyncio.run(
-        run_service(service=SERVICE, settings=settings, redis=redis_client(settings.redis_url), tasks=[])
+    setup_logging(
+        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
+    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("slack_sdk").setLevel(max(logging.WARNING, logging.getLogger().level))
+    return asyncio.run(serve(settings))

@@ -1,0 +1,170 @@
+"""Socket Mode envelopes → InboundEvents in Redis, acked only once they are stored.
+
+Bolt runs with `process_before_response=True`: the envelope is acked when a listener returns
+(events) or calls `ack()` (actions, views) — and a listener that raises leaves it un-acked, so
+Slack re-sends it. Every listener therefore stores first and returns (or acks) last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from redis.asyncio import Redis
+from slack_bolt.async_app import AsyncApp
+
+from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.normalize import (
+    BotIdentity,
+    block_action_to_inbound,
+    ignore_reason,
+    to_inbound,
+    user_ids_to_resolve,
+    view_submission_to_inbound,
+)
+from codex_broker.ingress_slack.progress import recipient_key
+from codex_broker.ingress_slack.users import UserDirectory
+from codex_broker.libs import metrics as libs_metrics
+from codex_broker.libs.bus import DATA_FIELD
+from codex_broker.libs.contracts import InboundEvent, encode
+from codex_broker.libs.idempotency import DONE_PREFIX, Idempotency
+from codex_broker.libs.keys import Keys
+
+log = logging.getLogger(__name__)
+
+DEDUP_SCOPE = "inbound-slack"
+DEDUP_TTL_S = 86400
+RECIPIENT_TTL_S = 2 * 86400
+CLAIM_LEASE_MS = 30_000
+CLAIM_WAIT_S = 3.0
+ANY = re.compile(r".*")
+
+
+class StillInProgress(RuntimeError):
+    """Another delivery of the same event is being stored right now: do not ack this one yet."""
+
+
+class InboundStore:
+    """Dedup lease → XADD (+ done marker) in one round trip; a failure releases the lease."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.maxlen = maxlen
+        self.guard = Idempotency(redis, keys, DEDUP_SCOPE)
+
+    async def persist(self, event: InboundEvent, *, recipient: str | None = None) -> bool:
+        """True when stored now, False when it was stored before (a duplicate). Raises → no ack."""
+        if await self._claim(event.event_id) == "done":
+            return False
+        stream = self.keys.inbound_stream_for(event.session_key)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.xadd(stream, {DATA_FIELD: encode(event)}, maxlen=self.maxlen, approximate=True)
+            pipe.set(self.keys.idempotency(DEDUP_SCOPE, event.event_id), DONE_PREFIX, ex=DEDUP_TTL_S)
+            if recipient:
+                key = recipient_key(self.keys, event.conversation_id, event.root_message_id)
+                pipe.set(key, recipient, ex=RECIPIENT_TTL_S)
+            await pipe.execute()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.guard.release(event.event_id)
+            raise
+        libs_metrics.STREAM_PUBLISHED.labels(stream=libs_metrics.stream_label(stream)).inc()
+        return True
+
+    async def _claim(self, event_id: str) -> str:
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while True:
+            claim = await self.guard.claim(event_id, lease_ms=CLAIM_LEASE_MS)
+            if claim.status != "in_progress":
+                return claim.status
+            if time.monotonic() > deadline:
+                raise StillInProgress(event_id)
+            await asyncio.sleep(0.02)  # the twin (app_mention vs message) is mid-XADD: wait for it
+
+
+class SlackInbound:
+    def __init__(self, store: InboundStore, users: UserDirectory, me: BotIdentity) -> None:
+        self.store = store
+        self.users = users
+        self.me = me
+
+    def register(self, app: AsyncApp) -> None:
+        app.event(ANY)(self.on_event)
+        app.action(ANY)(self.on_action)
+        app.view(ANY)(self.on_view)
+        app.view({"type": "view_closed", "callback_id": ANY})(_ack_only)
+        app.command(ANY)(_ack_only)
+        app.shortcut(ANY)(_ack_only)
+        app.options(ANY)(_ack_only)
+
+    async def on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        started = time.perf_counter()
+        me = replace(self.me, app_id=str(body.get("api_app_id") or self.me.app_id))
+        kind = str(event.get("type") or "unknown")
+        kind_label = kind if kind in ("message", "app_mention") else "other"
+        reason = ignore_reason(event, me)
+        if reason is not None:
+            metrics.INBOUND.labels(kind=kind_label, result="ignored").inc()
+            log.debug("ignored slack event", extra={"event_type": kind, "reason": reason})
+            return
+        names = await self.users.names(user_ids_to_resolve(event, me))
+        inbound = to_inbound(event, me, names)
+        if inbound is None:
+            metrics.INBOUND.labels(kind=kind_label, result="ignored").inc()
+            return
+        recipient = f"{body.get('team_id') or event.get('team') or me.team_id}:{event.get('user') or ''}"
+        await self._persist(kind_label, inbound, started, recipient if event.get("user") else None)
+
+    async def on_action(self, body: dict[str, Any], ack: Callable[..., Awaitable[Any]]) -> None:
+        started = time.perf_counter()
+        user_id = str((body.get("user") or {}).get("id") or "")
+        inbound = block_action_to_inbound(body, await self.users.names([user_id]))
+        if inbound is not None:
+            await self._persist("block_actions", inbound, started, None)
+        else:
+            metrics.INBOUND.labels(kind="block_actions", result="ignored").inc()
+        await ack()
+
+    async def on_view(self, body: dict[str, Any], ack: Callable[..., Awaitable[Any]]) -> None:
+        started = time.perf_counter()
+        user_id = str((body.get("user") or {}).get("id") or "")
+        inbound = view_submission_to_inbound(body, await self.users.names([user_id]))
+        if inbound is not None:
+            await self._persist("view_submission", inbound, started, None)
+        else:
+            metrics.INBOUND.labels(kind="view_submission", result="ignored").inc()
+        await ack()
+
+    async def _persist(self, kind: str, inbound: InboundEvent, started: float, recipient: str | None) -> None:
+        try:
+            stored = await self.store.persist(inbound, recipient=recipient)
+        except Exception as exc:
+            metrics.INBOUND.labels(kind=kind, result="failed").inc()
+            log.warning(
+                "could not store slack event; not acking so Slack re-sends it",
+                extra={"event_id": inbound.event_id, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            raise
+        metrics.INBOUND.labels(kind=kind, result="persisted" if stored else "duplicate").inc()
+        metrics.INBOUND_PERSIST_SECONDS.observe(time.perf_counter() - started)
+        if stored:
+            log.info(
+                "slack event stored",
+                extra={
+                    "event_id": inbound.event_id,
+                    "session_key": inbound.session_key,
+                    "kind": inbound.kind,
+                },
+            )
+
+
+async def _ack_only(ack: Callable[..., Awaitable[Any]]) -> None:
+    await ack()

@@ -1,0 +1,209 @@
+"""Wiring: bot identity (auth.test), the Socket Mode connection, the outbound consumer, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from typing import Any
+
+import aiohttp
+from redis.asyncio import Redis
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.capabilities import Capabilities
+from codex_broker.ingress_slack.config import Settings
+from codex_broker.ingress_slack.errors import SlackCallError
+from codex_broker.ingress_slack.inbound import InboundStore, SlackInbound
+from codex_broker.ingress_slack.normalize import BotIdentity
+from codex_broker.ingress_slack.outbound import Outbound, OutboundContext, partition_key
+from codex_broker.ingress_slack.posting import Poster
+from codex_broker.ingress_slack.progress import ProgressViews
+from codex_broker.ingress_slack.slack_api import SlackApi, make_web_client
+from codex_broker.ingress_slack.users import UserDirectory
+from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
+from codex_broker.libs.keys import GROUP_INGRESS
+
+log = logging.getLogger(__name__)
+
+IDENTITY_BACKOFF_MAX_S = 300.0
+
+
+class SlackService:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = settings.keys
+        self.bus = StreamBus(
+            redis, dead_letter_stream=self.keys.dead_letter_stream, maxlen=settings.stream_maxlen
+        )
+        self.state = "starting"
+        self.me: BotIdentity | None = None
+        self._identified = asyncio.Event()
+        self._handler: AsyncSocketModeHandler | None = None
+        self._context: OutboundContext | None = None
+
+    # ---- lifecycle tasks (each takes the shared stop event) ----------------------------------
+
+    async def run_socket(self, stop: asyncio.Event) -> None:
+        client = self._web_client()
+        api = self._api(client)
+        me = await self._identify(api, stop)
+        if me is None:
+            return
+        users = UserDirectory(api, ttl_s=self.settings.slack_user_cache_ttl_s)
+        app = AsyncApp(
+            client=client,
+            process_before_response=True,
+            request_verification_enabled=False,
+            logger=logging.getLogger("slack_bolt"),
+        )
+        inbound = SlackInbound(
+            InboundStore(self.redis, self.keys, maxlen=self.settings.stream_maxlen), users, me
+        )
+        inbound.register(app)
+        handler = AsyncSocketModeHandler(
+            app, self.settings.slack_app_token.get_secret_value(), web_client=client
+        )
+        self._handler = handler
+        self.state = "connecting"
+        try:
+            await handler.connect_async()  # retries by itself until connected or closed
+            self.state = "ok"
+            log.info("slack socket mode connected", extra={"team_id": me.team_id, "bot_user_id": me.user_id})
+            await stop.wait()
+        finally:
+            metrics.SOCKET_CONNECTED.set(0)
+            with contextlib.suppress(Exception):
+                await handler.close_async()
+            with contextlib.suppress(Exception):
+                await handler.client.aiohttp_client_session.close()
+            self._handler = None
+
+    async def run_outbound(self, stop: asyncio.Event) -> None:
+        waiter = asyncio.create_task(self._identified.wait())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        if stop.is_set() or self.me is None:
+            return
+        async with aiohttp.ClientSession() as http:
+            context = self._build_context(self.me, http)
+            self._context = context
+            consumer = Consumer(
+                bus=self.bus,
+                streams=[self.keys.outbound_stream("slack")],
+                config=ConsumerConfig(
+                    group=GROUP_INGRESS,
+                    consumer=self.settings.instance_id,
+                    concurrency=self.settings.outbound_concurrency,
+                    max_deliveries=self.settings.max_deliveries,
+                    claim_idle_ms=self.settings.claim_idle_ms,
+                ),
+                handler=Outbound(self._get_context).handle,
+                partition_key=partition_key,
+            )
+            try:
+                await consumer.run(stop)
+            finally:
+                await context.progress.close()
+
+    # ---- readiness, heartbeat ------------------------------------------------------------------
+
+    async def ready(self) -> dict[str, Any]:
+        if self.state != "ok":
+            return {"slack": self.state}
+        connected = self._handler is not None and await self._handler.client.is_connected()
+        metrics.SOCKET_CONNECTED.set(1 if connected else 0)
+        return {"slack": "ok" if connected else "reconnecting"}
+
+    def details(self) -> dict[str, Any]:
+        me = self.me
+        return {
+            "slack": self.state,
+            "team_id": me.team_id if me else None,
+            "bot_user_id": me.user_id if me else None,
+        }
+
+    # ---- building blocks -----------------------------------------------------------------------
+
+    def _web_client(self) -> AsyncWebClient:
+        return make_web_client(
+            self.settings.slack_bot_token.get_secret_value(),
+            self.settings.slack_api_url,
+            timeout_s=self.settings.slack_api_timeout_s,
+        )
+
+    def _api(self, client: AsyncWebClient) -> SlackApi:
+        return SlackApi(
+            client,
+            max_retries=self.settings.slack_max_retries,
+            retry_after_max_s=self.settings.slack_retry_after_max_s,
+        )
+
+    async def _identify(self, api: SlackApi, stop: asyncio.Event) -> BotIdentity | None:
+        """auth.test until it answers; a bad token keeps the service up but not ready."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                data = await api.call("auth.test")
+            except SlackCallError as exc:
+                self.state = f"auth.test failed: {exc.error}"
+                log.error("slack auth.test failed", extra={"error": exc.error, "retry_in_s": backoff})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, IDENTITY_BACKOFF_MAX_S)
+                continue
+            self.me = BotIdentity(
+                user_id=str(data.get("user_id") or ""),
+                bot_id=str(data.get("bot_id") or ""),
+                app_id=str(data.get("app_id") or ""),
+                team_id=str(data.get("team_id") or ""),
+                allow_bots=self.settings.slack_allow_bots,
+                forward_unmentioned=self.settings.slack_forward_unmentioned,
+            )
+            self._identified.set()
+            return self.me
+        return None
+
+    def _build_context(self, me: BotIdentity, http: aiohttp.ClientSession) -> OutboundContext:
+        settings = self.settings
+        api = self._api(self._web_client())
+        capabilities = Capabilities(self.redis, self.keys, me.team_id)
+        poster = Poster(api, self.redis, self.keys)
+
+        progress = ProgressViews(
+            api=api,
+            redis=self.redis,
+            keys=self.keys,
+            poster=poster,
+            capabilities=capabilities,
+            interval_s=settings.slack_progress_interval_s,
+            native_enabled=settings.slack_native_streaming,
+        )
+        return OutboundContext(
+            api=api,
+            redis=self.redis,
+            keys=self.keys,
+            me=me,
+            users=UserDirectory(api, ttl_s=settings.slack_user_cache_ttl_s),
+            capabilities=capabilities,
+            poster=poster,
+            progress=progress,
+            http=http,
+            bot_token=settings.slack_bot_token.get_secret_value(),
+            data_root=settings.data_root.resolve(),
+            upload_roots=[root.resolve() for root in settings.upload_roots],
+            download_hosts=settings.download_hosts,
+            download_cap_bytes=settings.slack_download_max_bytes,
+            history_max_pages=settings.slack_history_max_pages,
+        )
+
+    async def _get_context(self) -> OutboundContext:
+        assert self._context is not None
+        return self._context
