@@ -1,25 +1,38 @@
-"""Entry point of ingress-feishu (placeholder frame until its issue lands: heartbeat, /metrics, drain)."""
+"""Entry point of ingress-feishu: Feishu / Lark in (long connection) and out (outbound stream)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from pydantic import Field
-
+from codex_broker.ingress_feishu.config import Settings
+from codex_broker.ingress_feishu.service import FeishuIngress
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import redis_client, run_service
-from codex_broker.libs.settings import CommonSettings, load_settings
+from codex_broker.libs.settings import load_settings
 
 SERVICE = "ingress-feishu"
 
 
-class Settings(CommonSettings):
-    metrics_port: int = Field(default=9102, ge=0, le=65535, description="Port of /metrics and health")
+async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    redis = redis_client(settings.redis_url)
+    ingress = FeishuIngress(settings, redis)
+    try:
+        return await run_service(
+            service=SERVICE,
+            settings=settings,
+            redis=redis,
+            tasks=ingress.tasks,
+            ready=ingress.ready(),
+            heartbeat_details=ingress.heartbeat_details,
+            stop=stop,
+        )
+    finally:
+        ingress.close()
 
 
 def main() -> int:
     settings = load_settings(Settings)
-    setup_logging(SERVICE, level=settings.log_level, data_root=settings.data_root)
-    return asyncio.run(
-        run_service(service=SERVICE, settings=settings, redis=redis_client(settings.redis_url), tasks=[])
+    setup_logging(
+        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
+    return asyncio.run(serve(settings))

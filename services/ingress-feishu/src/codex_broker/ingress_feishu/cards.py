@@ -1,0 +1,166 @@
+"""Card JSON (schema 2.0) for run progress, answers and buttons. Pure builders, no I/O.
+
+One run = one card: the answer (typewriter when streamed through CardKit), the current activity,
+and a Stop button. The same layout serves the CardKit streaming card and the patched fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from codex_broker.ingress_feishu.markdown import TEXT_LIMIT, split_text
+from codex_broker.libs.contracts import Button, Coordinates, ProgressPayload, TaskItem
+
+ANSWER_ELEMENT = "answer"
+ACTIVITY_ELEMENT = "activity"
+STOP_ELEMENT = "stop"
+BUTTON_ACTION_FIELD = "cb"  # marks a callback value as ours
+MAX_TASK_LINES = 6
+
+ButtonAction = Literal["stop", "approve", "deny", "coauthor_open"]
+_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open"})
+_TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
+_OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
+
+
+@dataclass(frozen=True)
+class ButtonValue:
+    action: ButtonAction
+    value: str
+    root_message_id: str
+    conversation_id: str
+
+
+def encode_button_value(action: str, value: str, coords: Coordinates) -> dict[str, str]:
+    # the callback has the chat and the card's message id but not the session's root: carry it
+    return {
+        BUTTON_ACTION_FIELD: action,
+        "v": value,
+        "root": coords.root_message_id,
+        "conv": coords.conversation_id,
+    }
+
+
+def decode_button_value(raw: dict[str, Any]) -> ButtonValue | None:
+    action = raw.get(BUTTON_ACTION_FIELD)
+    root = raw.get("root")
+    if action not in _BUTTON_ACTIONS or not isinstance(root, str) or not root:
+        return None
+    return ButtonValue(
+        action=cast(ButtonAction, action),
+        value=str(raw.get("v") or ""),
+        root_message_id=root,
+        conversation_id=str(raw.get("conv") or ""),
+    )
+
+
+def button_element(button: Button, coords: Coordinates, *, element_id: str | None = None) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "tag": "button",
+        "text": {"tag": "plain_text", "content": button.label},
+        "type": {"primary": "primary", "danger": "danger"}.get(button.style, "default"),
+        "behaviors": [
+            {"type": "callback", "value": encode_button_value(button.action, button.value, coords)}
+        ],
+    }
+    if element_id:
+        element["element_id"] = element_id
+    return element
+
+
+def stop_button(run_id: str, coords: Coordinates) -> dict[str, Any]:
+    return button_element(
+        Button(action="stop", label="Stop", value=run_id, style="danger"), coords, element_id=STOP_ELEMENT
+    )
+
+
+def card_answer(text: str) -> str:
+    """What of an answer fits the card; the rest of a final answer follows as messages."""
+    chunks = split_text(text, TEXT_LIMIT)
+    if not chunks:
+        return ""
+    return chunks[0] if len(chunks) == 1 else chunks[0] + "\n\n…"
+
+
+def answer_overflow(text: str) -> list[str]:
+    return split_text(text, TEXT_LIMIT)[1:]
+
+
+def activity_markdown(snapshot: ProgressPayload) -> str:
+    lines: list[str] = []
+    if snapshot.phase == "finish":
+        lines.append(_OUTCOME.get(snapshot.outcome or "completed", "✅ Done"))
+    elif snapshot.activity:
+        lines.append(f"⏳ {snapshot.activity}")
+    lines.extend(_task_line(task) for task in snapshot.tasks[-MAX_TASK_LINES:])
+    if snapshot.plan:
+        done = sum(1 for step in snapshot.plan if step.status == "completed")
+        current = next((s.step for s in snapshot.plan if s.status == "in_progress"), "")
+        lines.append(f"Plan {done}/{len(snapshot.plan)}" + (f": {current}" if current else ""))
+    return "\n".join(lines) or "⏳ Working…"
+
+
+def _task_line(task: TaskItem) -> str:
+    title = task.title if len(task.title) <= 200 else task.title[:199] + "…"
+    return f"{_TASK_ICON.get(task.status, '•')} {title}"
+
+
+def progress_card(
+    snapshot: ProgressPayload,
+    coords: Coordinates,
+    *,
+    answer: str,
+    streaming: bool,
+    show_stop: bool,
+) -> dict[str, Any]:
+    """The whole run card; `streaming` marks a CardKit card entity in streaming mode."""
+    elements: list[dict[str, Any]] = [
+        {"tag": "markdown", "element_id": ANSWER_ELEMENT, "content": answer},
+        {
+            "tag": "markdown",
+            "element_id": ACTIVITY_ELEMENT,
+            "content": activity_markdown(snapshot),
+            "text_size": "notation",
+        },
+    ]
+    run_id = snapshot.run_id or snapshot.progress_id
+    if show_stop:
+        elements.append(stop_button(run_id, coords))
+    config: dict[str, Any] = {
+        "update_multi": True,
+        "summary": {"content": "Working…" if snapshot.phase != "finish" else _summary(answer)},
+    }
+    if streaming:
+        config["streaming_mode"] = True
+        config["streaming_config"] = {
+            "print_frequency_ms": {"default": 30},
+            "print_step": {"default": 3},
+            "print_strategy": "fast",
+        }
+    return {"schema": "2.0", "config": config, "body": {"elements": elements}}
+
+
+def buttons_card(text: str, buttons: list[Button], coords: Coordinates) -> dict[str, Any]:
+    """A message with buttons (e.g. an approval request): markdown body, one button per row."""
+    elements: list[dict[str, Any]] = [{"tag": "markdown", "content": text}]
+    elements.extend(button_element(button, coords) for button in buttons)
+    return {"schema": "2.0", "config": {"update_multi": True}, "body": {"elements": elements}}
+
+
+def markdown_card(text: str) -> dict[str, Any]:
+    return {
+        "schema": "2.0",
+        "config": {"update_multi": True},
+        "body": {"elements": [{"tag": "markdown", "content": text}]},
+    }
+
+
+def card_message_content(card_id: str) -> dict[str, Any]:
+    """im/v1 content that shows a CardKit card entity."""
+    return {"type": "card", "data": {"card_id": card_id}}
+
+
+def _summary(answer: str) -> str:
+    first = answer.strip().splitlines()[0] if answer.strip() else "Done"
+    return first if len(first) <= 60 else first[:59] + "…"

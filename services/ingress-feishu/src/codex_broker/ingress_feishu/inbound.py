@@ -1,0 +1,86 @@
+"""Persist long-connection events into Redis, synchronously, before the handler returns.
+
+Runs on the long connection's own thread and loop: lark acks an event when the handler returns,
+so the event is in Redis first (persist before ack). A failure raises, lark answers 500, and
+Feishu pushes the event again. De-duplication on the event id (`feishu:<message_id>`) happens
+after the XADD succeeded, so a crash between the two can only cause a duplicate that the next
+delivery's check — or the orchestrator's own idempotency — absorbs, never a loss.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis as SyncRedis
+
+from codex_broker.ingress_feishu import metrics
+from codex_broker.ingress_feishu.normalize import (
+    Ignored,
+    InboundPolicy,
+    card_action_to_inbound,
+    message_to_inbound,
+)
+from codex_broker.libs.contracts import InboundEvent, encode
+from codex_broker.libs.keys import Keys
+
+log = logging.getLogger(__name__)
+
+DEDUPE_SCOPE = "inbound-feishu"
+DEDUPE_TTL_S = 24 * 3600
+DATA_FIELD = "data"
+
+
+@dataclass
+class InboundSink:
+    redis: SyncRedis
+    keys: Keys
+    policy: Callable[[], InboundPolicy]
+    stream_maxlen: int = 100_000
+
+    def on_message(self, payload: dict[str, Any]) -> None:
+        self._persist("message", message_to_inbound(payload, self.policy()))
+
+    def on_card_action(self, payload: dict[str, Any]) -> str | None:
+        """Returns the toast to show the clicker, or None for a button that is not ours."""
+        result = card_action_to_inbound(payload)
+        self._persist("card_action", result)
+        if isinstance(result, Ignored):
+            return None
+        action = result.action.action if result.action else ""
+        return {"stop": "Stopping…", "approve": "Approved", "deny": "Denied"}.get(action, "Received")
+
+    def _persist(self, event_type: str, result: InboundEvent | Ignored) -> None:
+        if isinstance(result, Ignored):
+            metrics.INBOUND_IGNORED.labels(reason=result.reason).inc()
+            metrics.INBOUND_EVENTS.labels(type=event_type, result="ignored").inc()
+            return
+        started = time.perf_counter()
+        dedupe_key = self.keys.idempotency(DEDUPE_SCOPE, result.event_id)
+        if self.redis.exists(dedupe_key):
+            metrics.INBOUND_EVENTS.labels(type=event_type, result="duplicate").inc()
+            return
+        stream = self.keys.inbound_stream_for(result.session_key)
+        # two commands, not one pipeline: a pipeline would still run SET when XADD fails,
+        # and a marker without its entry is a lost message
+        self.redis.xadd(stream, {DATA_FIELD: encode(result)}, maxlen=self.stream_maxlen, approximate=True)
+        self.redis.set(dedupe_key, "done:", ex=DEDUPE_TTL_S)
+        metrics.INBOUND_PERSIST_SECONDS.observe(time.perf_counter() - started)
+        metrics.INBOUND_EVENTS.labels(type=event_type, result="persisted").inc()
+        log.info(
+            "inbound event persisted",
+            extra={"event_id": result.event_id, "session_key": result.session_key, "kind": result.kind},
+        )
+
+
+def event_to_dict(event: Any) -> dict[str, Any]:
+    """lark's event objects → the plain JSON envelope the pure normalizers take."""
+    import lark_oapi as lark
+
+    raw = lark.JSON.marshal(event)
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
