@@ -196,6 +196,7 @@ def _function_call(reply: dict, body: dict[str, Any]) -> tuple[str, str]:
 @dataclass
 class _State:
     instant: bool = False
+    api_key: str | None = None  # when set, requests without `Bearer <api_key>` get a 401
     replies: list[dict] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
     count: int = 0
@@ -257,6 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _responses(self, raw: bytes) -> None:
         state = self.server.state
+        if state.api_key and self.headers.get("authorization") != f"Bearer {state.api_key}":
+            with state.lock:
+                state.count += 1
+            self._json(401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}})
+            return
         if state.instant:
             with state.lock:
                 state.count += 1
@@ -354,8 +360,8 @@ class _Server(ThreadingHTTPServer):
 class FakeModel:
     """In-process fake on 127.0.0.1 (a free port unless given), served from a daemon thread."""
 
-    def __init__(self, port: int = 0, *, instant: bool = False) -> None:
-        self._state = _State(instant=instant)
+    def __init__(self, port: int = 0, *, instant: bool = False, api_key: str | None = None) -> None:
+        self._state = _State(instant=instant, api_key=api_key)
         self._server = _Server(port, self._state)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-model", daemon=True)
@@ -444,8 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fake OpenAI Responses endpoint for Codex tests")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--instant", action="store_true", help="fixed tiny answer, nothing recorded")
+    parser.add_argument("--api-key", default=None, help="answer 401 unless this bearer key is sent")
     args = parser.parse_args(argv)
-    server = _Server(args.port, _State(instant=args.instant))
+    server = _Server(args.port, _State(instant=args.instant, api_key=args.api_key))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

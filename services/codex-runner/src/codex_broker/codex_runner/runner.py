@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from codex_broker.codex_runner import metrics
 from codex_broker.codex_runner.config import Settings
-from codex_broker.codex_runner.environment import prepare_profile
+from codex_broker.codex_runner.environment import native_codex_bin, prepare_profile
 from codex_broker.codex_runner.events import EventPublisher
 from codex_broker.codex_runner.supervisor import Supervisor
 from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun
@@ -39,7 +39,7 @@ class Runner:
         self.redis = redis
         self.keys = settings.keys
         self.runner_id = settings.instance_id
-        self.codex_bin = codex_bin
+        self.codex_bin = native_codex_bin(codex_bin)
         self.capacity = settings.max_concurrent_turns
         self.bus = StreamBus(
             redis, dead_letter_stream=self.keys.dead_letter_stream, maxlen=settings.stream_maxlen
