@@ -28,11 +28,12 @@ ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 def make_context(redis: Redis, keys: Keys, data_root: Path, token: str | None) -> AppContext:
-    settings = Settings(
+    settings = Settings(  # type: ignore[call-arg]
         data_root=data_root,
         key_prefix=keys.prefix,
         shard_count=keys.shard_count,
         broker_admin_token=SecretStr(token) if token else None,
+        _env_file=None,  # a developer's .env must not change what the tests see
     )
     bus = StreamBus(redis, dead_letter_stream=keys.dead_letter_stream)
     return AppContext(settings=settings, redis=redis, keys=keys, bus=bus)

@@ -107,6 +107,14 @@ async def test_page_and_assets_are_static_and_need_no_token(admin_client: Client
     assert (await http.get("/admin/static/index.html")).status_code == 404
 
 
+async def test_wrong_method_is_405_naming_every_allowed_method(admin_client: ClientFactory) -> None:
+    http = await admin_client()
+    response = await http.put("/admin/api/auth-profiles")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+    assert (await http.head("/admin/api/sessions")).status_code == 200
+
+
 async def test_page_loads_nothing_external(admin_client: ClientFactory) -> None:
     http = await admin_client()
     for path in ("/admin", "/admin/static/admin.js", "/admin/static/admin.css"):

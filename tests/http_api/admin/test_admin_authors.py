@@ -126,7 +126,8 @@ async def test_delete_needs_a_platform(api: httpx.AsyncClient) -> None:
         "field": "platform",
         "allowed": ["slack", "feishu"],
     }
-    list_bad = await api.get("/admin/api/github-authors", params={"platform": "teams"})
-    assert list_bad.status_code == 400 and list_bad.json()["error"] == "invalid_platform"
+    for bad in ("teams", ""):
+        list_bad = await api.get("/admin/api/github-authors", params={"platform": bad})
+        assert list_bad.status_code == 400 and list_bad.json()["error"] == "invalid_platform"
     body_not_object = await api.post("/admin/api/github-authors", json=[1, 2])
     assert body_not_object.status_code == 400 and body_not_object.json()["error"] == "invalid_json"

@@ -6,7 +6,11 @@ from typing import Any
 
 from codex_broker.http_api.openapi import error_response, json_response
 
-SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}]
+# `{}`: without BROKER_ADMIN_TOKEN, loopback clients need no token
+SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}, {}]
+USER_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+EMAIL_PATTERN = "^[^@\\s<>\"',;]+@[^@\\s<>\"',;]+\\.[^@\\s<>\"',;]+$"
+NAME_PATTERN = "^[^<>\\x00-\\x1f\\x7f]*[^<>\\s\\x00-\\x1f\\x7f][^<>\\x00-\\x1f\\x7f]*$"
 
 PLATFORM_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["slack", "feishu"]}
 
@@ -27,8 +31,12 @@ def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> 
 
 PLATFORM_FILTER = _query("platform", PLATFORM_SCHEMA, "Only this platform (400 invalid_platform otherwise)")
 PAGE_PARAMS = [
-    _query("offset", {"type": "integer", "minimum": 0}, "Entries to skip"),
-    _query("limit", {"type": "integer", "minimum": 1}, "Page size (clamped to 200; 400 invalid_limit)"),
+    _query("offset", {"type": "integer", "minimum": 0, "maximum": 999_999_999}, "Entries to skip"),
+    _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 999_999_999},
+        "Page size (clamped to 200; 400 invalid_limit)",
+    ),
 ]
 SESSION_KEY = _path("session_key", "Session key `<platform>:<conversation>:<root message>`")
 PROFILE_NAME = _path(
@@ -118,13 +126,14 @@ PROFILE_BODY: dict[str, Any] = {
     "type": "object",
     "required": ["name"],
     "description": "Exactly one of authJson (upload) or apiKey (API-key profile)",
+    "oneOf": [{"required": ["authJson"]}, {"required": ["apiKey"]}],
     "properties": {
         "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
         "authJson": {
             "description": "Codex auth.json as an object or a JSON string",
             "oneOf": [{"type": "object"}, {"type": "string"}],
         },
-        "apiKey": {"type": "string", "writeOnly": True},
+        "apiKey": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{20,512}$", "writeOnly": True},
     },
 }
 
@@ -133,9 +142,13 @@ AUTHOR_BODY: dict[str, Any] = {
     "required": ["platform", "userId", "name", "email"],
     "properties": {
         "platform": PLATFORM_SCHEMA,
-        "userId": {"type": "string", "description": "Platform user id (alias user_id)"},
-        "name": {"type": "string", "maxLength": 100},
-        "email": {"type": "string", "format": "email"},
+        "userId": {
+            "type": "string",
+            "pattern": USER_ID_PATTERN,
+            "description": "Platform user id (alias user_id)",
+        },
+        "name": {"type": "string", "maxLength": 100, "pattern": NAME_PATTERN},
+        "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN},
     },
 }
 
@@ -171,7 +184,13 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _path("name", "Asset file name", {"type": "string", "enum": ["admin.js", "admin.css"]})
             ],
             "responses": {
-                "200": {"description": "asset", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "200": {
+                    "description": "asset",
+                    "content": {
+                        "text/javascript": {"schema": {"type": "string"}},
+                        "text/css": {"schema": {"type": "string"}},
+                    },
+                },
                 "404": error_response("no such asset"),
             },
         }
@@ -310,7 +329,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             _with({"platform": PLATFORM_SCHEMA, "userId": {"type": "string"}}),
             errors=(400, 404),
             parameters=[
-                _path("user_id", "Platform user id"),
+                _path("user_id", "Platform user id", {"type": "string", "pattern": USER_ID_PATTERN}),
                 _query("platform", PLATFORM_SCHEMA, "Platform of the user", required=True),
             ],
         )

@@ -197,27 +197,34 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         log.info("admin deleted github author", extra={"platform": platform, "user_id": user})
         return _json({"ok": True, "platform": platform, "userId": user})
 
-    def api(path: str, handler: Handler, method: str) -> Route:
-        return Route(path, guarded(ctx, handler), methods=[method])
+    def api(path: str, **by_method: Handler) -> Route:
+        return Route(path, guarded(ctx, _dispatch(by_method)), methods=list(by_method))
 
     return [
         Route("/admin", page, methods=["GET"]),
         Route("/admin/static/{name}", asset, methods=["GET"]),
-        api("/admin/api/status", get_status, "GET"),
-        api("/admin/api/jobs", list_jobs, "GET"),
-        api("/admin/api/sessions", list_sessions, "GET"),
+        api("/admin/api/status", GET=get_status),
+        api("/admin/api/jobs", GET=list_jobs),
+        api("/admin/api/sessions", GET=list_sessions),
         # the reset route comes first: `{session_key:path}` would also swallow "/reset"
-        api("/admin/api/sessions/{session_key:path}/reset", reset_session, "POST"),
-        api("/admin/api/sessions/{session_key:path}", session_detail, "GET"),
-        api("/admin/api/sessions/{session_key:path}", delete_session, "DELETE"),
-        api("/admin/api/auth-profiles", list_profiles, "GET"),
-        api("/admin/api/auth-profiles", save_profile, "POST"),
-        api("/admin/api/auth-profiles/{name}/activate", activate_profile, "POST"),
-        api("/admin/api/auth-profiles/{name}", delete_profile, "DELETE"),
-        api("/admin/api/github-authors", list_authors, "GET"),
-        api("/admin/api/github-authors", set_author, "POST"),
-        api("/admin/api/github-authors/{user_id}", delete_author, "DELETE"),
+        api("/admin/api/sessions/{session_key:path}/reset", POST=reset_session),
+        api("/admin/api/sessions/{session_key:path}", GET=session_detail, DELETE=delete_session),
+        api("/admin/api/auth-profiles", GET=list_profiles, POST=save_profile),
+        api("/admin/api/auth-profiles/{name}/activate", POST=activate_profile),
+        api("/admin/api/auth-profiles/{name}", DELETE=delete_profile),
+        api("/admin/api/github-authors", GET=list_authors, POST=set_author),
+        api("/admin/api/github-authors/{user_id}", DELETE=delete_author),
     ]
+
+
+def _dispatch(by_method: dict[str, Handler]) -> Handler:
+    """One route per path, so a 405 names every method the path allows."""
+
+    async def handler(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    return handler
 
 
 async def _to_thread_logs(data_root: Path, session_key: str, redactor: Redactor) -> list[dict[str, Any]]:

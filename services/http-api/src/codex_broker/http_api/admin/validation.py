@@ -24,7 +24,8 @@ _API_KEY = re.compile(r"^[A-Za-z0-9_\-.]{20,512}$")
 
 
 def platform(raw: str | None, *, required: bool = False) -> str | None:
-    if raw is None or raw == "":
+    """None when absent and optional; an empty value is as invalid as any other non-platform."""
+    if raw is None:
         if required:
             raise ApiError(400, "invalid_platform", field="platform", allowed=list(PLATFORMS))
         return None
