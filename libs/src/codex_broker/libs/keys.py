@@ -125,6 +125,10 @@ class Keys:
         """The sha256 of the session's current http-api capability token."""
         return self._session(session_key, "token")
 
+    def session_seen(self, session_key: str) -> str:
+        """Sorted set: inbound event ids already handled for the session (capped), for redelivery."""
+        return self._session(session_key, "seen")
+
     @property
     def sessions_index(self) -> str:
         """Sorted set: session key scored by last activity (ms)."""
@@ -143,6 +147,29 @@ class Keys:
     def active_runs(self) -> str:
         """Sorted set: run id scored by start time (ms), for reconciliation and MAX_ACTIVE_RUNS."""
         return f"{self.prefix}:runs:active"
+
+    @property
+    def runs_waiting(self) -> str:
+        """Sorted set: session keys waiting for a MAX_ACTIVE_RUNS slot, scored by arrival (ms).
+
+        The hash tag is the name of `active_runs`, so both land in one cluster slot and the
+        admission script may touch them together.
+        """
+        return f"{{{self.prefix}:runs:active}}:waiting"
+
+    # ---- orchestrator replicas and timers ----------------------------------------------------
+    @property
+    def orchestrator_members(self) -> str:
+        """Sorted set: live orchestrator replica ids scored by membership expiry (ms)."""
+        return f"{self.prefix}:orch:members"
+
+    def orchestrator_timers(self, shard: int) -> str:
+        """Sorted set: '<kind>|<session key>' scored by due time (ms) for sessions of one shard."""
+        return f"{self.prefix}:orch:due:{shard}"
+
+    def orchestrator_wake(self, shard: int) -> str:
+        """List: a nudge for the timer of the replica holding `shard` (BLPOP wakes it)."""
+        return f"{self.prefix}:orch:wake:{shard}"
 
     # ---- outbound bookkeeping (owned by each ingress) --------------------------------------
     def outbound_ref(self, platform: str, ref: str) -> str:
@@ -168,6 +195,23 @@ class Keys:
     def github_authors(self, platform: str) -> str:
         """Hash: platform user id → JSON {name, email, source: manual|inferred}."""
         return f"{self.prefix}:github-authors:{platform}"
+
+    # ---- co-authors of Codex's commits (git identity) -----------------------------------------
+    def session_coauthors(self, session_key: str) -> str:
+        """Hash: the session's co-author answer (excluded user ids, allow_missing, who, when)."""
+        return self._session(session_key, "coauthors")
+
+    def coauthor_prompt_cooldown(self, session_key: str, user_id: str) -> str:
+        """String with TTL: a 'Configure co-authors' prompt went to this user recently."""
+        return self._session(session_key, f"coauthor-prompt:{user_id}")
+
+    def session_git_hook_token(self, session_key: str) -> str:
+        """String: sha256 of the session's commit-hook token (narrow: co-author endpoints only)."""
+        return self._session(session_key, "git-hook-token")
+
+    def git_hook_token(self, token_sha256: str) -> str:
+        """String: session key for a commit-hook token's sha256."""
+        return f"{self.prefix}:git-hook-token:{token_sha256}"
 
     def user_usage(self, platform: str, user_id: str, day: str) -> str:
         return f"{self.prefix}:usage:{platform}:{user_id}:{day}"

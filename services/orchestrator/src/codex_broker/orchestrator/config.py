@@ -1,0 +1,99 @@
+"""Settings of the orchestrator (read once in main(), passed down)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from codex_broker.orchestrator.housekeeping.config import HousekeepingSettings
+
+CsvList = Annotated[list[str], NoDecode]
+Sandbox = Literal["read-only", "workspace-write", "danger-full-access"]
+
+
+def _csv(value: object) -> object:
+    """Lists come from the environment as 'a,b,c' (or JSON); both are accepted."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(HousekeepingSettings):
+    metrics_port: int = Field(default=9103, ge=0, le=65535, description="Port of /metrics and health")
+
+    # ---- state machine ---------------------------------------------------------------------
+    debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Quiet window before a turn starts")
+    message_during_run: Literal["steer", "queue"] = Field(
+        default="steer", description="A message during a run steers the active turn or waits for the next"
+    )
+    max_active_runs: int = Field(
+        default=32, ge=0, description="Runs in flight across all sessions (0 = unlimited); FIFO beyond"
+    )
+    session_queue_limit: int = Field(default=20, ge=1, description="Messages waiting per session")
+
+    # ---- policy ----------------------------------------------------------------------------
+    allowed_users: CsvList = Field(default_factory=list, description="User ids allowed (empty = all)")
+    allowed_channels: CsvList = Field(
+        default_factory=list,
+        description="Conversation ids allowed (empty = all; DMs are governed by DMS_ALLOWED)",
+    )
+    admins: CsvList = Field(default_factory=list, description="User ids allowed to use /cd and /config")
+    dms_allowed: bool = Field(default=True, description="Direct messages start sessions")
+    mention_required: bool = Field(
+        default=True, description="A channel message must mention the bot to start a session"
+    )
+    refusal_interval_s: int = Field(
+        default=600, ge=1, description="At most one refusal per user and conversation in this window"
+    )
+    cd_aliases: dict[str, str] = Field(
+        default_factory=dict, description='Named workspaces for /cd, JSON {"name": "/abs/path"}'
+    )
+
+    # ---- codex -----------------------------------------------------------------------------
+    sandbox: Sandbox = Field(default="workspace-write", description="Codex sandbox for every turn")
+    network_access: bool = Field(default=False, description="Network access inside the sandbox")
+    approval_policy: Literal["never", "on-request"] = Field(
+        default="never", description="on-request shows Approve / Deny buttons in the thread"
+    )
+    codex_model: str | None = Field(default=None, description="Model override (default: CODEX_HOME config)")
+    auth_profile: str = Field(default="default", description="Codex auth profile for new sessions")
+
+    # ---- backfill, attachments --------------------------------------------------------------
+    slack_initial_thread_history_count: int = Field(
+        default=8, ge=0, le=100, description="Earlier thread messages given to Codex on the first mention"
+    )
+    backfill_timeout_s: float = Field(default=5.0, gt=0, description="Wait for the history RPC at most this")
+    download_timeout_s: float = Field(default=30.0, gt=0, description="Wait for attachment downloads")
+    attachment_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1, description="Largest attachment")
+    team_memory_max_bytes: int = Field(default=32_768, ge=0, description="Cap of team AGENT.md injected")
+
+    # ---- rendering -------------------------------------------------------------------------
+    progress_interval_ms: int = Field(
+        default=700, ge=0, description="Minimum gap between progress snapshots caused by answer text"
+    )
+
+    # ---- replicas, crash safety --------------------------------------------------------------
+    shard_lease_ms: int = Field(default=6000, ge=500, description="Shard lease time (takeover bound)")
+    shard_renew_interval_s: float = Field(default=1.5, gt=0, description="Shard lease renewal period")
+    reconcile_interval_s: float = Field(default=2.0, gt=0, description="Period of the active-runs check")
+    runner_dead_after_s: float = Field(
+        default=8.0, gt=0, description="A runner whose heartbeat is older than this is gone"
+    )
+    run_claim_timeout_s: float = Field(
+        default=120.0, gt=0, description="A run no runner claimed within this is reported failed"
+    )
+    shard_inflight_limit: int = Field(default=500, ge=1, description="Entries in memory per shard")
+    housekeeping_enabled: bool = Field(
+        default=True, description="Run log retention and disk-pressure housekeeping in this process"
+    )
+
+    @field_validator("allowed_users", "allowed_channels", "admins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return _csv(value)

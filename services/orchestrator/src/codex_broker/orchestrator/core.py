@@ -1,0 +1,539 @@
+"""The orchestrator's shared context and the turn lifecycle: enqueue, debounce, admit, start.
+
+Every method that changes a session runs inside that session's worker (see dispatch.py), so a
+read-decide-write sequence here is never interleaved with another one of the same session.
+Writes go out as one pipeline per step, effects first and the bookkeeping that makes them
+idempotent last; streams are written in the same round trip but never inside a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from codex_broker.libs import paths
+from codex_broker.libs.bus import StreamBus
+from codex_broker.libs.contracts import (
+    Attachment,
+    Coordinates,
+    DownloadPayload,
+    HistoryMessage,
+    HistoryPayload,
+    InboundEvent,
+    OutboundAction,
+    OutboundPayload,
+    OutboundResult,
+    PostPayload,
+    RunControl,
+    RunRequest,
+    decode,
+    encode,
+    new_id,
+)
+from codex_broker.libs.idempotency import Idempotency
+from codex_broker.libs.keys import Keys, shard_of
+from codex_broker.libs.rpc import RpcTimeout, wait_reply
+from codex_broker.orchestrator import metrics, prompt, render, timers
+from codex_broker.orchestrator.config import Settings
+from codex_broker.orchestrator.decide import Phase
+from codex_broker.orchestrator.policy import Policy
+
+log = logging.getLogger(__name__)
+
+RUN_TTL_S = 7 * 24 * 3600
+USER_USAGE_TTL_S = 40 * 24 * 3600
+SEEN_KEEP = 500
+TIMELINE_KEEP = 500
+START_SAFETY_MS = 5_000  # with DEBOUNCE_MS=0 the timer entry only guards against a crash
+
+# Fair FIFO admission for MAX_ACTIVE_RUNS; KEYS share one cluster slot (see keys.runs_waiting).
+ADMIT_LUA = """
+local active = redis.call('ZCARD', KEYS[1])
+local max = tonumber(ARGV[4])
+local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+local ahead = rank or redis.call('ZCARD', KEYS[2])
+if max <= 0 or active + ahead < max then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+  return -1
+end
+if not rank then redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ARGV[1]) end
+return ahead
+"""
+
+
+BLOCK_SLICE_S = 2.0  # redis-py 8 clients default to a 5 s socket timeout: block in shorter slices
+
+
+async def wait_result(redis: Redis, reply_key: str, *, timeout_s: float) -> OutboundResult:
+    """Wait for an RPC reply for up to `timeout_s`, never blocking one command longer than a slice."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            return await wait_reply(
+                redis, reply_key, OutboundResult, timeout_s=max(0.01, min(BLOCK_SLICE_S, remaining))
+            )
+        except RpcTimeout:
+            if remaining <= BLOCK_SLICE_S:
+                raise
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def today() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_str_dict(raw: dict[Any, Any]) -> dict[str, str]:
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+def coords_of(session: dict[str, str], session_key: str) -> Coordinates:
+    if session.get("platform"):
+        return Coordinates(
+            platform=session["platform"],  # type: ignore[arg-type]
+            conversation_id=session["conversation_id"],
+            root_message_id=session["root_message_id"],
+        )
+    platform, conversation, root = session_key.split(":", 2)
+    return Coordinates(platform=platform, conversation_id=conversation, root_message_id=root)  # type: ignore[arg-type]
+
+
+@dataclass
+class QueueEntry:
+    event: InboundEvent
+    download_reply: str | None = None
+
+    def dump(self) -> str:
+        return json.dumps({"event": json.loads(encode(self.event)), "download": self.download_reply})
+
+    @classmethod
+    def load(cls, raw: Any) -> QueueEntry:
+        body = json.loads(text(raw))
+        return cls(decode(InboundEvent, json.dumps(body["event"])), body.get("download"))
+
+
+@dataclass
+class Core:
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    bus: StreamBus
+    policy: Policy
+    admit_script: Any = None
+    data_root: Path = field(default_factory=Path)
+    # timer entries are removed by the worker; this lets the inbound path skip a needless tick
+    _admission_log_at: float = 0.0
+
+    @classmethod
+    def create(cls, settings: Settings, redis: Redis) -> Core:
+        keys = settings.keys
+        policy = Policy(
+            allowed_users=frozenset(settings.allowed_users),
+            allowed_channels=frozenset(settings.allowed_channels),
+            admins=frozenset(settings.admins),
+            dms_allowed=settings.dms_allowed,
+            mention_required=settings.mention_required,
+        )
+        core = cls(
+            settings=settings,
+            redis=redis,
+            keys=keys,
+            bus=StreamBus(redis, dead_letter_stream=keys.dead_letter_stream, maxlen=settings.stream_maxlen),
+            policy=policy,
+            data_root=Path(settings.data_root).resolve(),
+        )
+        core.admit_script = redis.register_script(ADMIT_LUA)
+        return core
+
+    # ---- small effects -----------------------------------------------------------------------
+    def outbound_stream(self, coords: Coordinates) -> str:
+        return self.keys.outbound_stream(coords.platform)
+
+    def add_outbound(self, pipe: Any, action: OutboundAction) -> None:
+        pipe.xadd(
+            self.keys.outbound_stream(action.platform),
+            {"data": encode(action)},
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
+
+    def add_timeline(self, pipe: Any, session_key: str, kind: str, summary: str) -> None:
+        entry = json.dumps({"at_ms": now_ms(), "kind": kind, "summary": summary[:300]})
+        pipe.lpush(self.keys.session_timeline(session_key), entry)
+        pipe.ltrim(self.keys.session_timeline(session_key), 0, TIMELINE_KEEP - 1)
+
+    def add_seen(self, pipe: Any, session_key: str, event_id: str) -> None:
+        pipe.zadd(self.keys.session_seen(session_key), {event_id: now_ms()})
+        pipe.zremrangebyrank(self.keys.session_seen(session_key), 0, -SEEN_KEEP - 1)
+
+    async def reply(self, coords: Coordinates, session_key: str, action_id: str, body: str) -> None:
+        action = render.outbound(coords, session_key, PostPayload(text=body), action_id)
+        await self.bus.publish(self.outbound_stream(coords), action)
+
+    async def publish_control(self, runner_id: str, control: RunControl) -> None:
+        await self.bus.publish(self.keys.runner_control_stream(runner_id), control, maxlen=10_000)
+
+    # ---- sessions ----------------------------------------------------------------------------
+    async def create_session(self, event: InboundEvent) -> dict[str, str]:
+        """First message of a session: workspace, record, and (maybe) the backfill request."""
+        session_key = event.session_key
+        workspace = paths.session_workspace(self.data_root, session_key)
+        workspace.mkdir(parents=True, exist_ok=True)
+        now = now_ms()
+        record = {
+            "platform": event.platform,
+            "conversation_id": event.conversation_id,
+            "root_message_id": event.root_message_id,
+            "workspace": str(workspace),
+            "auth_profile": self.settings.auth_profile,
+            "status": "active",
+            "is_direct": "1" if event.is_direct else "0",
+            "created_at_ms": str(now),
+            "last_activity_ms": str(now),
+            "epoch": "0",
+            "input_tokens": "0",
+            "output_tokens": "0",
+            "total_tokens": "0",
+        }
+        pipe = self.redis.pipeline(transaction=False)
+        if self._wants_backfill(event):
+            reply_key = self.keys.rpc_reply(new_id())
+            record["backfill_reply"] = reply_key
+            record["backfill_requested_ms"] = str(now)
+            history = HistoryPayload(
+                before_message_id=event.message_id, limit=self.settings.slack_initial_thread_history_count
+            )
+            self.add_outbound(
+                pipe,
+                render.outbound(
+                    event.coords, session_key, history, f"history:{event.event_id}", reply_to=reply_key
+                ),
+            )
+        pipe.hset(self.keys.session(session_key), mapping=dict[Any, Any](record))
+        pipe.zadd(self.keys.sessions_index, {session_key: now})
+        self.add_timeline(pipe, session_key, "session", "session created")
+        await pipe.execute()
+        return record
+
+    def _wants_backfill(self, event: InboundEvent) -> bool:
+        """The first mention inside an existing thread (not its root, not a DM) looks back once."""
+        return (
+            self.settings.slack_initial_thread_history_count > 0
+            and event.kind == "message"
+            and not event.is_direct
+            and bool(event.message_id)
+            and event.message_id != event.root_message_id
+        )
+
+    def session_context(self, session: dict[str, str], coords: Coordinates) -> prompt.SessionContext:
+        return prompt.SessionContext(
+            platform=coords.platform,
+            conversation_id=coords.conversation_id,
+            root_message_id=coords.root_message_id,
+            workspace=session.get("workspace", ""),
+            repos_root=str(paths.repos_root(self.data_root)),
+            api_base=self.settings.api_base,
+        )
+
+    # ---- enqueue -----------------------------------------------------------------------------
+    def download_request(self, pipe: Any, event: InboundEvent, session: dict[str, str]) -> str | None:
+        """Ask the ingress to fetch the message's files now, so they are ready when the turn starts."""
+        if not event.attachments or event.kind != "message":
+            return None
+        reply_key = self.keys.rpc_reply(new_id())
+        dest = (
+            Path(session["workspace"]) / ".attachments" / paths.safe_name(event.message_id or event.event_id)
+        )
+        payload = DownloadPayload(
+            attachments=event.attachments, dest_dir=str(dest), max_bytes=self.settings.attachment_max_bytes
+        )
+        self.add_outbound(
+            pipe,
+            render.outbound(
+                event.coords, event.session_key, payload, f"download:{event.event_id}", reply_to=reply_key
+            ),
+        )
+        return reply_key
+
+    async def enqueue(
+        self, event: InboundEvent, session: dict[str, str], *, phase: Phase, schedule_ms: int | None
+    ) -> None:
+        """Append the message to the session queue (and move idle → debouncing when asked)."""
+        session_key = event.session_key
+        pipe = self.redis.pipeline(transaction=False)
+        entry = QueueEntry(event, self.download_request(pipe, event, session))
+        pipe.rpush(self.keys.session_queue(session_key), entry.dump())
+        if schedule_ms is not None:
+            pipe.hset(self.keys.session_state(session_key), "state", "debouncing")
+            timers.add_schedule(pipe, self.keys, "start", session_key, schedule_ms)
+        self.touch(pipe, event)
+        self.add_timeline(
+            pipe, session_key, "message", f"{event.actor.display_name or event.actor.id}: {event.text}"
+        )
+        self.add_seen(pipe, session_key, event.event_id)
+        await pipe.execute()
+
+    def touch(self, pipe: Any, event: InboundEvent) -> None:
+        now = now_ms()
+        pipe.hset(self.keys.session(event.session_key), "last_activity_ms", str(now))
+        pipe.zadd(self.keys.sessions_index, {event.session_key: now})
+        if event.kind != "job_callback" and not event.actor.is_bot:
+            pipe.hset(
+                self.keys.session_participants(event.session_key),
+                event.actor.id,
+                event.actor.display_name or event.actor.id,
+            )
+
+    # ---- starting a turn ---------------------------------------------------------------------
+    async def start_turn(self, session_key: str, *, received_at: float | None = None) -> str | None:
+        """Flush the queue into one RunRequest if a run slot is free; returns the run id."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.session_state(session_key))
+        pipe.hgetall(self.keys.session(session_key))
+        pipe.lrange(self.keys.session_queue(session_key), 0, -1)
+        raw_state, raw_session, raw_queue = await pipe.execute()
+        state, session = as_str_dict(raw_state), as_str_dict(raw_session)
+        if state.get("state") == "running":
+            return None
+        if not raw_queue or not session:
+            await self.go_idle(session_key)
+            return None
+        run_id = new_id()
+        ahead = await self.admit_script(
+            keys=[self.keys.active_runs, self.keys.runs_waiting],
+            args=[session_key, run_id, now_ms(), self.settings.max_active_runs],
+        )
+        if int(ahead) >= 0:
+            metrics.RUNS_WAITING.inc()
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self.keys.session_state(session_key), mapping={"state": "debouncing", "waiting": "1"})
+            timers.add_cancel(pipe, self.keys, "start", session_key)
+            await pipe.execute()
+            return None
+        try:
+            request, entries = await self._build_request(run_id, session_key, session, raw_queue)
+        except BaseException:
+            await self.redis.zrem(self.keys.active_runs, run_id)
+            raise
+        await self._publish_run(request, session, entries, len(raw_queue))
+        if received_at is not None:
+            metrics.INBOUND_TO_RUN_SECONDS.observe(max(0.0, time.monotonic() - received_at))
+        return run_id
+
+    async def _build_request(
+        self, run_id: str, session_key: str, session: dict[str, str], raw_queue: list[Any]
+    ) -> tuple[RunRequest, list[QueueEntry]]:
+        entries = [QueueEntry.load(raw) for raw in raw_queue]
+        coords = coords_of(session, session_key)
+        ctx = self.session_context(session, coords)
+        files = await self.collect_downloads(entries)
+        backfill = await self.collect_backfill(session_key, session)
+        thread_id = session.get("thread_id") or None
+        instructions = None
+        if thread_id is None:
+            token = await self.rotate_token(session_key)
+            instructions = prompt.developer_instructions(ctx, token, self.team_memory())
+        events = [e.event for e in entries]
+        inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
+        request = RunRequest(
+            run_id=run_id,
+            session_key=session_key,
+            coords=coords,
+            thread_id=thread_id,
+            workspace=session["workspace"],
+            auth_profile=session.get("auth_profile") or self.settings.auth_profile,
+            sandbox=session.get("cfg_sandbox") or self.settings.sandbox,  # type: ignore[arg-type]
+            network_access=_flag(session.get("cfg_network"), self.settings.network_access),
+            approval_policy=session.get("cfg_approval") or self.settings.approval_policy,  # type: ignore[arg-type]
+            developer_instructions=instructions,
+            model=session.get("cfg_model") or self.settings.codex_model,
+            input=inputs,
+        )
+        return request, entries
+
+    async def _publish_run(
+        self, request: RunRequest, session: dict[str, str], entries: list[QueueEntry], flushed: int
+    ) -> None:
+        """One round trip: the run record, the state, the RunRequest, then status and progress."""
+        session_key, run_id, coords = request.session_key, request.run_id, request.coords
+        last = entries[-1].event
+        requester = next((e.event.actor for e in entries if e.event.kind != "job_callback"), last.actor)
+        now = now_ms()
+        view = render.ProgressView()
+        start = render.snapshot(view, run_id, phase="start")
+        view = render.emitted(view, now)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(
+            self.keys.run(run_id),
+            mapping={
+                "session_key": session_key,
+                "status": "queued",
+                "created_at_ms": str(now),
+                "platform": coords.platform,
+                "conversation_id": coords.conversation_id,
+                "root_message_id": coords.root_message_id,
+                "requester": requester.id,
+                "requester_name": requester.display_name or requester.id,
+                "message_id": last.message_id,
+                "epoch": session.get("epoch", "0"),
+                "view": view.model_dump_json(),
+                "last_seq": "-1",
+            },
+        )
+        pipe.expire(self.keys.run(run_id), RUN_TTL_S)
+        pipe.hset(
+            self.keys.session_state(session_key),
+            mapping={
+                "state": "running",
+                "active_run_id": run_id,
+                "turn_active": "0",
+                "run_started_ms": str(now),
+            },
+        )
+        pipe.hdel(self.keys.session_state(session_key), "waiting")
+        pipe.ltrim(self.keys.session_queue(session_key), flushed, -1)
+        if session.get("backfill_reply"):
+            pipe.hdel(self.keys.session(session_key), "backfill_reply", "backfill_requested_ms")
+        pipe.hset(self.keys.session(session_key), "last_run_id", run_id)
+        timers.add_cancel(pipe, self.keys, "start", session_key)
+        pipe.xadd(
+            self.keys.runs_stream,
+            {"data": encode(request)},
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
+        status = render.status_payload("running", last.message_id)
+        self.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:running"))
+        self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
+        self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({flushed} message(s))")
+        await pipe.execute()
+        metrics.RUNS_STARTED.labels(thread="resume" if request.thread_id else "new").inc()
+        log.info("run started", extra={"session_key": session_key, "run_id": run_id, "messages": flushed})
+
+    async def go_idle(self, session_key: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.keys.session_state(session_key), "state", "idle")
+        pipe.hdel(self.keys.session_state(session_key), "active_run_id", "waiting", "turn_active")
+        pipe.zrem(self.keys.runs_waiting, session_key)
+        timers.add_cancel(pipe, self.keys, "start", session_key)
+        await pipe.execute()
+
+    # ---- inputs that come from other services -------------------------------------------------
+    async def collect_downloads(self, entries: list[QueueEntry]) -> dict[str, list[Attachment]]:
+        async def one(entry: QueueEntry) -> tuple[str, list[Attachment]]:
+            if not entry.download_reply:
+                return entry.event.event_id, list(entry.event.attachments)
+            try:
+                result = await wait_result(
+                    self.redis, entry.download_reply, timeout_s=self.settings.download_timeout_s
+                )
+            except RpcTimeout:
+                metrics.RPC_TIMEOUTS.labels(kind="download").inc()
+                return entry.event.event_id, list(entry.event.attachments)
+            if not result.ok:
+                log.warning("attachment download failed", extra={"error": result.error})
+            return entry.event.event_id, result.files or list(entry.event.attachments)
+
+        results = await asyncio.gather(*(one(e) for e in entries))
+        return dict(results)
+
+    async def collect_backfill(
+        self, session_key: str, session: dict[str, str]
+    ) -> list[HistoryMessage] | None:
+        reply_key = session.get("backfill_reply")
+        if not reply_key:
+            return None
+        waited_s = (now_ms() - int(session.get("backfill_requested_ms") or now_ms())) / 1000
+        timeout_s = max(0.05, self.settings.backfill_timeout_s - waited_s)
+        try:
+            result = await wait_result(self.redis, reply_key, timeout_s=timeout_s)
+        except RpcTimeout:
+            metrics.RPC_TIMEOUTS.labels(kind="history").inc()
+            log.warning("history backfill timed out", extra={"session_key": session_key})
+            return None
+        messages = [m for m in result.messages if m.text.strip() or m.attachments]
+        if not any(not m.actor.is_bot for m in messages):
+            return None
+        return messages[-self.settings.slack_initial_thread_history_count :]
+
+    def team_memory(self) -> str | None:
+        path = paths.team_home(self.data_root) / "AGENT.md"
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(self.settings.team_memory_max_bytes)
+        except OSError:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    async def rotate_token(self, session_key: str) -> str:
+        """A fresh capability token for a new Codex thread; the previous one stops working."""
+        token = secrets.token_urlsafe(32)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        old = await self.redis.get(self.keys.session_token_hash(session_key))
+        pipe = self.redis.pipeline(transaction=False)
+        if old:
+            pipe.delete(self.keys.session_by_token(text(old)))
+        pipe.set(self.keys.session_token_hash(session_key), digest)
+        pipe.set(self.keys.session_by_token(digest), session_key)
+        await pipe.execute()
+        return token
+
+    async def revoke_token(self, session_key: str) -> None:
+        old = await self.redis.get(self.keys.session_token_hash(session_key))
+        if old:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.delete(self.keys.session_by_token(text(old)))
+            pipe.delete(self.keys.session_token_hash(session_key))
+            await pipe.execute()
+
+    # ---- run slots ---------------------------------------------------------------------------
+    async def wake_waiters(self) -> None:
+        """A run slot freed up: the sessions at the head of the FIFO get a start tick now."""
+        if self.settings.max_active_runs <= 0:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.keys.active_runs)
+        pipe.zrange(self.keys.runs_waiting, 0, self.settings.max_active_runs - 1)
+        active, waiting = await pipe.execute()
+        free = self.settings.max_active_runs - int(active)
+        if free <= 0 or not waiting:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for raw in waiting[:free]:
+            timers.add_schedule(pipe, self.keys, "start", text(raw), now_ms(), only_earlier=True)
+        await pipe.execute()
+
+    def shard(self, session_key: str) -> int:
+        return shard_of(session_key, self.keys.shard_count)
+
+    async def first_time(self, key: str, ttl_s: int) -> bool:
+        return await Idempotency(self.redis, self.keys, "orchestrator").first_time(key, ttl_s=ttl_s)
+
+    def payload_action(
+        self, coords: Coordinates, session_key: str, payload: OutboundPayload, action_id: str
+    ) -> OutboundAction:
+        return render.outbound(coords, session_key, payload, action_id)
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value in ("1", "true", "on", "yes")

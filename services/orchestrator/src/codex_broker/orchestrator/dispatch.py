@@ -1,0 +1,271 @@
+"""Shard readers and per-session ordered workers.
+
+Each held shard has one reader task: on taking the shard it claims every entry still pending in
+the group (the previous holder's unfinished work) and then blocks on XREADGROUP over the shard's
+inbound and run-event streams. Every entry — and every timer firing or lost-run report — becomes
+a `WorkItem` for its session. Items of one session run strictly in order in one worker task
+(created on demand, gone when idle); different sessions run concurrently. So a session's state is
+only ever changed by one coroutine at a time, and a slow history or download RPC in one thread
+never delays another thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from redis import exceptions as redis_errors
+
+from codex_broker.libs.bus import DATA_FIELD, DeadLetter, Delivery, StreamBus
+from codex_broker.libs.contracts import ContractError, InboundEvent, RunEvent, decode
+from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
+from codex_broker.orchestrator import metrics
+
+log = logging.getLogger(__name__)
+
+ItemKind = Literal["inbound", "run_event", "tick", "run_lost"]
+REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+@dataclass
+class WorkItem:
+    kind: ItemKind
+    shard: int
+    session_key: str
+    delivery: Delivery | None = None
+    inbound: InboundEvent | None = None
+    run_event: RunEvent | None = None
+    member: str = ""  # tick: the timer member
+    tick_kind: str = ""
+    run_id: str = ""  # run_lost
+    reason: str = ""
+
+
+Handler = Callable[[WorkItem], Awaitable[None]]
+
+
+@dataclass
+class SessionDispatcher:
+    bus: StreamBus
+    handler: Handler
+    stop: asyncio.Event
+    max_attempts: int = 5
+    on_item_done: Callable[[WorkItem], Awaitable[None]] | None = None
+    _queues: dict[str, deque[WorkItem]] = field(default_factory=dict)
+    _shard_load: dict[int, int] = field(default_factory=dict)
+    _idle: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    in_flight_entries: set[str] = field(default_factory=set)
+
+    def submit(self, item: WorkItem) -> None:
+        self._shard_load[item.shard] = self._shard_load.get(item.shard, 0) + 1
+        if item.delivery is not None:
+            self.in_flight_entries.add(item.delivery.entry_id)
+        queue = self._queues.get(item.session_key)
+        if queue is not None:
+            queue.append(item)
+            return
+        self._queues[item.session_key] = deque([item])
+        task = asyncio.create_task(self._worker(item.session_key), name=f"session-{item.shard}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def load(self, shard: int) -> int:
+        return self._shard_load.get(shard, 0)
+
+    @property
+    def sessions_busy(self) -> int:
+        return len(self._queues)
+
+    async def wait_below(self, shard: int, limit: int) -> None:
+        async with self._idle:
+            await self._idle.wait_for(lambda: self.load(shard) < limit)
+
+    async def wait_shard_idle(self, shard: int) -> None:
+        async with self._idle:
+            await self._idle.wait_for(lambda: self.load(shard) == 0)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _worker(self, session_key: str) -> None:
+        queue = self._queues[session_key]
+        try:
+            while queue:
+                item = queue[0]
+                try:
+                    await self._run(item)
+                finally:
+                    queue.popleft()
+                    await self._finished(item)
+        finally:
+            self._queues.pop(session_key, None)
+
+    async def _finished(self, item: WorkItem) -> None:
+        if item.delivery is not None:
+            self.in_flight_entries.discard(item.delivery.entry_id)
+        if self.on_item_done is not None:
+            with contextlib.suppress(Exception):
+                await self.on_item_done(item)
+        async with self._idle:
+            self._shard_load[item.shard] = self._shard_load.get(item.shard, 1) - 1
+            self._idle.notify_all()
+
+    async def _run(self, item: WorkItem) -> None:
+        """Handle with in-place retries, so a later item of the session never overtakes this one."""
+        attempt = 0
+        backoff = 0.1
+        while True:
+            try:
+                await self.handler(item)
+                await self._ack(item)
+                metrics.ITEMS.labels(kind=item.kind, result="ok").inc()
+                return
+            except (DeadLetter, ContractError) as exc:
+                await self._dead_letter(item, f"{type(exc).__name__}: {exc}")
+                return
+            except REDIS_ERRORS as exc:
+                log.warning("redis error while handling; retrying: %r", exc, extra={"error": str(exc)})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                metrics.ITEMS.labels(kind=item.kind, result="error").inc()
+                log.exception(
+                    "handler failed",
+                    extra={"session_key": item.session_key, "kind": item.kind, "attempt": attempt},
+                )
+                if attempt >= self.max_attempts:
+                    await self._dead_letter(
+                        item, f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
+                    )
+                    return
+            if self.stop.is_set():
+                return  # left pending: the next holder of the shard handles it
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, 5.0)
+
+    async def _ack(self, item: WorkItem) -> None:
+        if item.delivery is not None:
+            await self.bus.redis.xack(item.delivery.stream, GROUP_ORCHESTRATOR, item.delivery.entry_id)
+
+    async def _dead_letter(self, item: WorkItem, reason: str) -> None:
+        metrics.ITEMS.labels(kind=item.kind, result="dead_letter").inc()
+        if item.delivery is not None:
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.bus.dead_letter(item.delivery, GROUP_ORCHESTRATOR, reason)
+        else:
+            log.error("internal work item dropped", extra={"session_key": item.session_key, "reason": reason})
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class ShardReader:
+    """Feeds one shard's two streams into the dispatcher, in stream order."""
+
+    bus: StreamBus
+    keys: Keys
+    shard: int
+    consumer: str
+    dispatcher: SessionDispatcher
+    inflight_limit: int = 500
+    block_ms: int = 1000
+    count: int = 100
+    claim_idle_ms: int = 30_000
+
+    @property
+    def streams(self) -> list[str]:
+        return [self.keys.inbound_stream(self.shard), self.keys.run_events_stream(self.shard)]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        taken_over = False
+        last_reclaim = asyncio.get_running_loop().time()
+        while not stop.is_set():
+            try:
+                if not taken_over:
+                    for stream in self.streams:
+                        await self.bus.ensure_group(stream, GROUP_ORCHESTRATOR)
+                        await self._claim(stream, min_idle_ms=0)
+                    taken_over = True
+                now = asyncio.get_running_loop().time()
+                if now - last_reclaim > self.claim_idle_ms / 1000:
+                    last_reclaim = now
+                    for stream in self.streams:
+                        await self._claim(stream, min_idle_ms=self.claim_idle_ms)
+                await self.dispatcher.wait_below(self.shard, self.inflight_limit)
+                await self._read()
+                backoff = 0.2
+            except REDIS_ERRORS as exc:
+                log.warning("shard reader: redis unavailable", extra={"shard": self.shard, "error": str(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 10.0)
+            except redis_errors.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                taken_over = False
+
+    async def _read(self) -> None:
+        response: Any = await self.bus.redis.xreadgroup(
+            GROUP_ORCHESTRATOR,
+            self.consumer,
+            dict.fromkeys(self.streams, ">"),
+            count=self.count,
+            block=self.block_ms,
+        )
+        for stream, entries in response or []:
+            for entry_id, fields in entries:
+                await self._submit(_text(stream), _text(entry_id), fields)
+
+    async def _claim(self, stream: str, *, min_idle_ms: int) -> None:
+        """Take over pending entries (all of them on shard takeover), oldest first."""
+        cursor = "0-0"
+        while True:
+            result: Any = await self.bus.redis.xautoclaim(
+                stream,
+                GROUP_ORCHESTRATOR,
+                self.consumer,
+                min_idle_time=min_idle_ms,
+                start_id=cursor,
+                count=self.count,
+            )
+            cursor = _text(result[0])
+            entries = result[1] or []
+            deleted = [eid for eid, fields in entries if not fields]
+            if deleted:  # trimmed while pending: nothing left to handle
+                await self.bus.redis.xack(stream, GROUP_ORCHESTRATOR, *deleted)
+            for entry_id, fields in entries:
+                if fields and _text(entry_id) not in self.dispatcher.in_flight_entries:
+                    metrics.RECLAIMED.inc()
+                    await self._submit(stream, _text(entry_id), fields)
+            if cursor in ("0-0", "0"):
+                return
+
+    async def _submit(self, stream: str, entry_id: str, fields: Any) -> None:
+        raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
+        delivery = Delivery(stream=stream, entry_id=entry_id, data=_text(raw))
+        try:
+            if stream == self.keys.inbound_stream(self.shard):
+                event = decode(InboundEvent, delivery.data)
+                item = WorkItem("inbound", self.shard, event.session_key, delivery=delivery, inbound=event)
+            else:
+                run_event = decode(RunEvent, delivery.data)
+                item = WorkItem(
+                    "run_event", self.shard, run_event.session_key, delivery=delivery, run_event=run_event
+                )
+        except ContractError as exc:
+            await self.bus.dead_letter(delivery, GROUP_ORCHESTRATOR, f"ContractError: {exc}")
+            return
+        self.dispatcher.submit(item)

@@ -1,0 +1,395 @@
+"""Inbound events: routing, policy, commands, buttons, and messages into the state machine."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from codex_broker.libs.contracts import (
+    ApprovalDecision,
+    EphemeralPayload,
+    InboundEvent,
+    RunControl,
+    UpdatePayload,
+)
+from codex_broker.orchestrator import commands, metrics, prompt, render, timers
+from codex_broker.orchestrator.commands import Command
+from codex_broker.orchestrator.core import START_SAFETY_MS, Core, QueueEntry, as_str_dict, now_ms, text, today
+from codex_broker.orchestrator.decide import SessionFacts, on_message
+from codex_broker.orchestrator.policy import access_denial, route_message, validate_workspace
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEYS = {
+    "sandbox": ("cfg_sandbox", ("read-only", "workspace-write", "danger-full-access")),
+    "network": ("cfg_network", ("on", "off")),
+    "approval": ("cfg_approval", ("never", "on-request")),
+    "model": ("cfg_model", ()),
+}
+
+
+async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float | None = None) -> None:
+    session_key = event.session_key
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.zscore(core.keys.session_seen(session_key), event.event_id)
+    pipe.hgetall(core.keys.session(session_key))
+    pipe.hgetall(core.keys.session_state(session_key))
+    pipe.llen(core.keys.session_queue(session_key))
+    seen, raw_session, raw_state, queue_len = await pipe.execute()
+    if seen is not None:
+        metrics.INBOUND.labels(outcome="duplicate").inc()
+        return
+    session, state = as_str_dict(raw_session), as_str_dict(raw_state)
+    if event.kind == "action":
+        metrics.INBOUND.labels(outcome="action").inc()
+        await handle_action(core, event, session, state)
+        await _mark_seen(core, event)
+        return
+    route = route_message(event, session_exists=bool(session), mention_required=core.policy.mention_required)
+    if route == "ignore":
+        metrics.INBOUND.labels(outcome="ignored").inc()
+        return
+    denial = access_denial(event, core.policy)
+    if denial is not None:
+        metrics.INBOUND.labels(outcome="refused").inc()
+        await refuse(core, event, denial)
+        await _mark_seen(core, event)
+        return
+    command = commands.parse_command(event.text) if event.kind == "message" else None
+    if command is not None:
+        metrics.INBOUND.labels(outcome="command").inc()
+        metrics.COMMANDS.labels(command=command.name).inc()
+        await handle_command(core, event, command, session, state, int(queue_len))
+        await _mark_seen(core, event)
+        return
+    if not session:
+        session = await core.create_session(event)
+    await handle_message(core, event, session, state, int(queue_len), received_at=received_at)
+
+
+async def _mark_seen(core: Core, event: InboundEvent) -> None:
+    pipe = core.redis.pipeline(transaction=False)
+    core.add_seen(pipe, event.session_key, event.event_id)
+    await pipe.execute()
+
+
+# ---- messages ---------------------------------------------------------------------------------
+
+
+async def handle_message(
+    core: Core,
+    event: InboundEvent,
+    session: dict[str, str],
+    state: dict[str, str],
+    queue_len: int,
+    *,
+    received_at: float | None,
+) -> None:
+    session_key = event.session_key
+    facts = SessionFacts(
+        phase=state.get("state", "idle"),  # type: ignore[arg-type]
+        queue_len=queue_len,
+        turn_active=state.get("turn_active") == "1",
+    )
+    during_run = "queue" if event.kind == "job_callback" else core.settings.message_during_run
+    action = on_message(
+        facts,
+        during_run=during_run,
+        queue_limit=core.settings.session_queue_limit,
+        debounce_ms=core.settings.debounce_ms,
+    )
+    metrics.INBOUND.labels(outcome=action).inc()
+    if action == "busy":
+        await _busy(core, event)
+    elif action == "steer":
+        await steer(core, event, session, state)
+    elif action == "queue":
+        await core.enqueue(event, session, phase=facts.phase, schedule_ms=None)
+    elif action == "debounce":
+        await core.enqueue(
+            event, session, phase=facts.phase, schedule_ms=now_ms() + core.settings.debounce_ms
+        )
+    else:
+        await core.enqueue(event, session, phase=facts.phase, schedule_ms=now_ms() + START_SAFETY_MS)
+        await core.start_turn(session_key, received_at=received_at)
+
+
+async def _busy(core: Core, event: InboundEvent) -> None:
+    if await core.first_time(f"busy:{event.session_key}", ttl_s=60):
+        body = commands.BUSY.format(limit=core.settings.session_queue_limit)
+        await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
+    await _mark_seen(core, event)
+
+
+async def steer(core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]) -> None:
+    """Add the message to the running turn (Codex turn/steer through the runner)."""
+    run_id = state.get("active_run_id", "")
+    runner_id = text(await core.redis.hget(core.keys.run(run_id), "runner_id") or b"")
+    if not runner_id:  # not claimed yet: the next turn takes it
+        await core.enqueue(event, session, phase="running", schedule_ms=None)
+        return
+    pipe = core.redis.pipeline(transaction=False)
+    entry_download = core.download_request(pipe, event, session)
+    await pipe.execute()
+    files = []
+    if entry_download:
+        files = (await core.collect_downloads([QueueEntry(event, entry_download)]))[event.event_id]
+    inputs = prompt.run_inputs(prompt.steer_text(event, files), {event.event_id: files})
+    control = RunControl(
+        control_id=f"steer:{event.event_id}",
+        run_id=run_id,
+        session_key=event.session_key,
+        kind="steer",
+        input=inputs,
+    )
+    await core.publish_control(runner_id, control)
+    pipe = core.redis.pipeline(transaction=False)
+    core.touch(pipe, event)
+    core.add_timeline(
+        pipe, event.session_key, "steer", f"{event.actor.display_name or event.actor.id}: {event.text}"
+    )
+    core.add_seen(pipe, event.session_key, event.event_id)
+    await pipe.execute()
+
+
+# ---- policy -----------------------------------------------------------------------------------
+
+
+async def refuse(core: Core, event: InboundEvent, denial: str) -> None:
+    """One polite refusal per user and conversation per interval; silence after that."""
+    key = f"refusal:{event.platform}:{event.conversation_id}:{event.actor.id}"
+    if not await core.first_time(key, ttl_s=core.settings.refusal_interval_s):
+        return
+    body = commands.DM_REFUSAL if denial == "dm" else commands.REFUSAL
+    await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+
+async def handle_command(
+    core: Core,
+    event: InboundEvent,
+    command: Command,
+    session: dict[str, str],
+    state: dict[str, str],
+    queue_len: int,
+) -> None:
+    reply_id = f"reply:{event.event_id}"
+    if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor.id):
+        await core.reply(
+            event.coords, event.session_key, reply_id, commands.ADMIN_ONLY.format(name=command.name)
+        )
+        return
+    if command.name == "stop":
+        body = await stop_session(core, event.session_key, state, queue_len)
+        if body:
+            await core.reply(event.coords, event.session_key, reply_id, body)
+    elif command.name == "new":
+        await new_thread(core, event, session)
+        await core.reply(event.coords, event.session_key, reply_id, commands.NEW_THREAD)
+    elif command.name == "status":
+        await core.reply(
+            event.coords, event.session_key, reply_id, await status_body(core, session, state, queue_len)
+        )
+    elif command.name == "usage":
+        await core.reply(event.coords, event.session_key, reply_id, await usage_body(core, event, session))
+    elif command.name == "help":
+        await core.reply(event.coords, event.session_key, reply_id, commands.HELP_TEXT)
+    elif command.name == "cd":
+        await core.reply(
+            event.coords, event.session_key, reply_id, await change_dir(core, event, session, command.args)
+        )
+    elif command.name == "config":
+        await core.reply(
+            event.coords, event.session_key, reply_id, await configure(core, event, session, command.args)
+        )
+
+
+async def stop_session(core: Core, session_key: str, state: dict[str, str], queue_len: int) -> str | None:
+    """Interrupt the active turn and drop queued messages. None: the run's end says 'Stopped.'"""
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.delete(core.keys.session_queue(session_key))
+    timers.add_cancel(pipe, core.keys, "start", session_key)
+    pipe.zrem(core.keys.runs_waiting, session_key)
+    await pipe.execute()
+    run_id = state.get("active_run_id")
+    if state.get("state") == "running" and run_id:
+        await interrupt_run(core, run_id, session_key)
+        return None
+    if queue_len or state.get("state") == "debouncing":
+        await core.go_idle(session_key)
+        return commands.STOPPED
+    return commands.NOTHING_RUNNING
+
+
+async def interrupt_run(core: Core, run_id: str, session_key: str) -> None:
+    # Set the flag, then look for a runner: either we see its id, or it sees the flag at claim.
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hset(core.keys.run(run_id), "cancel_requested", "1")
+    pipe.hget(core.keys.run(run_id), "runner_id")
+    _, runner_id = await pipe.execute()
+    if runner_id:
+        control = RunControl(
+            control_id=f"interrupt:{run_id}", run_id=run_id, session_key=session_key, kind="interrupt"
+        )
+        await core.publish_control(text(runner_id), control)
+
+
+async def new_thread(core: Core, event: InboundEvent, session: dict[str, str]) -> None:
+    if not session:
+        return
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hdel(core.keys.session(event.session_key), "thread_id")
+    pipe.hincrby(core.keys.session(event.session_key), "epoch", 1)
+    core.add_timeline(pipe, event.session_key, "command", "/new: next turn starts a fresh Codex thread")
+    await pipe.execute()
+    await core.revoke_token(event.session_key)
+
+
+async def status_body(core: Core, session: dict[str, str], state: dict[str, str], queue_len: int) -> str:
+    if not session:
+        return commands.NO_SESSION
+    facts = commands.StatusFacts(
+        running=state.get("state") == "running",
+        run_id=state.get("active_run_id"),
+        queued=queue_len,
+        thread_id=session.get("thread_id"),
+        workspace=session.get("workspace"),
+        input_tokens=int(session.get("input_tokens") or 0),
+        output_tokens=int(session.get("output_tokens") or 0),
+        total_tokens=int(session.get("total_tokens") or 0),
+        waiting_for_slot=state.get("waiting") == "1",
+    )
+    return commands.status_text(facts)
+
+
+async def usage_body(core: Core, event: InboundEvent, session: dict[str, str]) -> str:
+    user_total = await core.redis.hget(
+        core.keys.user_usage(event.platform, event.actor.id, today()), "total_tokens"
+    )
+    return commands.usage_text(
+        int(session.get("total_tokens") or 0),
+        int(session.get("input_tokens") or 0),
+        int(session.get("output_tokens") or 0),
+        int(text(user_total)) if user_total else 0,
+    )
+
+
+async def change_dir(core: Core, event: InboundEvent, session: dict[str, str], args: str) -> str:
+    result = validate_workspace(args, aliases=core.settings.cd_aliases, home=Path.home())
+    if isinstance(result, str):
+        return result
+    if not session:
+        session = await core.create_session(event)
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hset(core.keys.session(event.session_key), "workspace", str(result))
+    pipe.hdel(core.keys.session(event.session_key), "thread_id")
+    pipe.hincrby(core.keys.session(event.session_key), "epoch", 1)
+    core.add_timeline(pipe, event.session_key, "command", f"/cd {result}")
+    await pipe.execute()
+    return f"Workspace set to `{result}`. The next message starts a fresh Codex thread there."
+
+
+async def configure(core: Core, event: InboundEvent, session: dict[str, str], args: str) -> str:
+    if not session:
+        session = await core.create_session(event)
+    parts = args.split()
+    if len(parts) >= 2 and parts[0] in CONFIG_KEYS:
+        field, allowed = CONFIG_KEYS[parts[0]]
+        value = " ".join(parts[1:])
+        if allowed and value not in allowed:
+            return f"`{parts[0]}` must be one of: " + ", ".join(f"`{a}`" for a in allowed)
+        stored = {"on": "1", "off": "0"}.get(value, value) if parts[0] == "network" else value
+        await core.redis.hset(core.keys.session(event.session_key), field, stored)
+        session[field] = stored
+    elif parts:
+        return "Usage: `/config` to show, `/config <sandbox|network|approval|model> <value>` to change."
+    s = core.settings
+    network = session.get("cfg_network")
+    lines = [
+        "*Session configuration*",
+        f"• sandbox: `{session.get('cfg_sandbox') or s.sandbox}`",
+        f"• network: `{'on' if (network == '1' if network else s.network_access) else 'off'}`",
+        f"• approval: `{session.get('cfg_approval') or s.approval_policy}`",
+        f"• model: `{session.get('cfg_model') or s.codex_model or 'default'}`",
+        f"• workspace: `{session.get('workspace')}`",
+        f"• message during run: `{s.message_during_run}`, debounce: {s.debounce_ms} ms",
+    ]
+    return "\n".join(lines)
+
+
+# ---- buttons ----------------------------------------------------------------------------------
+
+
+async def handle_action(
+    core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]
+) -> None:
+    action = event.action
+    if action is None:
+        return
+    if access_denial(event, core.policy) is not None:
+        await _ephemeral(core, event, commands.REFUSAL)
+        return
+    if action.action == "stop":
+        run_id = action.run_id or action.value
+        if run_id and run_id == state.get("active_run_id") and state.get("state") == "running":
+            queue_len = int(await core.redis.llen(core.keys.session_queue(event.session_key)))
+            await stop_session(core, event.session_key, state, queue_len)
+        else:
+            await _ephemeral(core, event, "That run has already ended.")
+    elif action.action in ("approve", "deny"):
+        await decide_approval(core, event, approve=action.action == "approve")
+
+
+async def decide_approval(core: Core, event: InboundEvent, *, approve: bool) -> None:
+    action = event.action
+    assert action is not None
+    run_id, _, request_id = (action.value or "").partition(":")
+    run_id = action.run_id or run_id
+    request_id = action.request_id or request_id
+    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id))) if run_id else {}
+    if not run or not request_id:
+        await _ephemeral(core, event, "That approval request is no longer open.")
+        return
+    if event.actor.id != run.get("requester") and not core.policy.is_admin(event.actor.id):
+        await _ephemeral(core, event, "Only the person who asked for this turn or an admin can decide.")
+        return
+    field = f"approval:{request_id}"
+    if run.get(field) != "pending" or run.get("status") not in ("queued", "running"):
+        await _ephemeral(core, event, "That approval request was already decided.")
+        return
+    decision = ApprovalDecision(
+        request_id=request_id, decision="accept" if approve else "decline", decided_by=event.actor.id
+    )
+    control = RunControl(
+        control_id=f"approval:{run_id}:{request_id}",
+        run_id=run_id,
+        session_key=event.session_key,
+        kind="approval",
+        approval=decision,
+    )
+    runner_id = run.get("runner_id")
+    if runner_id:
+        await core.publish_control(runner_id, control)
+    who = event.actor.display_name or event.actor.id
+    verdict = "✅ Approved" if approve else "🚫 Denied"
+    update = UpdatePayload(
+        ref=f"approval:{run_id}:{request_id}", text=f"{verdict} by {who}: {run.get(field + ':summary', '')}"
+    )
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hset(core.keys.run(run_id), field, "accept" if approve else "decline")
+    core.add_outbound(
+        pipe,
+        render.outbound(event.coords, event.session_key, update, f"approval-decided:{run_id}:{request_id}"),
+    )
+    core.add_timeline(pipe, event.session_key, "approval", f"{verdict} by {who}")
+    await pipe.execute()
+
+
+async def _ephemeral(core: Core, event: InboundEvent, body: str) -> None:
+    payload = EphemeralPayload(user_id=event.actor.id, text=body)
+    await core.bus.publish(
+        core.keys.outbound_stream(event.platform),
+        render.outbound(event.coords, event.session_key, payload, f"ephemeral:{event.event_id}"),
+    )

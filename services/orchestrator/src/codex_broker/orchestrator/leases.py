@@ -1,0 +1,143 @@
+"""Shard leases: which orchestrator replica handles which sessions.
+
+Each replica registers in a members set with an expiry and aims to hold ceil(shards / live
+replicas) shards. Leases are SET NX PX with the replica id as value and renewed only while the
+value is still ours. A dead replica stops renewing; its leases and its membership expire after
+`lease_ms`, and the survivors take the shards on their next tick — so takeover needs at most
+lease_ms + renew_interval. A replica that stops (SIGTERM) hands its shards back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from codex_broker.libs.keys import Keys
+
+log = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def preference(instance: str, shard: int) -> int:
+    """Rendezvous hashing: each replica prefers a stable, different subset of shards."""
+    digest = hashlib.blake2b(f"{instance}/{shard}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def target_count(shard_count: int, live_replicas: int) -> int:
+    return math.ceil(shard_count / max(1, live_replicas))
+
+
+def plan_changes(
+    *, instance: str, shard_count: int, held: set[int], free: set[int], live_replicas: int
+) -> tuple[list[int], list[int]]:
+    """(shards to try to acquire, shards to hand back) for one tick (pure)."""
+    target = target_count(shard_count, live_replicas)
+    ranked_free = sorted(free - held, key=lambda s: preference(instance, s), reverse=True)
+    acquire = ranked_free[: max(0, target - len(held))]
+    ranked_held = sorted(held, key=lambda s: preference(instance, s))
+    release = ranked_held[: max(0, len(held) - target)]
+    return acquire, release
+
+
+ShardCallback = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class ShardLeases:
+    redis: Redis
+    keys: Keys
+    instance: str
+    lease_ms: int
+    on_gained: ShardCallback
+    on_lost: ShardCallback  # must finish the shard's in-flight work before returning
+    held: set[int] = field(default_factory=set)
+    _renew: Any = None
+    _release: Any = None
+
+    def __post_init__(self) -> None:
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+
+    async def tick(self) -> None:
+        now = int(time.time() * 1000)
+        live = await self._heartbeat_membership(now)
+        await self._renew_held()
+        free = await self._free_shards()
+        acquire, release = plan_changes(
+            instance=self.instance,
+            shard_count=self.keys.shard_count,
+            held=self.held,
+            free=free,
+            live_replicas=live,
+        )
+        for shard in release:
+            await self._hand_back(shard)
+        if acquire:
+            pipe = self.redis.pipeline(transaction=False)
+            for shard in acquire:
+                pipe.set(self.keys.shard_lease(shard), self.instance, nx=True, px=self.lease_ms)
+            for shard, ok in zip(acquire, await pipe.execute(), strict=True):
+                if ok:
+                    self.held.add(shard)
+                    log.info("shard lease acquired", extra={"shard": shard})
+                    await self.on_gained(shard)
+
+    async def release_all(self) -> None:
+        await asyncio.gather(*(self._hand_back(shard) for shard in sorted(self.held)))
+        await self.redis.zrem(self.keys.orchestrator_members, self.instance)
+
+    async def _heartbeat_membership(self, now: int) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zadd(self.keys.orchestrator_members, {self.instance: now + self.lease_ms})
+        pipe.zremrangebyscore(self.keys.orchestrator_members, "-inf", now)
+        pipe.zcard(self.keys.orchestrator_members)
+        return int((await pipe.execute())[2])
+
+    async def _renew_held(self) -> None:
+        if not self.held:
+            return
+        shards = sorted(self.held)
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
+            await self._renew(
+                keys=[self.keys.shard_lease(shard)], args=[self.instance, self.lease_ms], client=pipe
+            )
+        for shard, ok in zip(shards, await pipe.execute(), strict=True):
+            if not ok:  # expired and maybe taken: stop handling it now
+                log.warning("shard lease lost", extra={"shard": shard})
+                self.held.discard(shard)
+                await self.on_lost(shard)
+
+    async def _free_shards(self) -> set[int]:
+        shards = list(range(self.keys.shard_count))
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
+            pipe.exists(self.keys.shard_lease(shard))
+        return {shard for shard, exists in zip(shards, await pipe.execute(), strict=True) if not exists}
+
+    async def _hand_back(self, shard: int) -> None:
+        self.held.discard(shard)
+        await self.on_lost(shard)  # in-flight work of the shard is done when this returns
+        await self._release(keys=[self.keys.shard_lease(shard)], args=[self.instance])
+        log.info("shard lease released", extra={"shard": shard})

@@ -1,0 +1,151 @@
+"""Reconciliation of runs marked active, and of the run-slot FIFO.
+
+Runs whose runner is alive are left alone. A run no runner claimed within RUN_CLAIM_TIMEOUT_S,
+or whose runner's heartbeat is gone, is reported failed in its thread (through the session's
+worker, like any other event) and the session stays resumable with its Codex thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from codex_broker.orchestrator.core import Core, as_str_dict, now_ms, text
+
+log = logging.getLogger(__name__)
+
+ORPHAN_GRACE_MS = 60_000  # an active-runs member without a run record (crash between two writes)
+RUNNER_SERVICE = "codex-runner"
+
+Verdict = Literal["keep", "unclaimed", "runner_gone", "drop"]
+
+UNCLAIMED_REASON = "no Codex runner picked this turn up in time. Send your message again to retry."
+RUNNER_GONE_REASON = (
+    "the Codex runner working on this turn stopped. Your next message continues the same Codex session."
+)
+
+
+def judge(
+    run: dict[str, str],
+    *,
+    runner_seen_at: float | None,
+    now_s: float,
+    claim_timeout_s: float,
+    dead_after_s: float,
+) -> Verdict:
+    """Pure verdict on one active run. `runner_seen_at` is its runner's last heartbeat (epoch s)."""
+    status = run.get("status")
+    if status in ("completed", "interrupted", "failed"):
+        return "drop"
+    runner_id = run.get("runner_id")
+    if not runner_id:
+        created_s = int(run.get("created_at_ms") or 0) / 1000
+        return "unclaimed" if now_s - created_s > claim_timeout_s else "keep"
+    if runner_seen_at is None or now_s - runner_seen_at > dead_after_s:
+        return "runner_gone"
+    return "keep"
+
+
+LostCallback = Callable[[str, str, str], None]  # session key, run id, reason
+
+
+@dataclass
+class Reconciler:
+    core: Core
+    held: Callable[[], set[int]]
+    report_lost: LostCallback
+    reported: set[str] = field(default_factory=set)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once()
+            except Exception as exc:
+                log.warning("reconcile pass failed", extra={"error": str(exc)})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.core.settings.reconcile_interval_s)
+
+    async def run_once(self) -> None:
+        core = self.core
+        held = self.held()
+        if not held:
+            return
+        members: list[Any] = await core.redis.zrange(core.keys.active_runs, 0, -1, withscores=True)
+        run_ids = [text(m) for m, _ in members]
+        scores = {text(m): float(s) for m, s in members}
+        pipe = core.redis.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hgetall(core.keys.run(run_id))
+        runs = [as_str_dict(r) for r in await pipe.execute()]
+        seen_at = await self._runner_heartbeats({r["runner_id"] for r in runs if r.get("runner_id")})
+        now_s = time.time()
+        for run_id, run in zip(run_ids, runs, strict=True):
+            if not run.get("session_key"):
+                if now_ms() - scores[run_id] > ORPHAN_GRACE_MS:
+                    await core.redis.zrem(core.keys.active_runs, run_id)
+                continue
+            if core.shard(run["session_key"]) not in held:
+                continue
+            verdict = judge(
+                run,
+                runner_seen_at=seen_at.get(run.get("runner_id", "")),
+                now_s=now_s,
+                claim_timeout_s=core.settings.run_claim_timeout_s,
+                dead_after_s=core.settings.runner_dead_after_s,
+            )
+            if verdict == "drop":
+                await core.redis.zrem(core.keys.active_runs, run_id)
+            elif verdict != "keep" and run_id not in self.reported:
+                self.reported.add(run_id)
+                reason = UNCLAIMED_REASON if verdict == "unclaimed" else RUNNER_GONE_REASON
+                log.warning(
+                    "run lost",
+                    extra={"run_id": run_id, "verdict": verdict, "session_key": run["session_key"]},
+                )
+                self.report_lost(run["session_key"], run_id, reason)
+        self.reported &= set(run_ids)
+        await self._clean_waiting(held)
+        await core.wake_waiters()
+
+    async def _runner_heartbeats(self, runner_ids: set[str]) -> dict[str, float]:
+        if not runner_ids:
+            return {}
+        ordered = sorted(runner_ids)
+        pipe = self.core.redis.pipeline(transaction=False)
+        for runner_id in ordered:
+            pipe.get(self.core.keys.heartbeat(RUNNER_SERVICE, runner_id))
+        found: dict[str, float] = {}
+        for runner_id, raw in zip(ordered, await pipe.execute(), strict=True):
+            if raw is None:
+                continue
+            try:
+                found[runner_id] = float(json.loads(raw).get("at", 0))
+            except (ValueError, TypeError, AttributeError):
+                found[runner_id] = time.time()  # present but unreadable: the TTL says it is alive
+        return found
+
+    async def _clean_waiting(self, held: set[int]) -> None:
+        """Drop FIFO entries of sessions (on our shards) that no longer want a run."""
+        core = self.core
+        waiting = [text(m) for m in await core.redis.zrange(core.keys.runs_waiting, 0, 200)]
+        mine = [sk for sk in waiting if core.shard(sk) in held]
+        if not mine:
+            return
+        pipe = core.redis.pipeline(transaction=False)
+        for session_key in mine:
+            pipe.hget(core.keys.session_state(session_key), "state")
+            pipe.llen(core.keys.session_queue(session_key))
+        results = await pipe.execute()
+        stale = [
+            sk
+            for i, sk in enumerate(mine)
+            if text(results[2 * i] or b"") != "debouncing" or int(results[2 * i + 1]) == 0
+        ]
+        if stale:
+            await core.redis.zrem(core.keys.runs_waiting, *stale)

@@ -1,0 +1,285 @@
+"""RunEvents → session state, usage and what the thread shows.
+
+Idempotency: the run hash keeps `last_seq`; an event with seq ≤ last_seq was handled before and
+is skipped. Every outbound action id is derived from the run id (and the snapshot seq), so the
+ingress drops the repeat if we crash after publishing but before recording `last_seq`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from codex_broker.libs.contracts import (
+    Button,
+    Coordinates,
+    PostPayload,
+    RunEvent,
+    TokenUsage,
+    UpdatePayload,
+)
+from codex_broker.orchestrator import metrics, render, timers
+from codex_broker.orchestrator.core import USER_USAGE_TTL_S, Core, as_str_dict, now_ms, today
+from codex_broker.orchestrator.decide import after_run
+
+log = logging.getLogger(__name__)
+
+TERMINAL_STATUSES = frozenset({"completed", "interrupted", "failed"})
+
+
+def run_coords(run: dict[str, str]) -> Coordinates:
+    return Coordinates(
+        platform=run["platform"],  # type: ignore[arg-type]
+        conversation_id=run["conversation_id"],
+        root_message_id=run["root_message_id"],
+    )
+
+
+def load_view(run: dict[str, str]) -> render.ProgressView:
+    raw = run.get("view")
+    return render.ProgressView.model_validate_json(raw) if raw else render.ProgressView()
+
+
+async def handle_run_event(core: Core, event: RunEvent) -> None:
+    run = as_str_dict(await core.redis.hgetall(core.keys.run(event.run_id)))
+    if not run or "platform" not in run:
+        log.warning("run event for an unknown run", extra={"run_id": event.run_id, "kind": event.kind})
+        return
+    if event.seq <= int(run.get("last_seq", "-1")):
+        return
+    if run.get("status") in TERMINAL_STATUSES:
+        await core.redis.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
+        return  # already ended (e.g. reported lost); a late event changes nothing
+    if event.is_terminal:
+        await finish_run(core, run, event.run_id, event.kind, event.text, event.usage, seq=event.seq)  # type: ignore[arg-type]
+        return
+    pipe = core.redis.pipeline(transaction=False)
+    run_key = core.keys.run(event.run_id)
+    session_key = run["session_key"]
+    if event.kind == "accepted":
+        pipe.hset(
+            run_key,
+            mapping={"status": "running", **({"runner_id": event.runner_id} if event.runner_id else {})},
+        )
+    elif event.kind == "turn_started":
+        pipe.hset(
+            run_key,
+            mapping={k: v for k, v in (("turn_id", event.turn_id), ("thread_id", event.thread_id)) if v},
+        )
+        pipe.hset(core.keys.session_state(session_key), "turn_active", "1")
+        if event.thread_id:
+            await _remember_thread(core, pipe, run, session_key, event.thread_id)
+    elif event.kind == "token_usage" and event.usage is not None:
+        pipe.hset(run_key, "usage", event.usage.model_dump_json())
+    elif event.kind == "approval_requested" and event.approval is not None:
+        _approval_prompt(core, pipe, run, event)
+    elif event.kind == "approval_resolved" and event.decision is not None:
+        _approval_resolved(core, pipe, run, event)
+    _progress(core, pipe, run, event)
+    pipe.hset(run_key, "last_seq", str(event.seq))
+    await pipe.execute()
+
+
+async def _remember_thread(
+    core: Core, pipe: Any, run: dict[str, str], session_key: str, thread_id: str
+) -> None:
+    """Keep the Codex thread for the next turn — unless /new or /cd came after this run started."""
+    epoch = await core.redis.hget(core.keys.session(session_key), "epoch")
+    current = epoch.decode() if isinstance(epoch, bytes) else str(epoch or "0")
+    if current == run.get("epoch", "0"):
+        pipe.hset(core.keys.session(session_key), "thread_id", thread_id)
+
+
+def _progress(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+    view, change = render.apply_event(load_view(run), event)
+    if change == "none":
+        return
+    now = now_ms()
+    if render.should_emit(view, change, now_ms=now, interval_ms=core.settings.progress_interval_ms):
+        _emit(core, pipe, run, event.run_id, view, now)
+        return
+    view = view.model_copy(update={"dirty": True})
+    pipe.hset(core.keys.run(event.run_id), "view", view.model_dump_json())
+    due = view.last_emit_ms + core.settings.progress_interval_ms
+    timers.add_schedule(pipe, core.keys, "flush", run["session_key"], due, only_earlier=True)
+
+
+def _emit(
+    core: Core, pipe: Any, run: dict[str, str], run_id: str, view: render.ProgressView, now: int
+) -> None:
+    payload = render.snapshot(view, run_id, phase="update")
+    core.add_outbound(
+        pipe, render.outbound(run_coords(run), run["session_key"], payload, f"progress:{run_id}:{view.seq}")
+    )
+    pipe.hset(core.keys.run(run_id), "view", render.emitted(view, now).model_dump_json())
+    metrics.PROGRESS_SNAPSHOTS.inc()
+
+
+async def flush_progress(core: Core, session_key: str) -> None:
+    """The coalescing timer: show answer text that arrived since the last snapshot."""
+    run_id = await core.redis.hget(core.keys.session_state(session_key), "active_run_id")
+    timers_pipe = core.redis.pipeline(transaction=False)
+    timers.add_cancel(timers_pipe, core.keys, "flush", session_key)
+    await timers_pipe.execute()
+    if not run_id:
+        return
+    run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
+    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
+    if not run or run.get("status") in TERMINAL_STATUSES:
+        return
+    view = load_view(run)
+    if view.dirty:
+        pipe = core.redis.pipeline(transaction=False)
+        _emit(core, pipe, run, run_id, view, now_ms())
+        await pipe.execute()
+
+
+def _approval_prompt(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+    approval = event.approval
+    assert approval is not None
+    ref = f"approval:{event.run_id}:{approval.request_id}"
+    lines = [f"*Codex asks for approval* ({approval.kind}): {approval.summary}"]
+    if approval.command:
+        lines.append(f"```\n{approval.command[:1500]}\n```")
+    if approval.paths:
+        lines.append("Files: " + ", ".join(f"`{p}`" for p in approval.paths[:10]))
+    if approval.reason:
+        lines.append(f"Reason: {approval.reason[:500]}")
+    lines.append(f"Only {run.get('requester_name') or 'the requester'} or an admin can decide.")
+    value = f"{event.run_id}:{approval.request_id}"
+    payload = PostPayload(
+        text="\n".join(lines),
+        buttons=[
+            Button(action="approve", label="Approve", value=value, style="primary"),
+            Button(action="deny", label="Deny", value=value, style="danger"),
+        ],
+        ref=ref,
+    )
+    core.add_outbound(pipe, render.outbound(run_coords(run), run["session_key"], payload, ref))
+    pipe.hset(
+        core.keys.run(event.run_id),
+        mapping={
+            f"approval:{approval.request_id}": "pending",
+            f"approval:{approval.request_id}:summary": approval.summary[:300],
+        },
+    )
+
+
+def _approval_resolved(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+    decision = event.decision
+    assert decision is not None
+    field = f"approval:{decision.request_id}"
+    if run.get(field) != "pending":
+        return  # a person decided; that update is already out
+    verdict = "✅ Approved" if decision.decision == "accept" else "🚫 Declined"
+    by = f" by {decision.decided_by}" if decision.decided_by else " (no decision in time)"
+    update = UpdatePayload(
+        ref=f"approval:{event.run_id}:{decision.request_id}",
+        text=f"{verdict}{by}: {run.get(field + ':summary', '')}",
+    )
+    core.add_outbound(
+        pipe,
+        render.outbound(
+            run_coords(run),
+            run["session_key"],
+            update,
+            f"approval-decided:{event.run_id}:{decision.request_id}",
+        ),
+    )
+    pipe.hset(core.keys.run(event.run_id), field, decision.decision)
+
+
+async def finish_run(
+    core: Core,
+    run: dict[str, str],
+    run_id: str,
+    outcome: render.Outcome,
+    reason: str | None,
+    usage: TokenUsage | None,
+    *,
+    seq: int | None,
+    lost: bool = False,
+) -> None:
+    """The run ended: answer, status, usage, free the slot, and move the session on."""
+    session_key = run["session_key"]
+    coords = run_coords(run)
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hgetall(core.keys.session_state(session_key))
+    pipe.llen(core.keys.session_queue(session_key))
+    raw_state, queue_len = await pipe.execute()
+    state = as_str_dict(raw_state)
+    final_posted = state.get("codex_final_posted_run") == run_id
+    final_text = render.final_text_for(outcome, reason, final_posted_by_codex=final_posted)
+    view = load_view(run)
+    finish = render.snapshot(view, run_id, phase="finish", outcome=outcome, final_text=final_text)
+    if usage is None and run.get("usage"):
+        usage = TokenUsage.model_validate_json(run["usage"])
+    pipe = core.redis.pipeline(transaction=False)
+    core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
+    status = render.status_payload(outcome, run.get("message_id"))
+    core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
+    run_fields = {
+        "status": outcome,
+        "finished_at_ms": str(now_ms()),
+        "view": render.emitted(view, now_ms()).model_dump_json(),
+    }
+    if seq is not None:
+        run_fields["last_seq"] = str(seq)
+    if reason and outcome == "failed":
+        run_fields["error"] = reason[:1000]
+    pipe.hset(core.keys.run(run_id), mapping=dict[Any, Any](run_fields))
+    pipe.zrem(core.keys.active_runs, run_id)
+    _count_usage(core, pipe, run, usage)
+    if (reason or "").startswith("thread_not_found"):
+        pipe.hdel(core.keys.session(session_key), "thread_id")
+    pipe.hset(core.keys.session(session_key), "status", "resumable" if lost else "active")
+    if state.get("active_run_id") == run_id:
+        _next_phase(core, pipe, session_key, int(queue_len))
+    timers.add_cancel(pipe, core.keys, "flush", session_key)
+    core.add_timeline(
+        pipe, session_key, "run", f"run {run_id} {outcome}" + (f": {reason[:200]}" if reason else "")
+    )
+    await pipe.execute()
+    metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
+    log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})
+    await core.wake_waiters()
+
+
+def _next_phase(core: Core, pipe: Any, session_key: str, queue_len: int) -> None:
+    state_key = core.keys.session_state(session_key)
+    pipe.hdel(state_key, "active_run_id", "turn_active", "run_started_ms")
+    nxt = after_run(queue_len, debounce_ms=core.settings.debounce_ms)
+    if nxt == "idle":
+        pipe.hset(state_key, "state", "idle")
+        return
+    pipe.hset(state_key, "state", "debouncing")
+    timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
+
+
+def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage | None) -> None:
+    if usage is None:
+        return
+    session_key = run["session_key"]
+    for name in ("input_tokens", "output_tokens", "total_tokens"):
+        pipe.hincrby(core.keys.session(session_key), name, getattr(usage, name))
+    requester = run.get("requester")
+    if requester:
+        user_key = core.keys.user_usage(run["platform"], requester, today())
+        for name in ("input_tokens", "output_tokens", "total_tokens"):
+            pipe.hincrby(user_key, name, getattr(usage, name))
+        pipe.expire(user_key, USER_USAGE_TTL_S)
+
+
+async def handle_run_lost(core: Core, run_id: str, reason: str) -> None:
+    """Reconciliation found the run orphaned: tell the thread, keep the session resumable."""
+    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
+    if not run or "platform" not in run or run.get("status") in TERMINAL_STATUSES:
+        await core.redis.zrem(core.keys.active_runs, run_id)
+        return
+    metrics.RUNS_LOST.labels(reason="unclaimed" if run.get("status") == "queued" else "runner_gone").inc()
+    await finish_run(core, run, run_id, "failed", reason, None, seq=None, lost=True)
+
+
+def describe(event: RunEvent) -> str:
+    return json.dumps({"run_id": event.run_id, "seq": event.seq, "kind": event.kind})

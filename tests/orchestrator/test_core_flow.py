@@ -1,0 +1,80 @@
+"""The orchestrator core on real Redis, with the runner's side of the run contract played by
+the test (RunEvents published on the run-events stream exactly as a runner would)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from codex_broker.libs.contracts import ItemInfo, ProgressPayload, StatusPayload, TokenUsage
+from codex_broker.orchestrator.config import Settings
+from tests.helpers import wait_for
+from tests.orchestrator.harness import Driver, FakeRunnerScript, message
+
+
+async def test_mention_to_final_answer(driver: Driver, settings_for: Callable[..., Settings]) -> None:
+    await driver.start(settings_for())
+    await driver.inbound(message("fix the flaky test"))
+    [request] = await driver.wait_runs(1)
+    assert request.thread_id is None
+    assert request.developer_instructions and "BROKER_SESSION_TOKEN=" in request.developer_instructions
+    text = request.input[0].text or ""
+    assert "<context>" in text and "fix the flaky test" in text and "Alice" in text
+    assert request.workspace.endswith("/workspace")
+
+    runner = FakeRunnerScript(driver, request)
+    await runner.claim(thread_id="thr-1")
+    await runner.emit("item_started", item=ItemInfo(id="i1", kind="command", command="pytest -q"))
+    await driver.wait_outbound(
+        lambda a: a.payload.kind == "progress" and "pytest -q" in a.payload.activity, what="command progress"
+    )
+    await runner.emit(
+        "item_completed",
+        item=ItemInfo(id="i1", kind="command", command="pytest -q", exit_code=0, status="completed"),
+    )
+    await runner.emit("text_delta", text="All ")
+    await runner.emit("text_delta", text="green.")
+    await runner.emit("token_usage", usage=TokenUsage(input_tokens=100, output_tokens=20, total_tokens=120))
+    await runner.emit("completed", text="All green.")
+
+    final = await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}", what="final")
+    assert isinstance(final.payload, ProgressPayload)
+    assert final.payload.phase == "finish" and final.payload.final_text == "All green."
+    assert final.payload.show_stop is False
+    statuses = [a.payload for a in await driver.outbound() if isinstance(a.payload, StatusPayload)]
+    assert [s.state for s in statuses] == ["running", "completed"]
+
+    session = await driver.redis.hgetall(driver.keys.session(request.session_key))
+    assert session[b"thread_id"] == b"thr-1"
+    assert session[b"total_tokens"] == b"120"
+
+    async def idle() -> bool:
+        return await driver.redis.hget(driver.keys.session_state(request.session_key), "state") == b"idle"
+
+    await wait_for(idle, what="idle state")
+    assert await driver.redis.zcard(driver.keys.active_runs) == 0
+
+
+async def test_follow_up_resumes_thread_and_redelivery_posts_once(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    await driver.start(settings_for())
+    first = message("hello")
+    await driver.inbound(first)
+    [request] = await driver.wait_runs(1)
+    runner = FakeRunnerScript(driver, request)
+    await runner.claim(thread_id="thr-9")
+    await runner.emit("completed", text="hi")
+    await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}")
+    # the same terminal event delivered again (runner retry) posts nothing new
+    runner.seq -= 1
+    await runner.emit("completed", text="hi")
+    # a Slack retry of the first message gives no new turn
+    await driver.inbound(first)
+    follow = message("and now?", mention=False, root=first.root_message_id)
+    await driver.inbound(follow)
+    requests = await driver.wait_runs(2)
+    assert len(requests) == 2
+    assert requests[1].thread_id == "thr-9"
+    assert requests[1].developer_instructions is None
+    finals = [a for a in await driver.outbound() if a.action_id.startswith("final:")]
+    assert len(finals) == 1
