@@ -45,8 +45,12 @@ def job_env(
     return env
 
 
-def _die_with_parent() -> None:
-    """If the worker process dies, the script's shell gets SIGKILL instead of living on."""
+def die_with_parent() -> None:
+    """When our parent process dies, we get SIGKILL instead of living on as an orphan.
+
+    Used for the script's shell (parent: the rq work horse), the work horse (parent: an rq
+    worker, which puts it in its own process group) and the pool's workers.
+    """
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -62,7 +66,7 @@ def spawn(script_path: Path, cwd: Path, env: dict[str, str], output: Path) -> su
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis as SyncRedis
+from rq import Worker
 from rq.worker_pool import WorkerPool
 
 from codex_broker.http_api import job_exec, jobs_queue
@@ -70,6 +71,7 @@ def runtime() -> WorkerRuntime:
 
 def run_job(job_id: str, attempt: int) -> str:
     """rq entry point for one attempt of a job; returns its outcome for rq's records."""
+    job_exec.die_with_parent()
     rt = runtime()
     record = rt.store.get(job_id)
     if record is None or record.finished or record.attempts != attempt:
@@ -219,6 +221,14 @@ def _recover_one(rt: WorkerRuntime, record: JobRecord, action: str) -> None:
 # ---- the pool ---------------------------------------------------------------------------------
 
 
+class JobsWorker(Worker):
+    """An rq worker that does not outlive the pool process that started it."""
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        job_exec.die_with_parent()
+        return super().work(*args, **kwargs)
+
+
 class JobsWorkerPool(WorkerPool):
     """rq's pool, plus heartbeat and orphan recovery from its (single-threaded) main loop."""
 
@@ -269,7 +279,10 @@ def main() -> int:
         "worker starting", extra={"worker": rt.name, "recovered": counts, "workers": settings.job_workers}
     )
     pool = JobsWorkerPool(
-        [settings.keys.rq_queue_name], connection=rt.redis, num_workers=settings.job_workers
+        [settings.keys.rq_queue_name],
+        connection=rt.redis,
+        num_workers=settings.job_workers,
+        worker_class=JobsWorker,
     )
     pool.rt = rt
     pool._last_recover = time.monotonic()

@@ -1,0 +1,300 @@
+"""Background jobs end to end: the real http-api and a real rq worker process on a real Redis.
+
+register → the script calls back → InboundEvents `job_callback` reach the session's inbound
+stream; a job past its limit is killed and reported; restart_on_boot jobs come back after the
+worker is killed, the others are reported failed. (The Codex turn a callback starts is covered
+by the orchestrator's end-to-end suite.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis as SyncRedis
+
+from codex_broker.libs.contracts import Coordinates
+from codex_broker.libs.keys import Keys
+from tests.helpers import free_port
+from tests.http_api.support import (
+    delete_rq_keys,
+    inbound_events,
+    make_session,
+    service_env,
+    start_process,
+    stop_process,
+    token_sha,
+    wait_http,
+)
+
+FAKE_SECRETS = {
+    "SLACK_BOT_TOKEN": "xoxb-fake-secret-token",
+    "OPENAI_API_KEY": "sk-fakefakefakefakefake",
+    "BROKER_ADMIN_TOKEN": "admin-fake-secret",
+}
+
+
+def wait(probe: Any, what: str, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Stack:
+    base: str
+    env: dict[str, str]
+    logs: Path
+    redis: SyncRedis
+    keys: Keys
+    data_root: Path
+    worker: subprocess.Popen[bytes] | None = None
+    job_ids: list[str] = field(default_factory=list)
+
+    def start_worker(self) -> None:
+        self.worker = start_process("codex_broker.http_api.worker", self.env, self.logs / "worker.log")
+        wait(lambda: self.redis.keys(self.keys.heartbeat("http-api-worker", "*")), "worker heartbeat")
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        stop_process(self.worker, sig=signal.SIGKILL)
+        self.worker = None
+
+    def job(self, job_id: str, token: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.base}/jobs/{job_id}", headers={"authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        return response.json()["job"]
+
+
+@pytest.fixture
+def stack(
+    sync_redis: SyncRedis, keys: Keys, key_prefix: str, redis_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    data_root = tmp_path / "data"
+    port = free_port()
+    env = service_env(
+        key_prefix,
+        redis_url,
+        data_root,
+        HTTP_API_PORT=str(port),
+        JOB_WORKERS="2",
+        JOB_STALE_AFTER_S="2",
+        JOB_RECOVER_INTERVAL_S="0.5",
+        JOB_KILL_GRACE_S="1",
+        **FAKE_SECRETS,
+    )
+    api = start_process("codex_broker.http_api", env, tmp_path / "logs" / "api.log")
+    running = Stack(f"http://127.0.0.1:{port}", env, tmp_path / "logs", sync_redis, keys, data_root)
+    try:
+        wait_http(f"{running.base}/healthz")
+        running.start_worker()
+        yield running
+    finally:
+        if running.worker is not None:
+            stop_process(running.worker, sig=signal.SIGKILL)
+        stop_process(api)
+        delete_rq_keys(sync_redis, keys.rq_queue_name, running.job_ids)
+
+
+def session_in(stack: Stack, root: str = "500.1") -> tuple[Coordinates, str, Path]:
+    coords = Coordinates(platform="slack", conversation_id="CJOB", root_message_id=root)
+    token, workspace = make_session(stack.redis, stack.keys, coords, stack.data_root)
+    return coords, token, workspace
+
+
+def register(stack: Stack, coords: Coordinates, token: str, **body: Any) -> httpx.Response:
+    payload = {
+        "platform": coords.platform,
+        "conversationId": coords.conversation_id,
+        "rootMessageId": coords.root_message_id,
+        **body,
+    }
+    response = httpx.post(
+        f"{stack.base}/jobs/register", json=payload, headers={"authorization": f"Bearer {token}"}
+    )
+    if response.status_code == 201:
+        stack.job_ids.append(response.json()["jobId"])
+    return response
+
+
+CALLBACKS = """
+env | sort > env.txt
+curl -sS -X POST "$BROKER_API_BASE/jobs/$JOB_ID/event" -H "x-job-token: $JOB_TOKEN" \
+  -H 'content-type: application/json' -d '{"summary":"half way","detailsJson":"{\\"progress\\": 50}"}'
+curl -sS -X POST "$BROKER_API_BASE/jobs/$JOB_ID/complete" -H "authorization: Bearer $JOB_TOKEN" \
+  -H 'content-type: application/json' -d '{"summary":"all green"}'
+"""
+
+
+def test_job_callbacks_reach_the_session(stack: Stack) -> None:
+    coords, token, workspace = session_in(stack)
+    (workspace / "sub").mkdir()
+    created = register(stack, coords, token, script=CALLBACKS, cwd="sub", kind="watch_ci")
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobId"]
+    sk = coords.session_key
+    events = wait(
+        lambda: (
+            len(inbound_events(stack.redis, stack.keys, sk)) >= 2
+            and inbound_events(stack.redis, stack.keys, sk)
+        ),
+        "two callbacks",
+    )
+    assert [e["event_id"] for e in events] == [f"job:{job_id}:1", f"job:{job_id}:2"]
+    assert [e["kind"] for e in events] == ["job_callback", "job_callback"]
+    assert [e["job"]["status"] for e in events] == ["event", "complete"]
+    assert events[0]["job"]["details"] == {"progress": 50}
+    assert events[1]["job"]["summary"] == "all green"
+    assert "all green" in events[1]["text"]
+    # the script then exits 0; the worker sees the job already finished and reports nothing more
+    rq_key = f"rq:job:{job_id}-0"
+    wait(lambda: stack.redis.hget(rq_key, "status") == b"finished", "rq job finished")
+    assert len(inbound_events(stack.redis, stack.keys, sk)) == 2
+    job = stack.job(job_id, token)
+    assert (job["status"], job["kind"], job["attempts"]) == ("completed", "watch_ci", 0)
+    env_names = {line.split("=", 1)[0] for line in (workspace / "sub" / "env.txt").read_text().splitlines()}
+    expected = {
+        "CHAT_PLATFORM",
+        "CHAT_CONVERSATION_ID",
+        "CHAT_ROOT_MESSAGE_ID",
+        "SESSION_KEY",
+        "SESSION_WORKSPACE",
+        "REPOS_ROOT",
+        "BROKER_API_BASE",
+        "JOB_ID",
+        "JOB_TOKEN",
+        "PATH",
+        "HOME",
+    }
+    assert expected <= env_names
+    assert env_names - expected <= {"LANG", "PWD", "SHLVL", "_", "OLDPWD"}
+    env_text = (workspace / "sub" / "env.txt").read_text()
+    for secret in FAKE_SECRETS.values():
+        assert secret not in env_text
+    # callbacks after the end, and with a wrong token
+    finished = httpx.post(f"{stack.base}/jobs/{job_id}/event", headers={"x-job-token": "nope"}, json={})
+    assert (finished.status_code, finished.json()["error"]) == (400, "invalid_job_token")
+    assert httpx.post(f"{stack.base}/jobs/{job_id}/heartbeat", json={}).json()["error"] == "invalid_job_token"
+    unknown = httpx.post(f"{stack.base}/jobs/{'f' * 32}/complete", json={})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_job")
+
+
+def test_job_past_its_limit_is_killed_and_reported(stack: Stack) -> None:
+    coords, token, workspace = session_in(stack, "500.2")
+    script = "echo started\nsleep 300 &\necho $! > child.pid\nwait\n"
+    created = register(stack, coords, token, script=script, timeoutSeconds=2, restartOnBoot=False)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["jobId"]
+    events = wait(lambda: inbound_events(stack.redis, stack.keys, coords.session_key), "timeout report")
+    assert events[0]["job"]["status"] == "timeout"
+    assert "started" in events[0]["job"]["details"]["outputTail"]
+    job = stack.job(job_id, token)
+    assert job["status"] == "timeout"
+    child = int((workspace / "child.pid").read_text())
+    wait(lambda: not _alive(child), "the job's child process to be gone")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purpose
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
+    coords, token, workspace = session_in(stack, "500.3")
+    restartable = register(stack, coords, token, script="echo run >> runs.txt\nexec sleep 300\n", kind="keep")
+    once = register(stack, coords, token, command="sleep 300", kind="once", restart_on_boot="false")
+    assert restartable.status_code == once.status_code == 201
+    keep_id, once_id = restartable.json()["jobId"], once.json()["jobId"]
+    wait(
+        lambda: (
+            stack.job(keep_id, token)["status"] == "running"
+            and stack.job(once_id, token)["status"] == "running"
+        ),
+        "both running",
+    )
+    first_pgid = int(stack.redis.hget(stack.keys.job(keep_id), "pgid") or 0)
+    stack.kill_worker()
+    stack.start_worker()
+    wait(
+        lambda: (
+            stack.job(keep_id, token)["attempts"] == 1 and stack.job(keep_id, token)["status"] == "running"
+        ),
+        "re-enqueued job running again",
+        60,
+    )
+    wait(
+        lambda: (workspace / "runs.txt").exists() and len((workspace / "runs.txt").read_text().split()) == 2,
+        "second run",
+    )
+    assert not _alive(first_pgid)
+    once_job = wait(
+        lambda: (j := stack.job(once_id, token))["status"] == "failed" and j, "non-restartable reported"
+    )
+    assert "restart_on_boot" in once_job["summary"]
+    statuses = {
+        (e["job"]["job_id"], e["job"]["status"])
+        for e in inbound_events(stack.redis, stack.keys, coords.session_key)
+    }
+    assert (once_id, "fail") in statuses
+    cancelled = httpx.post(
+        f"{stack.base}/jobs/{keep_id}/cancel", headers={"authorization": f"Bearer {token}"}
+    )
+    assert cancelled.status_code == 202
+    wait(lambda: stack.job(keep_id, token)["status"] == "cancelled", "cancel")
+
+
+def test_register_errors(stack: Stack) -> None:
+    coords, token, _ = session_in(stack, "500.4")
+    cases = [
+        ({"platform": "irc", "script": "true"}, 400, "invalid_platform"),
+        ({"script": "true", "timeoutSeconds": 0}, 400, "invalid_timeout"),
+        ({"script": "true", "timeoutSeconds": 5 * 3600 + 1}, 400, "invalid_timeout"),
+        ({}, 400, "missing_required_body"),
+        ({"script": "true", "command": "true"}, 400, "provide_exactly_one_job_source"),
+        ({"script": "true", "cwd": "../.."}, 400, "path_not_allowed"),
+        ({"script": "true", "cwd": "/tmp"}, 400, "path_not_allowed"),
+        ({"script": "true", "cwd": "missing-dir"}, 400, "invalid_cwd"),
+        ({"script": "true", "kind": "bad kind!"}, 400, "invalid_field"),
+    ]
+    for body, status, code in cases:
+        response = register(stack, coords, token, **body)
+        assert (response.status_code, response.json()["error"]) == (status, code), body
+    legacy = httpx.post(
+        f"{stack.base}/jobs/register",
+        json={"channel_id": "CJOB", "thread_ts": "500.4", "command": "true", "restart_on_boot": False},
+        headers={"x-broker-session-token": token},
+    )
+    assert legacy.status_code == 201, legacy.text
+    stack.job_ids.append(legacy.json()["jobId"])
+    no_token = httpx.post(
+        f"{stack.base}/jobs/register", json={"channel_id": "CJOB", "thread_ts": "500.4", "script": "true"}
+    )
+    assert (no_token.status_code, no_token.json()["error"]) == (401, "session_token_required")
+    other = Coordinates(platform="slack", conversation_id="CJOB", root_message_id="999.9")
+    mismatch = register(stack, other, token, script="true")
+    assert (mismatch.status_code, mismatch.json()["error"]) == (403, "session_mismatch")
+    # a token whose session record is gone (deleted from the admin page)
+    gone = Coordinates(platform="slack", conversation_id="CJOB", root_message_id="777.7")
+    stack.redis.set(stack.keys.session_token_hash(gone.session_key), token_sha("ghost-token"))
+    stack.redis.set(stack.keys.session_by_token(token_sha("ghost-token")), gone.session_key)
+    unknown = register(stack, gone, "ghost-token", script="true")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_session")
+    job_view = httpx.get(f"{stack.base}/jobs/{legacy.json()['jobId']}")
+    assert (job_view.status_code, job_view.json()["error"]) == (401, "session_token_required")
