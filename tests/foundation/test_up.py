@@ -22,16 +22,16 @@ def _metrics_ok(port: int) -> bool:
 
 @pytest.mark.e2e
 def test_up_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    broker = BrokerProcess(data_root=tmp_path / "data", redis_url=None, worker=False, stop_grace_s=20)
+    broker = BrokerProcess(data_root=tmp_path / "data", redis_url=None, stop_grace_s=20)
     with broker:
         report = broker.status_json()
         assert report["redis"]["source"].startswith("embedded Redis")
-        live = sorted(s["service"] for s in report["services"])
-        assert live == sorted(ALL_SERVICES)
+        live = sorted(s["service"] for s in report["services"] if s["service"] in ALL_SERVICES)
+        assert live == sorted(ALL_SERVICES)  # once each (the rq worker may heartbeat too)
         assert all(s["age_s"] < 30 for s in report["services"])
 
         started = broker.started()
-        assert set(started) == {f"{s}-1" for s in ALL_SERVICES} | {"redis"}
+        assert set(started) >= {f"{s}-1" for s in ALL_SERVICES} | {"redis"}  # + worker-1 when it exists
         redis_pid = started["redis"][0]
         assert (tmp_path / "data" / "redis").is_dir()
         for service in ALL_SERVICES:

