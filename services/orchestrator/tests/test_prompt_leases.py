@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from codex_broker.libs.contracts import Actor, Attachment, HistoryMessage, InboundEvent, JobCallback
+from codex_broker.orchestrator import prompt
+from codex_broker.orchestrator.leases import plan_changes, target_count
+from codex_broker.orchestrator.reconcile import judge
+
+CTX = prompt.SessionContext(
+    platform="slack",
+    conversation_id="C1",
+    root_message_id="1.0",
+    workspace="/data/sessions/s/workspace",
+    repos_root="/data/repos",
+    api_base="http://127.0.0.1:3000",
+)
+
+
+def msg(text: str, user: str = "U1", name: str = "Alice", **fields: object) -> InboundEvent:
+    return InboundEvent(
+        event_id=f"e-{text}",
+        platform="slack",
+        conversation_id="C1",
+        root_message_id="1.0",
+        message_id="2.0",
+        actor=Actor(id=user, display_name=name),
+        text=text,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_developer_instructions_carry_token_guide_and_memory() -> None:
+    text = prompt.developer_instructions(CTX, "tok123", "Always run tests.")
+    assert "BROKER_SESSION_TOKEN=tok123" in text
+    assert "Authorization: Bearer $BROKER_SESSION_TOKEN" in text
+    for endpoint in ("/chat/thread-history", "/chat/post-message", "/chat/post-file", "/jobs/register"):
+        assert endpoint in text
+    assert "Always run tests." in text and "/data/repos" in text
+    assert "Team memory" not in prompt.developer_instructions(CTX, "t", None)
+
+
+def test_turn_text_with_backfill_several_messages_and_files() -> None:
+    backfill = [
+        HistoryMessage(message_id="0.5", actor=Actor(id="U2", display_name="Bob"), text="the build broke")
+    ]
+    image = Attachment(
+        id="F1", name="shot.png", mimetype="image/png", is_image=True, local_path="/w/.a/shot.png"
+    )
+    log = Attachment(id="F2", name="log.txt", mimetype="text/plain", local_path="/w/.a/log.txt")
+    first, second = msg("look"), msg("and this", user="U2", name="Bob")
+    files = {first.event_id: [image, log]}
+    text = prompt.turn_text(CTX, [first, second], files, backfill)
+    assert text.index("<context>") < text.index("<earlier_thread_messages") < text.index("Alice: look")
+    assert "Bob: the build broke" in text and "Bob: and this" in text
+    assert "from: Alice (U1), Bob (U2)" in text
+    assert "/w/.a/log.txt" in text
+    inputs = prompt.run_inputs(text, files)
+    assert [i.type for i in inputs] == ["text", "local_image"] and inputs[1].path == "/w/.a/shot.png"
+
+
+def test_job_callback_text() -> None:
+    job = msg(
+        "",
+        kind="job_callback",
+        job=JobCallback(job_id="j1", status="complete", summary="built", details={"n": 1}),
+    )
+    text = prompt.turn_text(CTX, [job], {}, None)
+    assert "[background job j1: complete] built" in text and '"n": 1' in text
+
+
+def test_lease_planning() -> None:
+    assert target_count(8, 1) == 8 and target_count(8, 3) == 3
+    acquire, release = plan_changes(
+        instance="a", shard_count=8, held=set(), free=set(range(8)), live_replicas=1
+    )
+    assert sorted(acquire) == list(range(8)) and release == []
+    acquire, release = plan_changes(
+        instance="a", shard_count=8, held=set(range(8)), free=set(), live_replicas=2
+    )
+    assert acquire == [] and len(release) == 4
+    a, _ = plan_changes(instance="a", shard_count=8, held=set(), free=set(range(8)), live_replicas=2)
+    b, _ = plan_changes(instance="b", shard_count=8, held=set(), free=set(range(8)), live_replicas=2)
+    assert len(a) == len(b) == 4
+
+
+def test_reconcile_verdicts() -> None:
+    base = {"session_key": "s", "created_at_ms": "1000"}
+    assert judge(base, runner_seen_at=None, now_s=5, claim_timeout_s=60, dead_after_s=8) == "keep"
+    assert judge(base, runner_seen_at=None, now_s=100, claim_timeout_s=60, dead_after_s=8) == "unclaimed"
+    running = {**base, "status": "running", "runner_id": "r"}
+    assert judge(running, runner_seen_at=99, now_s=100, claim_timeout_s=60, dead_after_s=8) == "keep"
+    assert judge(running, runner_seen_at=80, now_s=100, claim_timeout_s=60, dead_after_s=8) == "runner_gone"
+    assert judge(running, runner_seen_at=None, now_s=100, claim_timeout_s=60, dead_after_s=8) == "runner_gone"
+    assert (
+        judge(
+            {**running, "status": "completed"},
+            runner_seen_at=None,
+            now_s=1,
+            claim_timeout_s=1,
+            dead_after_s=1,
+        )
+        == "drop"
+    )
