@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field, RootModel, conint, constr
 
 
@@ -23,7 +24,10 @@ class AgentMessageDeltaNotification(BaseModel):
 
 
 class AgentMessageDisplay(BaseModel):
-    action: str = Field(..., description="Unknown actions must be left for the producing client to handle.")
+    action: str = Field(
+        ...,
+        description="Unknown actions must be left for the producing client to handle.",
+    )
     blockType: str | None = None
     checkTrustedContacts: bool | None = None
     cyberTrustedAccess: bool | None = None
@@ -143,17 +147,23 @@ class AcceptWithExecpolicyAmendmentCommandExecutionApprovalDecision(BaseModel):
 
 class InputTextDynamicToolCallOutputContentItem(BaseModel):
     text: str
-    type: Literal["inputText"] = Field(..., title="InputTextDynamicToolCallOutputContentItemType")
+    type: Literal["inputText"] = Field(
+        ..., title="InputTextDynamicToolCallOutputContentItemType"
+    )
 
 
 class InputImageDynamicToolCallOutputContentItem(BaseModel):
     imageUrl: str
-    type: Literal["inputImage"] = Field(..., title="InputImageDynamicToolCallOutputContentItemType")
+    type: Literal["inputImage"] = Field(
+        ..., title="InputImageDynamicToolCallOutputContentItemType"
+    )
 
 
 class InputAudioDynamicToolCallOutputContentItem(BaseModel):
     audioUrl: str
-    type: Literal["inputAudio"] = Field(..., title="InputAudioDynamicToolCallOutputContentItemType")
+    type: Literal["inputAudio"] = Field(
+        ..., title="InputAudioDynamicToolCallOutputContentItemType"
+    )
 
 
 class FileChangeRequestApprovalParams(BaseModel):
@@ -163,10 +173,12 @@ class FileChangeRequestApprovalParams(BaseModel):
     )
     itemId: str
     reason: str | None = Field(
-        None, description="Optional explanatory reason (e.g. request for extra write access)."
+        None,
+        description="Optional explanatory reason (e.g. request for extra write access).",
     )
     startedAtMs: int = Field(
-        ..., description="Unix timestamp (in milliseconds) when this approval request started."
+        ...,
+        description="Unix timestamp (in milliseconds) when this approval request started.",
     )
     threadId: str
     turnId: str
@@ -199,22 +211,30 @@ class SlashTmpFileSystemSpecialPath(BaseModel):
 
 class InputTextFunctionCallOutputContentItem(BaseModel):
     text: str
-    type: Literal["input_text"] = Field(..., title="InputTextFunctionCallOutputContentItemType")
+    type: Literal["input_text"] = Field(
+        ..., title="InputTextFunctionCallOutputContentItemType"
+    )
 
 
 class AudioUrlFunctionCallOutputContentItem(BaseModel):
-    type: Literal["input_audio"] = Field(..., title="InputAudioFunctionCallOutputContentItemType")
+    type: Literal["input_audio"] = Field(
+        ..., title="InputAudioFunctionCallOutputContentItemType"
+    )
     audio_url: str
 
 
 class FileIdFunctionCallOutputContentItem1(BaseModel):
-    type: Literal["input_audio"] = Field(..., title="InputAudioFunctionCallOutputContentItemType")
+    type: Literal["input_audio"] = Field(
+        ..., title="InputAudioFunctionCallOutputContentItemType"
+    )
     file_id: str
 
 
 class EncryptedContentFunctionCallOutputContentItem(BaseModel):
     encrypted_content: str
-    type: Literal["encrypted_content"] = Field(..., title="EncryptedContentFunctionCallOutputContentItemType")
+    type: Literal["encrypted_content"] = Field(
+        ..., title="EncryptedContentFunctionCallOutputContentItemType"
+    )
 
 
 class GitInfo(BaseModel):
@@ -231,7 +251,9 @@ class HookPromptFragment(BaseModel):
 class UsageLimitExceededImageGenerationFailure(BaseModel):
     limitId: str
     resetsAt: int | None = None
-    type: Literal["usageLimitExceeded"] = Field(..., title="UsageLimitExceededImageGenerationFailureType")
+    type: Literal["usageLimitExceeded"] = Field(
+        ..., title="UsageLimitExceededImageGenerationFailureType"
+    )
 
 
 class ImageGenerationFailure(RootModel[UsageLimitExceededImageGenerationFailure]):
@@ -244,7 +266,8 @@ class ImageGenerationInputImage(BaseModel):
         description="A path that is guaranteed to be absolute and normalized (though it is not guaranteed to be canonicalized or exist on the filesystem).\n\nIMPORTANT: When deserializing an `AbsolutePathBuf`, a base path must be set using [AbsolutePathBufGuard::new]. If no base path is set, the deserialization will fail unless the path being deserialized is already absolute.",
     )
     sha256: str = Field(
-        ..., description="Lowercase SHA-256 of the file bytes read before image normalization."
+        ...,
+        description="Lowercase SHA-256 of the file bytes read before image normalization.",
     )
 
 
@@ -268,7 +291,8 @@ class InitializeCapabilities(BaseModel):
         description="Exact notification method names that should be suppressed for this connection (for example `thread/started`).",
     )
     requestAttestation: bool | None = Field(
-        False, description="Opt into `attestation/generate` requests for upstream `x-oai-attestation`."
+        False,
+        description="Opt into `attestation/generate` requests for upstream `x-oai-attestation`.",
     )
     requiredHumanApproval: bool | None = Field(
         None,
@@ -282,7 +306,9 @@ class InitializeParams(BaseModel):
 
 
 class InitializeResponse(BaseModel):
-    codexHome: str = Field(..., description="Absolute path to the server's $CODEX_HOME directory.")
+    codexHome: str = Field(
+        ..., description="Absolute path to the server's $CODEX_HOME directory."
+    )
     platformFamily: str = Field(
         ...,
         description='Platform family for the running app-server target, for example `"unix"` or `"windows"`.',
@@ -348,7 +374,9 @@ class UpdatePatchChangeKind(BaseModel):
 
 
 class DangerFullAccessSandboxPolicy(BaseModel):
-    type: Literal["dangerFullAccess"] = Field(..., title="DangerFullAccessSandboxPolicyType")
+    type: Literal["dangerFullAccess"] = Field(
+        ..., title="DangerFullAccessSandboxPolicyType"
+    )
 
 
 class ReadOnlySandboxPolicy(BaseModel):
@@ -358,14 +386,18 @@ class ReadOnlySandboxPolicy(BaseModel):
 
 class ExternalSandboxSandboxPolicy(BaseModel):
     networkAccess: Literal["restricted", "enabled"] | None = "restricted"
-    type: Literal["externalSandbox"] = Field(..., title="ExternalSandboxSandboxPolicyType")
+    type: Literal["externalSandbox"] = Field(
+        ..., title="ExternalSandboxSandboxPolicyType"
+    )
 
 
 class WorkspaceWriteSandboxPolicy(BaseModel):
     excludeSlashTmp: bool | None = False
     excludeTmpdirEnvVar: bool | None = False
     networkAccess: bool | None = False
-    type: Literal["workspaceWrite"] = Field(..., title="WorkspaceWriteSandboxPolicyType")
+    type: Literal["workspaceWrite"] = Field(
+        ..., title="WorkspaceWriteSandboxPolicyType"
+    )
     writableRoots: list[str] | None = []
 
 
@@ -396,19 +428,23 @@ class OtherSubAgentSource(BaseModel):
 
 class TextElement(BaseModel):
     byteRange: ByteRange = Field(
-        ..., description="Byte range in the parent `text` buffer that this element occupies."
+        ...,
+        description="Byte range in the parent `text` buffer that this element occupies.",
     )
     placeholder: str | None = Field(
-        None, description="Optional human-readable placeholder for the element, displayed in the UI."
+        None,
+        description="Optional human-readable placeholder for the element, displayed in the UI.",
     )
 
 
 class HookPromptThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     fragments: list[HookPromptFragment]
     id: str
@@ -417,10 +453,12 @@ class HookPromptThreadItem(BaseModel):
 
 class PlanThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
     text: str
@@ -429,10 +467,12 @@ class PlanThreadItem(BaseModel):
 
 class ReasoningThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     content: list[str] | None = []
     id: str
@@ -442,21 +482,27 @@ class ReasoningThreadItem(BaseModel):
 
 class McpToolCallThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     appContext: McpToolCallAppContext | None = None
     arguments: Any
-    durationMs: int | None = Field(None, description="The duration of the MCP tool call in milliseconds.")
+    durationMs: int | None = Field(
+        None, description="The duration of the MCP tool call in milliseconds."
+    )
     error: McpToolCallError | None = None
     id: str
     mcpAppResourceUri: str | None = Field(
-        None, description="Legacy compatibility field; prefer `mcpAppUi.resourceUri` when available."
+        None,
+        description="Legacy compatibility field; prefer `mcpAppUi.resourceUri` when available.",
     )
     mcpAppUi: McpAppUi | None = Field(
-        None, description="Presentation captured from the invoked descriptor; absent in older history."
+        None,
+        description="Presentation captured from the invoked descriptor; absent in older history.",
     )
     pluginId: str | None = None
     readOnlyHint: bool | None = None
@@ -469,21 +515,20 @@ class McpToolCallThreadItem(BaseModel):
 
 class DynamicToolCallThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     arguments: Any
-    contentItems: (
-        list[
-            InputTextDynamicToolCallOutputContentItem
-            | InputImageDynamicToolCallOutputContentItem
-            | InputAudioDynamicToolCallOutputContentItem
-        ]
-        | None
-    ) = None
-    durationMs: int | None = Field(None, description="The duration of the dynamic tool call in milliseconds.")
+    contentItems: list[InputTextDynamicToolCallOutputContentItem | InputImageDynamicToolCallOutputContentItem | InputAudioDynamicToolCallOutputContentItem] | None = (
+        None
+    )
+    durationMs: int | None = Field(
+        None, description="The duration of the dynamic tool call in milliseconds."
+    )
     id: str
     namespace: str | None = None
     status: Literal["inProgress", "completed", "failed"]
@@ -494,10 +539,12 @@ class DynamicToolCallThreadItem(BaseModel):
 
 class SubAgentActivityThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     agentPath: str
     agentThreadId: str
@@ -510,15 +557,19 @@ class SubAgentActivityThreadItem(BaseModel):
     reasoningEffort: constr(min_length=1) | None = Field(
         None, description="Resolved reasoning effort at sub-agent creation, when known."
     )
-    type: Literal["subAgentActivity"] = Field(..., title="SubAgentActivityThreadItemType")
+    type: Literal["subAgentActivity"] = Field(
+        ..., title="SubAgentActivityThreadItemType"
+    )
 
 
 class ImageViewThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
     path: str
@@ -527,10 +578,12 @@ class ImageViewThreadItem(BaseModel):
 
 class SleepThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     durationMs: conint(ge=0)
     id: str
@@ -539,10 +592,12 @@ class SleepThreadItem(BaseModel):
 
 class FileIdThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     failure: ImageGenerationFailure | None = None
     generationId: str | None = Field(
@@ -551,7 +606,8 @@ class FileIdThreadItem(BaseModel):
     )
     id: str
     inputImages: list[ImageGenerationInputImage] | None = Field(
-        None, description="Observed local inputs for a completed generation, absent on older items."
+        None,
+        description="Observed local inputs for a completed generation, absent on older items.",
     )
     revisedPrompt: str | None = None
     savedPath: str | None = None
@@ -563,10 +619,12 @@ class FileIdThreadItem(BaseModel):
 
 class ResultThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     failure: ImageGenerationFailure | None = None
     generationId: str | None = Field(
@@ -575,7 +633,8 @@ class ResultThreadItem(BaseModel):
     )
     id: str
     inputImages: list[ImageGenerationInputImage] | None = Field(
-        None, description="Observed local inputs for a completed generation, absent on older items."
+        None,
+        description="Observed local inputs for a completed generation, absent on older items.",
     )
     revisedPrompt: str | None = None
     savedPath: str | None = None
@@ -587,44 +646,60 @@ class ResultThreadItem(BaseModel):
 
 class EnteredReviewModeThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
     review: str
-    type: Literal["enteredReviewMode"] = Field(..., title="EnteredReviewModeThreadItemType")
+    type: Literal["enteredReviewMode"] = Field(
+        ..., title="EnteredReviewModeThreadItemType"
+    )
 
 
 class ExitedReviewModeThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
     review: str
-    type: Literal["exitedReviewMode"] = Field(..., title="ExitedReviewModeThreadItemType")
+    type: Literal["exitedReviewMode"] = Field(
+        ..., title="ExitedReviewModeThreadItemType"
+    )
 
 
 class ContextCompactionThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
-    type: Literal["contextCompaction"] = Field(..., title="ContextCompactionThreadItemType")
+    type: Literal["contextCompaction"] = Field(
+        ..., title="ContextCompactionThreadItemType"
+    )
 
 
 class ThreadResumeParams(BaseModel):
-    approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None = None
-    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = Field(
-        None,
-        description="Override where approval requests are routed for review on this thread and subsequent turns.",
+    approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None = (
+        None
+    )
+    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = (
+        Field(
+            None,
+            description="Override where approval requests are routed for review on this thread and subsequent turns.",
+        )
     )
     baseInstructions: str | None = None
     config: dict[str, Any] | None = None
@@ -634,7 +709,9 @@ class ThreadResumeParams(BaseModel):
         None,
         description="When true, return only thread metadata and live-resume state without populating `thread.turns`. This is useful when the client plans to call `thread/turns/list` immediately after resuming. Full-history hydration is deprecated for paginated threads; use this with `thread/turns/list` and `thread/items/list` instead.",
     )
-    model: str | None = Field(None, description="Configuration overrides for the resumed thread, if any.")
+    model: str | None = Field(
+        None, description="Configuration overrides for the resumed thread, if any."
+    )
     modelProvider: str | None = None
     personality: Literal["none", "friendly", "pragmatic"] | None = Field(
         None,
@@ -819,13 +896,17 @@ class FileUpdateChange(BaseModel):
 
 class ImageUrlFunctionCallOutputContentItem(BaseModel):
     detail: Literal["auto", "low", "high", "original"] | None = None
-    type: Literal["input_image"] = Field(..., title="InputImageFunctionCallOutputContentItemType")
+    type: Literal["input_image"] = Field(
+        ..., title="InputImageFunctionCallOutputContentItemType"
+    )
     image_url: str
 
 
 class FileIdFunctionCallOutputContentItem(BaseModel):
     detail: Literal["auto", "low", "high", "original"] | None = None
-    type: Literal["input_image"] = Field(..., title="InputImageFunctionCallOutputContentItemType")
+    type: Literal["input_image"] = Field(
+        ..., title="InputImageFunctionCallOutputContentItemType"
+    )
     file_id: str
 
 
@@ -836,17 +917,20 @@ class MemoryCitation(BaseModel):
 
 class MisalignmentErrorDetails(BaseModel):
     detailedExplanation: str | None = Field(
-        None, description="A substantive localized explanation is required before offering continuation."
+        None,
+        description="A substantive localized explanation is required before offering continuation.",
     )
     errorType: str | None = Field(
-        None, description="Open-ended classification; clients must accept categories added by Responses."
+        None,
+        description="Open-ended classification; clients must accept categories added by Responses.",
     )
     reviewTarget: str | None = Field(
         None,
         description="Opaque server-issued block target. Presence alone does not enable target-based continuation.",
     )
     steer: MisalignmentSteer | None = Field(
-        None, description="Instruction to submit as the next turn's user input if continuation is confirmed."
+        None,
+        description="Instruction to submit as the next turn's user input if continuation is confirmed.",
     )
 
 
@@ -877,39 +961,35 @@ class ThreadSpawnSubAgentSource(BaseModel):
 
 class UserMessageThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     clientId: str | None = None
-    content: list[
-        TextUserInput
-        | LocalImageUserInput
-        | LocalAudioUserInput
-        | SkillUserInput
-        | MentionUserInput
-        | UrlUserInput
-        | FileIdUserInput
-        | UrlUserInput1
-        | FileIdUserInput1
-    ]
+    content: list[TextUserInput | LocalImageUserInput | LocalAudioUserInput | SkillUserInput | MentionUserInput | UrlUserInput | FileIdUserInput | UrlUserInput1 | FileIdUserInput1]
     id: str
     type: Literal["userMessage"] = Field(..., title="UserMessageThreadItemType")
 
 
 class AgentMessageThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     delivery: Literal["async"] | None = None
     id: str
     memoryCitation: MemoryCitation | None = None
     moderation: AgentMessageModeration | None = None
-    phase: Literal["commentary"] | Literal["partial_answer"] | Literal["final_answer"] | None = None
+    phase: Literal["commentary"] | Literal["partial_answer"] | Literal["final_answer"] | None = (
+        None
+    )
     questions: list[AsyncUserInputQuestion] | None = None
     text: str
     type: Literal["agentMessage"] = Field(..., title="AgentMessageThreadItemType")
@@ -917,45 +997,58 @@ class AgentMessageThreadItem(BaseModel):
 
 class CommandExecutionThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     aggregatedOutput: str | None = Field(
         None, description="The command's output, aggregated from stdout and stderr."
     )
     command: str = Field(..., description="The command to be executed.")
-    commandActions: list[
-        ReadCommandAction | ListFilesCommandAction | SearchCommandAction | UnknownCommandAction
-    ] = Field(
-        ...,
-        description="A best-effort parsing of the command to understand the action(s) it will perform. This returns a list of CommandAction objects because a single shell command may be composed of many commands piped together.",
+    commandActions: list[ReadCommandAction | ListFilesCommandAction | SearchCommandAction | UnknownCommandAction] = (
+        Field(
+            ...,
+            description="A best-effort parsing of the command to understand the action(s) it will perform. This returns a list of CommandAction objects because a single shell command may be composed of many commands piped together.",
+        )
     )
     cwd: str = Field(..., description="The command's working directory.")
-    durationMs: int | None = Field(None, description="The duration of the command execution in milliseconds.")
+    durationMs: int | None = Field(
+        None, description="The duration of the command execution in milliseconds."
+    )
     exitCode: int | None = Field(None, description="The command's exit code.")
     id: str
     pluginId: str | None = Field(
-        None, description="Trusted first-party plugin id when this command resolves to one plugin script."
+        None,
+        description="Trusted first-party plugin id when this command resolves to one plugin script.",
     )
     processId: str | None = Field(
         None, description="Identifier for the underlying PTY process (when available)."
     )
     scriptPath: str | None = Field(
-        None, description="Safe plugin-relative path when this command resolves to one plugin script."
+        None,
+        description="Safe plugin-relative path when this command resolves to one plugin script.",
     )
-    source: Literal["agent", "userShell", "unifiedExecStartup", "unifiedExecInteraction"] | None = "agent"
+    source: (
+        Literal["agent", "userShell", "unifiedExecStartup", "unifiedExecInteraction"]
+        | None
+    ) = "agent"
     status: Literal["inProgress", "completed", "failed", "declined"]
-    type: Literal["commandExecution"] = Field(..., title="CommandExecutionThreadItemType")
+    type: Literal["commandExecution"] = Field(
+        ..., title="CommandExecutionThreadItemType"
+    )
 
 
 class FileChangeThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     changes: list[FileUpdateChange]
     id: str
@@ -965,50 +1058,54 @@ class FileChangeThreadItem(BaseModel):
 
 class CollabAgentToolCallThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     agentsStates: dict[str, CollabAgentState] = Field(
         ..., description="Last known status of the target agents, when available."
     )
     id: str = Field(..., description="Unique identifier for this collab tool call.")
-    model: str | None = Field(None, description="Model requested for the spawned agent, when applicable.")
+    model: str | None = Field(
+        None, description="Model requested for the spawned agent, when applicable."
+    )
     prompt: str | None = Field(
-        None, description="Prompt text sent as part of the collab tool call, when available."
+        None,
+        description="Prompt text sent as part of the collab tool call, when available.",
     )
     reasoningEffort: constr(min_length=1) | None = Field(
-        None, description="Reasoning effort requested for the spawned agent, when applicable."
+        None,
+        description="Reasoning effort requested for the spawned agent, when applicable.",
     )
     receiverThreadIds: list[str] = Field(
         ...,
         description="Thread ID of the receiving agent, when applicable. In case of spawn operation, this corresponds to the newly spawned agent.",
     )
-    senderThreadId: str = Field(..., description="Thread ID of the agent issuing the collab request.")
-    status: Literal["inProgress", "completed", "failed", "interrupted"] = Field(
-        ..., description="Current status of the collab tool call."
+    senderThreadId: str = Field(
+        ..., description="Thread ID of the agent issuing the collab request."
     )
-    tool: Literal[
-        "spawnAgent",
-        "sendInput",
-        "resumeAgent",
-        "wait",
-        "closeAgent",
-        "sendMessage",
-        "followupTask",
-        "interruptAgent",
-        "listAgents",
-    ] = Field(..., description="Name of the collab tool that was invoked.")
-    type: Literal["collabAgentToolCall"] = Field(..., title="CollabAgentToolCallThreadItemType")
+    status: Literal["inProgress", "completed", "failed", "interrupted"] = (
+        Field(..., description="Current status of the collab tool call.")
+    )
+    tool: Literal["spawnAgent", "sendInput", "resumeAgent", "wait", "closeAgent", "sendMessage", "followupTask", "interruptAgent", "listAgents"] = (
+        Field(..., description="Name of the collab tool that was invoked.")
+    )
+    type: Literal["collabAgentToolCall"] = Field(
+        ..., title="CollabAgentToolCallThreadItemType"
+    )
 
 
 class WebSearchThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     action: (
         SearchWebSearchAction
@@ -1031,16 +1128,21 @@ class ThreadSection(BaseModel):
         None, description="Optional appearance synchronized across clients."
     )
     id: str = Field(
-        ..., description="Opaque UUIDv7 identity that remains stable when the section is renamed."
+        ...,
+        description="Opaque UUIDv7 identity that remains stable when the section is renamed.",
     )
     name: str = Field(..., description="The current user-visible section name.")
 
 
 class ThreadStartParams(BaseModel):
-    approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None = None
-    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = Field(
-        None,
-        description="Override where approval requests are routed for review on this thread and subsequent turns.",
+    approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None = (
+        None
+    )
+    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = (
+        Field(
+            None,
+            description="Override where approval requests are routed for review on this thread and subsequent turns.",
+        )
     )
     baseInstructions: str | None = None
     config: dict[str, Any] | None = None
@@ -1050,14 +1152,16 @@ class ThreadStartParams(BaseModel):
     model: str | None = None
     modelProvider: str | None = None
     personality: Literal["none", "friendly", "pragmatic"] | None = Field(
-        None, description="@deprecated `friendly` and `pragmatic` no longer select a style."
+        None,
+        description="@deprecated `friendly` and `pragmatic` no longer select a style.",
     )
     sandbox: Literal["read-only", "workspace-write", "danger-full-access"] | None = None
     serviceName: str | None = None
     serviceTier: str | None = None
     sessionStartSource: Literal["startup", "clear"] | None = None
     threadSource: str | None = Field(
-        None, description="Optional client-supplied analytics source classification for this thread."
+        None,
+        description="Optional client-supplied analytics source classification for this thread.",
     )
 
 
@@ -1075,39 +1179,13 @@ class ThreadTokenUsageUpdatedNotification(BaseModel):
 
 class TurnError(BaseModel):
     additionalDetails: str | None = None
-    codexErrorInfo: (
-        Literal[
-            "contextWindowExceeded",
-            "sessionBudgetExceeded",
-            "usageLimitExceeded",
-            "rateLimitExceeded",
-            "flexUnavailable",
-            "serverOverloaded",
-            "modelNotFound",
-            "policyCapacityUnavailable",
-            "cyberPolicy",
-            "misalignmentPolicyViolation",
-            "tooManyDenials",
-            "internalServerError",
-            "unauthorized",
-            "badRequest",
-            "threadRollbackFailed",
-            "sandboxError",
-            "other",
-        ]
-        | Literal["inferenceHookDenied"]
-        | HttpConnectionFailedCodexErrorInfo
-        | ResponseStreamConnectionFailedCodexErrorInfo
-        | ResponseStreamDisconnectedCodexErrorInfo
-        | ResponseTooManyFailedAttemptsCodexErrorInfo
-        | ActiveTurnNotSteerableCodexErrorInfo
-        | str
-        | dict[str, Any]
-        | None
-    ) = None
+    codexErrorInfo: Literal["contextWindowExceeded", "sessionBudgetExceeded", "usageLimitExceeded", "rateLimitExceeded", "flexUnavailable", "serverOverloaded", "modelNotFound", "policyCapacityUnavailable", "cyberPolicy", "misalignmentPolicyViolation", "tooManyDenials", "internalServerError", "unauthorized", "badRequest", "threadRollbackFailed", "sandboxError", "other"] | Literal["inferenceHookDenied"] | HttpConnectionFailedCodexErrorInfo | ResponseStreamConnectionFailedCodexErrorInfo | ResponseStreamDisconnectedCodexErrorInfo | ResponseTooManyFailedAttemptsCodexErrorInfo | ActiveTurnNotSteerableCodexErrorInfo | str | dict[str, Any] | None = (
+        None
+    )
     message: str
     misalignment: MisalignmentErrorDetails | None = Field(
-        None, description="Optional public explanation and continuation instruction for a misalignment block."
+        None,
+        description="Optional public explanation and continuation instruction for a misalignment block.",
     )
 
 
@@ -1129,17 +1207,7 @@ class TurnSteerParams(BaseModel):
         ...,
         description="Required active turn id precondition. The request fails when it does not match the currently active turn.",
     )
-    input: list[
-        TextUserInput
-        | LocalImageUserInput
-        | LocalAudioUserInput
-        | SkillUserInput
-        | MentionUserInput
-        | UrlUserInput
-        | FileIdUserInput
-        | UrlUserInput1
-        | FileIdUserInput1
-    ]
+    input: list[TextUserInput | LocalImageUserInput | LocalAudioUserInput | SkillUserInput | MentionUserInput | UrlUserInput | FileIdUserInput | UrlUserInput1 | FileIdUserInput1]
     threadId: str
 
 
@@ -1161,13 +1229,19 @@ class CommandExecutionRequestApprovalParams(BaseModel):
     )
     command: str | None = Field(None, description="The command to be executed.")
     commandActions: (
-        list[ReadCommandAction | ListFilesCommandAction | SearchCommandAction | UnknownCommandAction] | None
+        list[
+            ReadCommandAction | ListFilesCommandAction | SearchCommandAction | UnknownCommandAction
+        ]
+        | None
     ) = Field(None, description="Best-effort parsed command actions for friendly display.")
     cwd: str | None = Field(None, description="The command's working directory.")
-    environmentId: str | None = Field(None, description="Environment in which the command will run.")
+    environmentId: str | None = Field(
+        None, description="Environment in which the command will run."
+    )
     itemId: str
     kind: Literal["command", "writeStdin"] | Literal["humanCommand"] | None = Field(
-        "command", description="Kind of action under review. Defaults to `command` for older servers."
+        "command",
+        description="Kind of action under review. Defaults to `command` for older servers.",
     )
     networkApprovalContext: NetworkApprovalContext | None = Field(
         None, description="Optional context for a managed-network approval prompt."
@@ -1177,27 +1251,23 @@ class CommandExecutionRequestApprovalParams(BaseModel):
         description="Optional proposed execpolicy amendment to allow similar commands without prompting.",
     )
     proposedNetworkPolicyAmendments: list[NetworkPolicyAmendment] | None = Field(
-        None, description="Optional proposed network policy amendments (allow/deny host) for future requests."
+        None,
+        description="Optional proposed network policy amendments (allow/deny host) for future requests.",
     )
     reason: str | None = Field(
-        None, description="Optional explanatory reason (e.g. request for network access)."
+        None,
+        description="Optional explanatory reason (e.g. request for network access).",
     )
     startedAtMs: int = Field(
-        ..., description="Unix timestamp (in milliseconds) when this approval request started."
+        ...,
+        description="Unix timestamp (in milliseconds) when this approval request started.",
     )
     threadId: str
     turnId: str
 
 
 class CommandExecutionRequestApprovalResponse(BaseModel):
-    decision: (
-        Literal["accept"]
-        | Literal["acceptForSession"]
-        | AcceptWithExecpolicyAmendmentCommandExecutionApprovalDecision
-        | ApplyNetworkPolicyAmendmentCommandExecutionApprovalDecision
-        | Literal["decline"]
-        | Literal["cancel"]
-    )
+    decision: Literal["accept"] | Literal["acceptForSession"] | AcceptWithExecpolicyAmendmentCommandExecutionApprovalDecision | ApplyNetworkPolicyAmendmentCommandExecutionApprovalDecision | Literal["decline"] | Literal["cancel"]
 
 
 class ErrorNotification(BaseModel):
@@ -1209,14 +1279,7 @@ class ErrorNotification(BaseModel):
 
 class SpecialFileSystemPath(BaseModel):
     type: Literal["special"] = Field(..., title="SpecialFileSystemPathType")
-    value: (
-        RootFileSystemSpecialPath
-        | MinimalFileSystemSpecialPath
-        | KindFileSystemSpecialPath
-        | TmpdirFileSystemSpecialPath
-        | SlashTmpFileSystemSpecialPath
-        | FileSystemSpecialPath1
-    )
+    value: RootFileSystemSpecialPath | MinimalFileSystemSpecialPath | KindFileSystemSpecialPath | TmpdirFileSystemSpecialPath | SlashTmpFileSystemSpecialPath | FileSystemSpecialPath1
 
 
 class FileSystemSandboxEntry(BaseModel):
@@ -1228,72 +1291,58 @@ class SubAgentSessionSource(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    subAgent: (
-        Literal["review", "compact", "memory_consolidation"] | ThreadSpawnSubAgentSource | OtherSubAgentSource
-    )
+    subAgent: Literal["review", "compact", "memory_consolidation"] | ThreadSpawnSubAgentSource | OtherSubAgentSource
 
 
 class FunctionCallOutputThreadItem(BaseModel):
     completedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item completed, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item completed, if recorded.",
     )
     startedAtMs: int | None = Field(
-        None, description="Unix timestamp in milliseconds when the item started, if recorded."
+        None,
+        description="Unix timestamp in milliseconds when the item started, if recorded.",
     )
     id: str
     name: str
     namespace: str | None = None
-    output: (
-        str
-        | list[
-            InputTextFunctionCallOutputContentItem
-            | EncryptedContentFunctionCallOutputContentItem
-            | ImageUrlFunctionCallOutputContentItem
-            | FileIdFunctionCallOutputContentItem
-            | AudioUrlFunctionCallOutputContentItem
-            | FileIdFunctionCallOutputContentItem1
-        ]
+    output: str | list[InputTextFunctionCallOutputContentItem | EncryptedContentFunctionCallOutputContentItem | ImageUrlFunctionCallOutputContentItem | FileIdFunctionCallOutputContentItem | AudioUrlFunctionCallOutputContentItem | FileIdFunctionCallOutputContentItem1]
+    type: Literal["functionCallOutput"] = Field(
+        ..., title="FunctionCallOutputThreadItemType"
     )
-    type: Literal["functionCallOutput"] = Field(..., title="FunctionCallOutputThreadItemType")
 
 
 class Turn(BaseModel):
-    completedAt: int | None = Field(None, description="Unix timestamp (in seconds) when the turn completed.")
-    durationMs: int | None = Field(
-        None, description="Duration between turn start and completion in milliseconds, if known."
+    completedAt: int | None = Field(
+        None, description="Unix timestamp (in seconds) when the turn completed."
     )
-    error: TurnError | None = Field(None, description="Error associated with a failed or interrupted turn.")
-    id: str = Field(..., description="Identifier for this turn. Codex-generated turn IDs are UUIDv7.")
-    items: list[
-        UserMessageThreadItem
-        | HookPromptThreadItem
-        | AgentMessageThreadItem
-        | FunctionCallOutputThreadItem
-        | PlanThreadItem
-        | ReasoningThreadItem
-        | CommandExecutionThreadItem
-        | FileChangeThreadItem
-        | McpToolCallThreadItem
-        | DynamicToolCallThreadItem
-        | CollabAgentToolCallThreadItem
-        | SubAgentActivityThreadItem
-        | WebSearchThreadItem
-        | ImageViewThreadItem
-        | SleepThreadItem
-        | EnteredReviewModeThreadItem
-        | ExitedReviewModeThreadItem
-        | ContextCompactionThreadItem
-        | FileIdThreadItem
-        | ResultThreadItem
-    ] = Field(..., description="Thread items currently included in this turn payload.")
-    itemsView: Literal["notLoaded"] | Literal["summary"] | Literal["full"] | None = Field(
-        "full", description="Describes how much of `items` has been loaded for this turn."
+    durationMs: int | None = Field(
+        None,
+        description="Duration between turn start and completion in milliseconds, if known.",
+    )
+    error: TurnError | None = Field(
+        None, description="Error associated with a failed or interrupted turn."
+    )
+    id: str = Field(
+        ...,
+        description="Identifier for this turn. Codex-generated turn IDs are UUIDv7.",
+    )
+    items: list[UserMessageThreadItem | HookPromptThreadItem | AgentMessageThreadItem | FunctionCallOutputThreadItem | PlanThreadItem | ReasoningThreadItem | CommandExecutionThreadItem | FileChangeThreadItem | McpToolCallThreadItem | DynamicToolCallThreadItem | CollabAgentToolCallThreadItem | SubAgentActivityThreadItem | WebSearchThreadItem | ImageViewThreadItem | SleepThreadItem | EnteredReviewModeThreadItem | ExitedReviewModeThreadItem | ContextCompactionThreadItem | FileIdThreadItem | ResultThreadItem] = (
+        Field(..., description="Thread items currently included in this turn payload.")
+    )
+    itemsView: Literal["notLoaded"] | Literal["summary"] | Literal["full"] | None = (
+        Field(
+            "full",
+            description="Describes how much of `items` has been loaded for this turn.",
+        )
     )
     rootTurnId: str | None = Field(
         None,
         description="ID of the first turn in the chain of work that led to this turn. Pass this as `rootTurnId` when starting work on behalf of this turn. May be null in older history or a `review/start` response.",
     )
-    startedAt: int | None = Field(None, description="Unix timestamp (in seconds) when the turn started.")
+    startedAt: int | None = Field(
+        None, description="Unix timestamp (in seconds) when the turn started."
+    )
     status: Literal["completed", "interrupted", "failed", "inProgress"]
 
 
@@ -1314,27 +1363,22 @@ class TurnStartedNotification(BaseModel):
 class TurnToolOutput(BaseModel):
     name: str
     namespace: str | None = None
-    output: (
-        str
-        | list[
-            InputTextFunctionCallOutputContentItem
-            | EncryptedContentFunctionCallOutputContentItem
-            | ImageUrlFunctionCallOutputContentItem
-            | FileIdFunctionCallOutputContentItem
-            | AudioUrlFunctionCallOutputContentItem
-            | FileIdFunctionCallOutputContentItem1
-        ]
-    )
+    output: str | list[InputTextFunctionCallOutputContentItem | EncryptedContentFunctionCallOutputContentItem | ImageUrlFunctionCallOutputContentItem | FileIdFunctionCallOutputContentItem | AudioUrlFunctionCallOutputContentItem | FileIdFunctionCallOutputContentItem1]
     retain: bool | None = Field(
-        None, description="Requests retention of this output in the thread's model history."
+        None,
+        description="Requests retention of this output in the thread's model history.",
     )
 
 
 class AdditionalFileSystemPermissions(BaseModel):
     entries: list[FileSystemSandboxEntry] | None = None
     globScanMaxDepth: conint(ge=1) | None = None
-    read: list[str] | None = Field(None, description="This will be removed in favor of `entries`.")
-    write: list[str] | None = Field(None, description="This will be removed in favor of `entries`.")
+    read: list[str] | None = Field(
+        None, description="This will be removed in favor of `entries`."
+    )
+    write: list[str] | None = Field(
+        None, description="This will be removed in favor of `entries`."
+    )
 
 
 class GrantedPermissionProfile(BaseModel):
@@ -1344,7 +1388,8 @@ class GrantedPermissionProfile(BaseModel):
 
 class ItemCompletedNotification(BaseModel):
     completedAtMs: int = Field(
-        ..., description="Unix timestamp (in milliseconds) when this item lifecycle completed."
+        ...,
+        description="Unix timestamp (in milliseconds) when this item lifecycle completed.",
     )
     contentTokenCount: conint(ge=0) | None = Field(
         None,
@@ -1371,9 +1416,7 @@ class ItemCompletedNotification(BaseModel):
         | ContextCompactionThreadItem
         | FileIdThreadItem
         | ResultThreadItem
-    ) = Field(
-        ..., description="A thread item and its recorded lifecycle times. The payload stays flat on the wire."
-    )
+    ) = Field(..., description="A thread item and its recorded lifecycle times. The payload stays flat on the wire.")
     threadId: str
     turnId: str
 
@@ -1400,11 +1443,10 @@ class ItemStartedNotification(BaseModel):
         | ContextCompactionThreadItem
         | FileIdThreadItem
         | ResultThreadItem
-    ) = Field(
-        ..., description="A thread item and its recorded lifecycle times. The payload stays flat on the wire."
-    )
+    ) = Field(..., description="A thread item and its recorded lifecycle times. The payload stays flat on the wire.")
     startedAtMs: int = Field(
-        ..., description="Unix timestamp (in milliseconds) when this item lifecycle started."
+        ...,
+        description="Unix timestamp (in milliseconds) when this item lifecycle started.",
     )
     threadId: str
     turnId: str
@@ -1414,7 +1456,8 @@ class PermissionsRequestApprovalResponse(BaseModel):
     permissions: GrantedPermissionProfile
     scope: Literal["turn", "session"] | None = "turn"
     strictAutoReview: bool | None = Field(
-        None, description="Review every subsequent command in this turn before normal sandboxed execution."
+        None,
+        description="Review every subsequent command in this turn before normal sandboxed execution.",
     )
 
 
@@ -1428,27 +1471,39 @@ class RequestPermissionProfile(BaseModel):
 
 class Thread(BaseModel):
     agentNickname: str | None = Field(
-        None, description="Optional random unique nickname assigned to an AgentControl-spawned sub-agent."
+        None,
+        description="Optional random unique nickname assigned to an AgentControl-spawned sub-agent.",
     )
     agentRole: str | None = Field(
-        None, description="Optional role (agent_role) assigned to an AgentControl-spawned sub-agent."
+        None,
+        description="Optional role (agent_role) assigned to an AgentControl-spawned sub-agent.",
     )
-    cliVersion: str = Field(..., description="Version of the CLI that created the thread.")
-    createdAt: int = Field(..., description="Unix timestamp (in seconds) when the thread was created.")
+    cliVersion: str = Field(
+        ..., description="Version of the CLI that created the thread."
+    )
+    createdAt: int = Field(
+        ..., description="Unix timestamp (in seconds) when the thread was created."
+    )
     cwd: str = Field(..., description="Working directory captured for the thread.")
     ephemeral: bool = Field(
-        ..., description="Whether the thread is ephemeral and should not be materialized on disk."
+        ...,
+        description="Whether the thread is ephemeral and should not be materialized on disk.",
     )
     forkedFromId: str | None = Field(
-        None, description="Source thread id when this thread was created by forking another thread."
+        None,
+        description="Source thread id when this thread was created by forking another thread.",
     )
     gitInfo: GitInfo | None = Field(
         None, description="Optional Git metadata captured when the thread was created."
     )
     historyMode: Literal["legacy", "paginated"] | None = Field(
-        "legacy", description="Persisted thread history contract selected when this thread was created."
+        "legacy",
+        description="Persisted thread history contract selected when this thread was created.",
     )
-    id: str = Field(..., description="Identifier for this thread. Codex-generated thread IDs are UUIDv7.")
+    id: str = Field(
+        ...,
+        description="Identifier for this thread. Codex-generated thread IDs are UUIDv7.",
+    )
     model: str | None = Field(
         None,
         description="Current configured model when loaded, otherwise the latest persisted model. Null when unavailable. This is not per-turn execution telemetry.",
@@ -1462,10 +1517,13 @@ class Thread(BaseModel):
         description="Originator recorded when the thread was created, independent of its current client or executor. Null when the recorded originator is unavailable.",
     )
     parentThreadId: str | None = Field(
-        None, description="The ID of the parent thread. This will only be set if this thread is a subagent."
+        None,
+        description="The ID of the parent thread. This will only be set if this thread is a subagent.",
     )
     path: str | None = Field(None, description="[UNSTABLE] Path to the thread on disk.")
-    preview: str = Field(..., description="Usually the first user message in the thread, if available.")
+    preview: str = Field(
+        ..., description="Usually the first user message in the thread, if available."
+    )
     projectId: str | None = Field(
         ..., description="Canonical project assignment owned by app-server, if any."
     )
@@ -1474,23 +1532,32 @@ class Thread(BaseModel):
         description="Current configured reasoning effort when loaded, otherwise the latest persisted effort. Null when unset or unavailable. This is not per-turn execution telemetry.",
     )
     recencyAt: int | None = Field(
-        None, description="Unix timestamp (in seconds) used for thread recency ordering."
+        None,
+        description="Unix timestamp (in seconds) used for thread recency ordering.",
     )
     section: ThreadSection | None = Field(
-        None, description="The independently persisted section selected for this thread, if any."
+        None,
+        description="The independently persisted section selected for this thread, if any.",
     )
     sectionEnteredAt: int | None = Field(
-        None, description="Unix timestamp in seconds when the thread entered its current section."
+        None,
+        description="Unix timestamp in seconds when the thread entered its current section.",
     )
     sessionId: str = Field(
-        ..., description="Session id shared by threads that belong to the same session tree."
+        ...,
+        description="Session id shared by threads that belong to the same session tree.",
     )
     source: (
-        Literal["cli", "vscode", "exec", "appServer", "unknown"] | CustomSessionSource | SubAgentSessionSource
+        Literal["cli", "vscode", "exec", "appServer", "unknown"]
+        | CustomSessionSource
+        | SubAgentSessionSource
     ) = Field(..., description="Origin of the thread (CLI, VSCode, codex exec, codex app-server, etc.).")
-    status: NotLoadedThreadStatus | IdleThreadStatus | SystemErrorThreadStatus | ActiveThreadStatus = Field(
-        ..., description="Current runtime status for the thread."
-    )
+    status: (
+        NotLoadedThreadStatus
+        | IdleThreadStatus
+        | SystemErrorThreadStatus
+        | ActiveThreadStatus
+    ) = Field(..., description="Current runtime status for the thread.")
     threadSource: str | None = Field(
         None, description="Optional analytics source classification for this thread."
     )
@@ -1498,23 +1565,30 @@ class Thread(BaseModel):
         ...,
         description="Only populated on `thread/resume`, `thread/fork`, and `thread/read` (when `includeTurns` is true) responses. For all other responses and notifications returning a Thread, the turns field will be an empty list.",
     )
-    updatedAt: int = Field(..., description="Unix timestamp (in seconds) when the thread was last updated.")
+    updatedAt: int = Field(
+        ..., description="Unix timestamp (in seconds) when the thread was last updated."
+    )
 
 
 class ThreadResumeResponse(BaseModel):
     approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval
-    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] = Field(
-        ..., description="Reviewer currently used for approval requests on this thread."
+    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] = (
+        Field(
+            ...,
+            description="Reviewer currently used for approval requests on this thread.",
+        )
     )
     collaborationMode: CollaborationMode | None = Field(
-        None, description="Effective collaboration mode. Absent when resuming from an older server."
+        None,
+        description="Effective collaboration mode. Absent when resuming from an older server.",
     )
     cwd: str = Field(
         ...,
         description="A path that is guaranteed to be absolute and normalized (though it is not guaranteed to be canonicalized or exist on the filesystem).\n\nIMPORTANT: When deserializing an `AbsolutePathBuf`, a base path must be set using [AbsolutePathBufGuard::new]. If no base path is set, the deserialization will fail unless the path being deserialized is already absolute.",
     )
     disabledPluginIds: list[str] | None = Field(
-        [], description="Saved list of disabled plugin IDs. Does not yet filter plugin capabilities."
+        [],
+        description="Saved list of disabled plugin IDs. Does not yet filter plugin capabilities.",
     )
     instructionSources: list[str] | None = Field(
         [],
@@ -1532,10 +1606,7 @@ class ThreadResumeResponse(BaseModel):
         | ReadOnlySandboxPolicy
         | ExternalSandboxSandboxPolicy
         | WorkspaceWriteSandboxPolicy
-    ) = Field(
-        ...,
-        description="Legacy sandbox policy retained for compatibility. Experimental clients should prefer `activePermissionProfile` for profile provenance.",
-    )
+    ) = Field(..., description="Legacy sandbox policy retained for compatibility. Experimental clients should prefer `activePermissionProfile` for profile provenance.")
     serviceTier: str | None = None
     thread: Thread
     turnsBackwardsCursor: str | None = Field(
@@ -1546,15 +1617,19 @@ class ThreadResumeResponse(BaseModel):
 
 class ThreadStartResponse(BaseModel):
     approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval
-    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] = Field(
-        ..., description="Reviewer currently used for approval requests on this thread."
+    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] = (
+        Field(
+            ...,
+            description="Reviewer currently used for approval requests on this thread.",
+        )
     )
     cwd: str = Field(
         ...,
         description="A path that is guaranteed to be absolute and normalized (though it is not guaranteed to be canonicalized or exist on the filesystem).\n\nIMPORTANT: When deserializing an `AbsolutePathBuf`, a base path must be set using [AbsolutePathBufGuard::new]. If no base path is set, the deserialization will fail unless the path being deserialized is already absolute.",
     )
     disabledPluginIds: list[str] | None = Field(
-        [], description="Saved list of disabled plugin IDs. Does not yet filter plugin capabilities."
+        [],
+        description="Saved list of disabled plugin IDs. Does not yet filter plugin capabilities.",
     )
     instructionSources: list[str] | None = Field(
         [],
@@ -1568,47 +1643,41 @@ class ThreadStartResponse(BaseModel):
         | ReadOnlySandboxPolicy
         | ExternalSandboxSandboxPolicy
         | WorkspaceWriteSandboxPolicy
-    ) = Field(
-        ...,
-        description="Legacy sandbox policy retained for compatibility. Experimental clients should prefer `activePermissionProfile` for profile provenance.",
-    )
+    ) = Field(..., description="Legacy sandbox policy retained for compatibility. Experimental clients should prefer `activePermissionProfile` for profile provenance.")
     serviceTier: str | None = None
     thread: Thread
 
 
 class TurnStartParams(BaseModel):
-    approvalPolicy: Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None = Field(
-        None, description="Override the approval policy for this turn and subsequent turns."
-    )
-    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = Field(
-        None,
-        description="Override where approval requests are routed for review on this turn and subsequent turns.",
+    approvalPolicy: (
+        Literal["untrusted", "on-request", "never"] | GranularAskForApproval | None
+    ) = Field(None, description="Override the approval policy for this turn and subsequent turns.")
+    approvalsReviewer: Literal["user", "auto_review", "guardian_subagent"] | None = (
+        Field(
+            None,
+            description="Override where approval requests are routed for review on this turn and subsequent turns.",
+        )
     )
     clientUserMessageId: str | None = None
     cwd: str | None = Field(
-        None, description="Override the working directory for this turn and subsequent turns."
+        None,
+        description="Override the working directory for this turn and subsequent turns.",
     )
     disabledPluginIds: list[str] | None = Field(
         None,
         description="Replace this thread's disabled plugin IDs. Omitted/null preserves the list; [] clears it.",
     )
     effort: constr(min_length=1) | None = Field(
-        None, description="Override the reasoning effort for this turn and subsequent turns."
+        None,
+        description="Override the reasoning effort for this turn and subsequent turns.",
     )
-    input: list[
-        TextUserInput
-        | LocalImageUserInput
-        | LocalAudioUserInput
-        | SkillUserInput
-        | MentionUserInput
-        | UrlUserInput
-        | FileIdUserInput
-        | UrlUserInput1
-        | FileIdUserInput1
-    ]
-    model: str | None = Field(None, description="Override the model for this turn and subsequent turns.")
+    input: list[TextUserInput | LocalImageUserInput | LocalAudioUserInput | SkillUserInput | MentionUserInput | UrlUserInput | FileIdUserInput | UrlUserInput1 | FileIdUserInput1]
+    model: str | None = Field(
+        None, description="Override the model for this turn and subsequent turns."
+    )
     outputSchema: Any | None = Field(
-        None, description="Optional JSON Schema used to constrain the final assistant message for this turn."
+        None,
+        description="Optional JSON Schema used to constrain the final assistant message for this turn.",
     )
     parentTurnId: str | None = Field(
         None,
@@ -1630,14 +1699,16 @@ class TurnStartParams(BaseModel):
         | None
     ) = Field(None, description="Override the sandbox policy for this turn and subsequent turns.")
     serviceTier: str | None = Field(
-        None, description="Override the service tier for this turn and subsequent turns."
+        None,
+        description="Override the service tier for this turn and subsequent turns.",
     )
     serviceTierForTurn: str | None = Field(
         None,
-        description="Override the service tier only when this request starts a new turn. Use \"default\" for standard speed. Omitted or null inherits the thread's tier. Does not change the thread's tier or a turn being steered.",
+        description='Override the service tier only when this request starts a new turn. Use "default" for standard speed. Omitted or null inherits the thread\'s tier. Does not change the thread\'s tier or a turn being steered.',
     )
     summary: Literal["auto", "concise", "detailed"] | Literal["none"] | None = Field(
-        None, description="Override the reasoning summary for this turn and subsequent turns."
+        None,
+        description="Override the reasoning summary for this turn and subsequent turns.",
     )
     threadId: str
     toolOutput: TurnToolOutput | None = None
@@ -1654,7 +1725,8 @@ class PermissionsRequestApprovalParams(BaseModel):
     permissions: RequestPermissionProfile
     reason: str | None = None
     startedAtMs: int = Field(
-        ..., description="Unix timestamp (in milliseconds) when this approval request started."
+        ...,
+        description="Unix timestamp (in milliseconds) when this approval request started.",
     )
     threadId: str
     turnId: str

@@ -112,7 +112,7 @@ CODEGEN_OPTIONS: tuple[str, ...] = (
     "--disable-timestamp",
     "--use-title-as-name",
     "--collapse-root-models",
-    "--formatters=ruff-format",
+    "--formatters=builtin",  # deterministic wherever the output goes (ruff would pick up local config)
 )
 
 
