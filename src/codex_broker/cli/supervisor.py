@@ -70,8 +70,9 @@ class Output:
         self.width = width
 
     def line(self, name: str, text: str) -> None:
-        self.stream.write(f"{('[' + name + ']').ljust(self.width)} {text}\n")
-        self.stream.flush()
+        with contextlib.suppress(BrokenPipeError, ValueError):  # `up | head` must not kill `up`
+            self.stream.write(f"{('[' + name + ']').ljust(self.width)} {text}\n")
+            self.stream.flush()
 
     def up(self, text: str) -> None:
         self.line(UP, text)
@@ -81,6 +82,8 @@ class Output:
 class Managed:
     plan: ChildPlan
     proc: asyncio.subprocess.Process | None = None
+    output: asyncio.StreamReader | None = None
+    output_transport: asyncio.BaseTransport | None = None
     started_at: float = 0.0
     failures: int = 0
     restarts: int = 0
@@ -98,17 +101,34 @@ class RestartPolicy:
 
 
 async def spawn(managed: Managed, out: Output) -> asyncio.subprocess.Process:
+    """Start the child with stdout+stderr on a pipe of our own.
+
+    Not asyncio's PIPE: with that, `Process.wait()` (Python 3.11) also waits until the pipe is
+    closed, i.e. it hangs while a grandchild holding the pipe outlives the child.
+    """
     plan = managed.plan
     parent = os.getpid()
-    proc = await asyncio.create_subprocess_exec(
-        *plan.argv,
-        env=dict(plan.env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=lambda: _die_with_parent(parent),
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *plan.argv,
+            env=dict(plan.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_fd,
+            stderr=write_fd,
+            start_new_session=True,
+            preexec_fn=lambda: _die_with_parent(parent),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
     )
+    managed.output, managed.output_transport = reader, transport
     managed.proc = proc
     managed.started_at = time.monotonic()
     port = f", metrics :{plan.metrics_port}" if plan.metrics_port else ""
@@ -131,6 +151,12 @@ async def pump(stream: asyncio.StreamReader | None, name: str, out: Output) -> N
             out.line(name, raw.decode("utf-8", errors="replace").rstrip("\r"))
     if pending:
         out.line(name, pending.decode("utf-8", errors="replace"))
+
+
+def close_output(managed: Managed) -> None:
+    if managed.output_transport is not None:
+        managed.output_transport.close()
+    managed.output, managed.output_transport = None, None
 
 
 def signal_group(pid: int, sig: int) -> None:
@@ -156,14 +182,25 @@ async def supervise(
     proc = first
     while True:
         if proc is None:
-            proc = await spawn(managed, out)
+            try:
+                proc = await spawn(managed, out)
+            except OSError as exc:  # e.g. the interpreter vanished under a venv rebuild
+                managed.failures += 1
+                delay = backoff_delay(managed.failures, initial_s=policy.initial_s, max_s=policy.max_s)
+                out.up(f"cannot start {name}: {exc}; retry in {delay:.1f}s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    return
+                continue
         if stop.is_set():  # stop arrived while spawning: the sweep may have missed this one
             signal_child(proc.pid, signal.SIGTERM)
-        reader = asyncio.create_task(pump(proc.stdout, name, out))
+        reader = asyncio.create_task(pump(managed.output, name, out))
         code = await proc.wait()
         signal_group(proc.pid, signal.SIGKILL)  # whatever it left behind in its group
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(TimeoutError):  # a setsid'd orphan may still hold the pipe
             await asyncio.wait_for(reader, timeout=5)
+        close_output(managed)
         uptime = time.monotonic() - managed.started_at
         if stop.is_set():
             out.up(f"{name} stopped (exit code {code})")
@@ -253,7 +290,8 @@ async def start_embedded_redis(
                 return managed, proc, url
             await asyncio.sleep(0.05)
         signal_group(proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(asyncio.gather(pump(proc.stdout, "redis", out), proc.wait()), timeout=10)
+        await asyncio.wait_for(asyncio.gather(pump(managed.output, "redis", out), proc.wait()), timeout=10)
+        close_output(managed)
         out.up(f"embedded Redis on port {port} did not come up (exit code {proc.returncode})")
     raise UpError(f"embedded Redis ({binary}) did not answer; see the [redis] lines above")
 
@@ -311,6 +349,8 @@ async def run_up(
             embedded_redis.EmbeddedState(url=url, pid=os.getpid(), redis_pid=redis_proc.pid),
         )
         children = [_with_env(child, {"REDIS_URL": url}) for child in children]
+    elif "REDIS_URL" in base_env and not await _ping(base_env["REDIS_URL"]):
+        out.up("Redis at REDIS_URL does not answer (yet): services will retry until it does")
     try:
         group = [Managed(child) for child in children]
         tasks = [] if stop.is_set() else [asyncio.create_task(supervise(m, out, stop, policy)) for m in group]
