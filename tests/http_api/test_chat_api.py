@@ -129,6 +129,15 @@ async def test_legacy_slack_history(
     assert responder.actions[-1].payload.before_message_id == "100.5"
     missing = await client.get("/slack/thread-history", params={"channel_id": "C1"}, headers=session.headers)
     assert missing.json() == {"ok": False, "error": "missing_required_query", "field": "thread_ts"}
+    feishu = await client.get(
+        "/slack/thread-history", params={**params, "platform": "feishu"}, headers=session.headers
+    )
+    assert feishu.json() == {
+        "ok": False,
+        "error": "invalid_platform",
+        "field": "platform",
+        "allowed": ["slack"],
+    }
 
 
 async def test_history_timeout_and_platform_error(

@@ -92,6 +92,8 @@ def platform_of(data: dict[str, Any], where: Where, *, legacy: bool) -> str:
 
 def coordinates(data: dict[str, Any], where: Where, *, legacy: bool = False) -> Coordinates:
     platform = platform_of(data, where, legacy=legacy)
+    if legacy and platform != "slack":  # /slack/* speaks only for Slack threads
+        raise ApiError(400, "invalid_platform", field="platform", allowed=["slack"])
     slack = platform == "slack"
     conv_names = (*CONVERSATION_NAMES, LEGACY_CONVERSATION) if slack else CONVERSATION_NAMES
     root_names = (*ROOT_NAMES, LEGACY_ROOT) if slack else ROOT_NAMES
