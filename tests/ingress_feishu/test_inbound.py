@@ -180,3 +180,18 @@ async def test_disabled_without_app_id_stays_up(start_ingress, fake: FakeFeishu)
     assert heartbeat["feishu_ws"] == "disabled: FEISHU_APP_ID not set"
     assert fake.state.endpoint_calls == 0
     assert not ingress.task.done()
+
+
+async def test_event_not_persisted_is_not_acked_and_comes_again(start_ingress) -> None:
+    ingress: RunningIngress = await start_ingress()
+    fake = ingress.fake
+    stream = ingress.keys.inbound_stream_for("feishu:oc_g:om_fixed")
+    await ingress.redis.set(stream, "not a stream")  # XADD now fails with WRONGTYPE
+    sent = fake.push_message(chat_id="oc_g", text="keep me", mention_bot=True, message_id="om_fixed")
+    await wait_for(lambda: any(r.code == 500 for r in fake.state.responses), what="a refused event")
+    assert sent["event_id"] not in fake.acked_event_ids()
+
+    await ingress.redis.delete(stream)  # Redis healthy again: Feishu's re-push lands
+    [event] = await ingress.wait_inbound(1, timeout_s=20)
+    assert event.message_id == "om_fixed"
+    await wait_for(lambda: sent["event_id"] in fake.acked_event_ids(), what="the ack after the re-push")

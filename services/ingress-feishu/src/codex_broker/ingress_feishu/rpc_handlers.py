@@ -45,7 +45,7 @@ def to_history_message(item: dict[str, Any], bot_open_id: str) -> HistoryMessage
             display_name=str(sender.get("sender_name") or ""),
             is_bot=sender.get("sender_type") not in (None, "", "user"),
         ),
-        text=replace_mentions(content.text, parse_mentions(item.get("mentions")), bot_open_id=""),
+        text=replace_mentions(content.text, parse_mentions(item.get("mentions")), bot_open_id),
         ts=_ms(item.get("create_time")),
         attachments=content.attachments,
     )
