@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import urllib.error
 import urllib.request
@@ -53,18 +54,18 @@ def test_up_runs_everything_and_leaves_nothing_behind(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_up_restarts_a_dead_child(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
-    services = ("orchestrator",)
+async def test_up_restarts_a_dead_child(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     replicas = {"orchestrator": 1, "ingress-slack": 0, "ingress-feishu": 0, "codex-runner": 0, "http-api": 0}
-    with BrokerProcess(
+    async with BrokerProcess(
         data_root=tmp_path / "data",
         redis_url=redis_url,
         key_prefix=key_prefix,
-        services=services,
+        services=("orchestrator",),
         replicas=replicas,
         worker=False,
     ) as broker:
         old = broker.kill_service("orchestrator", signal.SIGKILL)
-        new = broker.wait_restarted("orchestrator-1", old, timeout_s=60)
+        new = await asyncio.to_thread(broker.wait_restarted, "orchestrator-1", old, timeout_s=60)
         assert new != old
         assert "orchestrator-1 died unexpectedly (exit code -9)" in broker.log_text()
+        assert broker.log_lines("orchestrator-1")  # its own output, prefix stripped
