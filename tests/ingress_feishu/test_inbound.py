@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from tests.fakes.fake_feishu import FakeFeishu
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 from tests.ingress_feishu.conftest import RunningIngress, wait_connected
 
 
@@ -195,3 +197,21 @@ async def test_event_not_persisted_is_not_acked_and_comes_again(start_ingress) -
     [event] = await ingress.wait_inbound(1, timeout_s=20)
     assert event.message_id == "om_fixed"
     await wait_for(lambda: sent["event_id"] in fake.acked_event_ids(), what="the ack after the re-push")
+
+
+async def test_readyz_shows_the_connection_and_the_degraded_mode(start_ingress) -> None:
+    port = free_port()
+    ingress: RunningIngress = await start_ingress(feishu_group_message_mode="at_only", metrics_port=port)
+
+    async def ready() -> dict | None:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            response = await client.get(f"http://127.0.0.1:{port}/readyz")
+        return response.json() if response.status_code == 200 else None
+
+    body = await wait_for(ready, what="readyz 200")
+    assert body["checks"]["feishu_ws"] == "ok"
+    assert body["checks"]["feishu_mode"].startswith("degraded: FEISHU_GROUP_MESSAGE_MODE=at_only")
+    async with httpx.AsyncClient(trust_env=False) as client:
+        metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert "cb_feishu_ws_connected 1.0" in metrics
+    assert ingress.fake.connected() == 1
