@@ -33,6 +33,8 @@ Driving (Python method — control endpoint, JSON body = the method's keyword ar
         event, plus `app_mention` when the text mentions the bot outside DMs (like Slack,
         each with its own event_id)                                          POST /_fake/messages
   push_event(event, event_id=) -> envelope_id (raw Events API event)        POST /_fake/events
+  resend(event_id) -> envelope_id: the same event again, next retry_attempt  POST /_fake/resend
+  seed_message(channel, user, text, thread_ts=) -> ts (stored, no event)    POST /_fake/seed
   click_button(channel, user, message_ts, action_id, value, thread_ts=) -> envelope_id
         (block_actions; `message_ts` must be a stored message)               POST /_fake/actions
   submit_view(user, view) -> envelope_id (view_submission)                  POST /_fake/views
@@ -49,7 +51,7 @@ Inspecting (GET, query = keyword arguments):
   calls(method=) -> [{"method", "args", "ok", "error", "at"}]               GET /_fake/calls
   messages(channel=, thread_ts=, from_bot=) -> stored messages, oldest first GET /_fake/messages
         (each: ts, channel, user, text, blocks, thread_ts, bot_id, deleted, edits, files)
-  envelopes(event_id=) -> [{"envelope_id", "event_id", "kind", "attempt", "acked"}]
+  envelopes(event_id=) -> [{"envelope_id", "event_id", "kind", "attempt", "acked", "acked_at"}]
                                                                              GET /_fake/envelopes
   acked(event_id) / deliveries(event_id)  (helpers over envelopes)
   uploads() -> [{"file_id", "filename", "title", "content"(bytes; HTTP: content_base64),
@@ -121,7 +123,8 @@ class _Delivery:
     kind: str  # events_api | interactive
     payload: dict[str, Any]
     envelope_ids: list[str] = field(default_factory=list)
-    acked_envelope: str | None = None
+    acked_envelope: str | None = None  # the first acked envelope
+    acks: dict[str, float] = field(default_factory=dict)  # envelope_id -> when acked
     ack_payload: Any = None
     timer: asyncio.Task[None] | None = None
 
@@ -286,6 +289,14 @@ class FakeSlack:
 
     def push_event(self, event: dict[str, Any], event_id: str | None = None) -> str:
         return self._run(self._push_event, event, event_id)
+
+    def resend(self, event_id: str) -> str:
+        """Send an event again as Slack does when it missed the ack (next retry_attempt)."""
+        return self._run(self._resend, event_id)
+
+    def seed_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
+        """Store a message (for history) without sending any event; returns its ts."""
+        return self._run(self._seed_message, channel, user, text, thread_ts)
 
     def click_button(
         self,
@@ -491,6 +502,18 @@ class FakeSlack:
         }
         return self._deliver(_Delivery(event_id=event_id, kind="events_api", payload=payload))
 
+    def _resend(self, event_id: str) -> str:
+        delivery = self._deliveries[event_id]
+        return self._send_attempt(delivery, len(delivery.envelope_ids))
+
+    def _seed_message(self, channel: str, user: str, text: str, thread_ts: str | None) -> str:
+        fields: dict[str, Any] = {"user": user, "text": text, "team": self.team_id}
+        if user == self.bot_user_id:
+            fields.update(self._bot_fields())
+        if thread_ts:
+            fields["thread_ts"] = thread_ts
+        return str(self._store_message(channel, **fields)["ts"])
+
     def _click_button(
         self, channel: str, user: str, message_ts: str, action_id: str, value: str, thread_ts: str | None
     ) -> str:
@@ -641,9 +664,13 @@ class FakeSlack:
             data = json.loads(raw)
         except json.JSONDecodeError:
             return
-        delivery = self._by_envelope.get(str(data.get("envelope_id")))
-        if delivery is not None and delivery.acked_envelope is None:
-            delivery.acked_envelope = str(data["envelope_id"])
+        envelope_id = str(data.get("envelope_id"))
+        delivery = self._by_envelope.get(envelope_id)
+        if delivery is None or envelope_id in delivery.acks:
+            return
+        delivery.acks[envelope_id] = time.time()
+        if delivery.acked_envelope is None:
+            delivery.acked_envelope = envelope_id
             delivery.ack_payload = data.get("payload")
             if delivery.timer is not None:
                 delivery.timer.cancel()
@@ -1044,7 +1071,8 @@ class FakeSlack:
                         "event_id": delivery.event_id,
                         "kind": delivery.kind,
                         "attempt": attempt,
-                        "acked": delivery.acked_envelope == envelope_id,
+                        "acked": envelope_id in delivery.acks,
+                        "acked_at": delivery.acks.get(envelope_id),
                         "ack_payload": delivery.ack_payload
                         if delivery.acked_envelope == envelope_id
                         else None,
@@ -1078,6 +1106,11 @@ class FakeSlack:
         )
         post("/_fake/messages", lambda b: self._user_message(**b).__dict__)
         post("/_fake/events", lambda b: {"envelope_id": self._push_event(b["event"], b.get("event_id"))})
+        post("/_fake/resend", lambda b: {"envelope_id": self._resend(b["event_id"])})
+        post(
+            "/_fake/seed",
+            lambda b: {"ts": self._seed_message(b["channel"], b["user"], b["text"], b.get("thread_ts"))},
+        )
         post("/_fake/actions", lambda b: {"envelope_id": self._click_button(**_action_args(b))})
         post("/_fake/views", lambda b: {"envelope_id": self._submit_view(b["user"], b["view"])})
         post("/_fake/disconnect", lambda b: self._disconnect(b.get("reason", "refresh_requested")))

@@ -68,6 +68,13 @@ class FakeSlackClient:
     def push_event(self, event: dict[str, Any], event_id: str | None = None) -> str:
         return str(self._post("events", {"event": event, "event_id": event_id})["envelope_id"])
 
+    def resend(self, event_id: str) -> str:
+        return str(self._post("resend", {"event_id": event_id})["envelope_id"])
+
+    def seed_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
+        body = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}
+        return str(self._post("seed", body)["ts"])
+
     def click_button(
         self,
         channel: str,

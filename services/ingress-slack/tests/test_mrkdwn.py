@@ -9,7 +9,10 @@ from codex_broker.ingress_slack.mrkdwn import FENCE, split_message, to_mrkdwn, t
 
 
 def test_markdown_constructs_become_mrkdwn() -> None:
-    md = "# Title\n\nSome **bold**, *italic*, ~~gone~~ and [a link](https://x.y).\n\n- one\n- **two**\n\n1. first"
+    md = (
+        "# Title\n\nSome **bold**, *italic*, ~~gone~~ and [a link](https://x.y).\n\n"
+        "- one\n- **two**\n\n1. first"
+    )
     out = to_mrkdwn(md)
     assert "*Title*" in out
     assert "*bold*" in out and "_italic_" in out and "~gone~" in out

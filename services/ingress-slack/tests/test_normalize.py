@@ -75,7 +75,9 @@ def test_top_level_channel_chatter_is_not_forwarded_unless_configured() -> None:
 
 def test_own_messages_are_ignored_by_user_bot_and_app_id() -> None:
     assert ignore_reason(message(user="UBOT", thread_ts="1"), ME) == "self"
-    assert ignore_reason(message(user=None, bot_id="BBOT", subtype="bot_message", thread_ts="1"), ME) == "self"
+    assert (
+        ignore_reason(message(user=None, bot_id="BBOT", subtype="bot_message", thread_ts="1"), ME) == "self"
+    )
     assert ignore_reason(message(user="UX", app_id="AAPP", thread_ts="1"), ME) == "self"
 
 
@@ -151,7 +153,11 @@ def test_stop_button_becomes_an_action_event_for_the_thread() -> None:
 def test_approve_button_carries_run_and_request() -> None:
     event = block_action_to_inbound(_action_body("cb_approve", "run-1:req-7"), NAMES)
     assert event is not None and event.action is not None
-    assert (event.action.action, event.action.run_id, event.action.request_id) == ("approve", "run-1", "req-7")
+    assert (event.action.action, event.action.run_id, event.action.request_id) == (
+        "approve",
+        "run-1",
+        "req-7",
+    )
 
 
 def test_foreign_buttons_are_not_ours() -> None:
@@ -175,7 +181,9 @@ def test_coauthor_view_submission_uses_the_metadata_we_wrapped() -> None:
     assert event.action.action == "coauthor_submit"
     assert event.action.values == {"name": "Alice A", "email": "a@example.com"}
     assert (event.conversation_id, event.root_message_id) == ("C1", "1700000000.000100")
-    assert view_submission_to_inbound({"user": {"id": "U1"}, "view": {"private_metadata": "x"}}, NAMES) is None
+    assert (
+        view_submission_to_inbound({"user": {"id": "U1"}, "view": {"private_metadata": "x"}}, NAMES) is None
+    )
 
 
 def test_select_history_is_before_exclusive_oldest_first_and_limited() -> None:
@@ -186,10 +194,18 @@ def test_select_history_is_before_exclusive_oldest_first_and_limited() -> None:
 
 
 def test_history_message_names_and_bots() -> None:
-    human = to_history_message({"ts": "1700000000.000100", "user": "U1", "text": "<@UBOT> hi <@U2>"}, ME, NAMES)
+    human = to_history_message(
+        {"ts": "1700000000.000100", "user": "U1", "text": "<@UBOT> hi <@U2>"}, ME, NAMES
+    )
     assert human.actor.display_name == "Alice" and human.text == "hi @Bob" and not human.actor.is_bot
     bot = to_history_message(
-        {"ts": "1700000001.000100", "bot_id": "BBOT", "user": "UBOT", "text": "done", "bot_profile": {"name": "codex"}},
+        {
+            "ts": "1700000001.000100",
+            "bot_id": "BBOT",
+            "user": "UBOT",
+            "text": "done",
+            "bot_profile": {"name": "codex"},
+        },
         ME,
         NAMES,
     )

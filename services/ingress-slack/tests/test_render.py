@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from codex_broker.libs.contracts import Button, PlanStep, ProgressPayload, TaskItem
-
 from codex_broker.ingress_slack.errors import classify, metric_error
 from codex_broker.ingress_slack.mrkdwn import UPDATE_LIMIT
 from codex_broker.ingress_slack.render import (
@@ -17,6 +15,7 @@ from codex_broker.ingress_slack.render import (
     stream_delta,
     text_pieces,
 )
+from codex_broker.libs.contracts import Button, PlanStep, ProgressPayload, TaskItem
 
 
 def progress(**fields: object) -> ProgressPayload:

@@ -62,6 +62,12 @@ class Settings(CommonSettings):
     slack_history_max_pages: int = Field(
         default=50, ge=1, le=1000, description="Pages of conversations.replies read for one history request"
     )
+    outbound_block_ms: int = Field(
+        default=2000,
+        ge=10,
+        le=60_000,
+        description="Longest blocking read of the outbound stream (shutdown waits it)",
+    )
     outbound_concurrency: int = Field(
         default=8, ge=1, le=256, description="Threads (sessions) whose outbound actions run concurrently"
     )

@@ -134,6 +134,7 @@ class ProgressViews:
         self._clock = clock
         self._local_locks: dict[str, asyncio.Lock] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()  # views with a parked snapshot not yet flushed
 
     # ---- entry points ------------------------------------------------------------------------
 
@@ -172,6 +173,7 @@ class ProgressViews:
         for _, task in timers:
             task.cancel()
         await asyncio.gather(*(t for _, t in timers), return_exceptions=True)
+        self._dirty.clear()
         for progress_id, _ in timers:
             with contextlib.suppress(Exception):
                 await self.flush(progress_id)
@@ -188,32 +190,39 @@ class ProgressViews:
         self._schedule(progress_id, delay_s)
 
     def _schedule(self, progress_id: str, delay_s: float) -> None:
-        if progress_id in self._timers:
-            return
-        self._timers[progress_id] = asyncio.create_task(self._flush_later(progress_id, delay_s))
+        self._dirty.add(progress_id)
+        if progress_id not in self._timers:
+            self._timers[progress_id] = asyncio.create_task(self._flush_later(progress_id, delay_s))
 
     async def _flush_later(self, progress_id: str, delay_s: float) -> None:
+        """One timer per view; it keeps flushing while snapshots get parked meanwhile."""
+        failures = 0
         try:
-            for attempt in range(FLUSH_RETRIES):
+            while progress_id in self._dirty:
                 await asyncio.sleep(delay_s)
+                self._dirty.discard(progress_id)
+                delay_s = self.interval_ms / 1000
                 try:
-                    self._timers.pop(progress_id, None)
                     await self.flush(progress_id)
-                    return
                 except SlackCallError as exc:
-                    if exc.permanent:
+                    if exc.permanent:  # the next snapshot or the finish supersedes this one
                         log.warning(
                             "dropping parked progress", extra={"progress_id": progress_id, "error": str(exc)}
                         )
-                        return
+                        continue
+                    failures = self._retry_later(progress_id, failures, exc)
+                    delay_s = min(30.0, delay_s * 2**failures)
                 except Exception as exc:
-                    log.warning(
-                        "progress flush failed", extra={"progress_id": progress_id, "error": str(exc)}
-                    )
-                delay_s = min(30.0, delay_s * 2 + attempt)
+                    failures = self._retry_later(progress_id, failures, exc)
+                    delay_s = min(30.0, delay_s * 2**failures)
         finally:
-            if self._timers.get(progress_id) is asyncio.current_task():
-                self._timers.pop(progress_id, None)
+            self._timers.pop(progress_id, None)
+
+    def _retry_later(self, progress_id: str, failures: int, exc: Exception) -> int:
+        log.warning("progress flush failed", extra={"progress_id": progress_id, "error": repr(exc)})
+        if failures + 1 < FLUSH_RETRIES:
+            self._dirty.add(progress_id)
+        return failures + 1
 
     # ---- applying a snapshot -----------------------------------------------------------------
 

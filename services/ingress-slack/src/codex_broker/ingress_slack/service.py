@@ -102,6 +102,7 @@ class SlackService:
                     group=GROUP_INGRESS,
                     consumer=self.settings.instance_id,
                     concurrency=self.settings.outbound_concurrency,
+                    block_ms=self.settings.outbound_block_ms,
                     max_deliveries=self.settings.max_deliveries,
                     claim_idle_ms=self.settings.claim_idle_ms,
                 ),
