@@ -13,6 +13,7 @@ it), so the turns run with danger-full-access — as a deployment that lets Code
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,8 +117,20 @@ async def _turn(redis: Redis, keys: Keys, fake: FakeModel, session: Session, n: 
     await publish_run(redis, keys, request)
     events = await wait_terminal(redis, keys, request, timeout_s=120)
     assert events[-1].kind == "completed", [(e.kind, e.text) for e in events]
-    done = await agit(session.workspace, {"PATH": CHILD_PATH, "HOME": str(session.workspace)}, "log", "-1", "--format=%B")
+    done = await agit(session.workspace, _plain_env(session), "log", "-1", "--format=%B")
     return done.stdout
+
+
+def _plain_env(session: Session) -> dict[str, str]:
+    return {"PATH": CHILD_PATH, "HOME": str(session.workspace)}
+
+
+def _files_containing(root: Path, needle: bytes) -> list[Path]:
+    return [
+        path
+        for path in root.rglob("*")
+        if path.is_file() and path.stat().st_size < 20_000_000 and needle in path.read_bytes()
+    ]
 
 
 async def test_commit_through_codex_carries_coauthors(
@@ -133,7 +146,7 @@ async def test_commit_through_codex_carries_coauthors(
     caplog.set_level(logging.INFO)
     await redis.hset(keys.github_authors("slack"), "U1", ANN.to_json())  # type: ignore[misc]
     session = await make_session(redis, keys, data_root, {"U1": "Ann", "U3": "Cy"})
-    init = await agit(session.workspace, {"PATH": CHILD_PATH, "HOME": str(session.workspace)}, "init", "-q", ".")
+    init = await agit(session.workspace, _plain_env(session), "init", "-q", ".")
     assert init.returncode == 0, init.stderr
 
     ctx = AppContext.create(api_settings(redis_url, key_prefix, data_root))
@@ -173,6 +186,4 @@ async def test_commit_through_codex_carries_coauthors(
     assert outputs.count("\n1\nCodex change") == 2, outputs
     # ... and the token is nowhere else: not in what the model saw, not in logs, not on disk
     assert TOKEN not in outputs and TOKEN not in caplog.text
-    for path in data_root.rglob("*"):
-        if path.is_file() and path.stat().st_size < 20_000_000:
-            assert TOKEN.encode() not in path.read_bytes(), path
+    assert await asyncio.to_thread(_files_containing, data_root, TOKEN.encode()) == []
