@@ -20,42 +20,50 @@ from codex_broker.http_api.middleware import BodyLimitMiddleware, RequestLogMidd
 
 log = logging.getLogger(__name__)
 
-ADMIN_MODULE = "codex_broker.http_api.admin.routes"
+# Sub-APIs owned elsewhere: (module, routes factory). The rest of the API works without them.
+OPTIONAL_APIS = (
+    ("codex_broker.http_api.admin.routes", "admin_routes"),
+    ("codex_broker.http_api.coauthors.routes", "coauthor_routes"),
+)
 
 
-def _load_admin(ctx: AppContext) -> tuple[list[BaseRoute], dict[str, Any]]:
-    """The admin API is a separate sub-package; the rest of the API works without it."""
+def _load_optional(ctx: AppContext, module_name: str, factory: str) -> tuple[list[BaseRoute], dict[str, Any]]:
     try:
-        module = importlib.import_module(ADMIN_MODULE)
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and ADMIN_MODULE.startswith(exc.name):
+        if exc.name and module_name.startswith(exc.name):
             return [], {}
-        log.exception("admin module failed to import; admin API disabled")
+        log.exception("sub-API failed to import; disabled", extra={"module": module_name})
         return [], {}
     except Exception:
-        log.exception("admin module failed to import; admin API disabled")
+        log.exception("sub-API failed to import; disabled", extra={"module": module_name})
         return [], {}
-    routes = list(module.admin_routes(ctx))
+    routes = list(getattr(module, factory)(ctx))
     paths = dict(getattr(module, "OPENAPI_PATHS", {}) or {})
     return routes, paths
 
 
 def create_app(ctx: AppContext) -> Starlette:
-    admin_routes, admin_paths = _load_admin(ctx)
-    spec = openapi.build_spec(admin_paths)
+    extra_routes: list[BaseRoute] = []
+    extra_paths: dict[str, Any] = {}
+    for module_name, factory in OPTIONAL_APIS:
+        routes, paths = _load_optional(ctx, module_name, factory)
+        extra_routes.extend(routes)
+        extra_paths.update(paths)
+    spec = openapi.build_spec(extra_paths)
 
     async def openapi_json(_: Request) -> Response:
         return JSONResponse(spec)
 
-    routes: list[BaseRoute] = [
+    all_routes: list[BaseRoute] = [
         *health_routes(ctx),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         *chat_routes.routes(ctx),
         *job_routes.routes(ctx),
-        *admin_routes,
+        *extra_routes,
     ]
     app = Starlette(
-        routes=routes,
+        routes=all_routes,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(RequestLogMiddleware, redactor=ctx.redactor),
