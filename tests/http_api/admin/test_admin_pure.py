@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -9,9 +10,11 @@ import pytest
 from redis.asyncio import Redis
 
 from codex_broker.http_api.admin import logtail, validation
+from codex_broker.http_api.admin.openapi_paths import EMAIL_PATTERN
 from codex_broker.http_api.admin.sessions import display_path, is_busy, summarize
 from codex_broker.http_api.app import create_app
 from codex_broker.http_api.errors import ApiError
+from codex_broker.libs.authors import valid_email
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.logs import REDACTED, Redactor
 from tests.helpers import free_port
@@ -81,3 +84,19 @@ async def test_redis_down_is_503_not_a_crash(keys: Keys, tmp_path: Path) -> None
     await dead.aclose()
     assert response.status_code == 503
     assert response.json() == {"ok": False, "error": "redis_unavailable"}
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@example.com",
+        "a.b+c@sub.example.co",
+        "a@b",
+        "a b@example.com",
+        "a@ex_ample.com",
+        "<a>@x.io",
+        "a@-x.io",
+    ],
+)
+def test_openapi_email_pattern_agrees_with_the_hook_rule(email: str) -> None:
+    assert (re.match(EMAIL_PATTERN, email) is not None) == valid_email(email)

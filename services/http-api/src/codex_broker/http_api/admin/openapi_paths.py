@@ -9,7 +9,8 @@ from codex_broker.http_api.openapi import error_response, json_response
 # `{}`: without BROKER_ADMIN_TOKEN, loopback clients need no token
 SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}, {}]
 USER_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
-EMAIL_PATTERN = "^[^@\\s<>\"',;]+@[^@\\s<>\"',;]+\\.[^@\\s<>\"',;]+$"
+# libs.authors.valid_email, in ECMA regex syntax
+EMAIL_PATTERN = '^[^@\\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\\.[A-Za-z0-9-]{1,63})+$'
 NAME_PATTERN = "^[^<>\\x00-\\x1f\\x7f]*[^<>\\s\\x00-\\x1f\\x7f][^<>\\x00-\\x1f\\x7f]*$"
 
 PLATFORM_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["slack", "feishu"]}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codex_broker.http_api.errors import ApiError
+from codex_broker.libs.authors import valid_email
 
 PLATFORMS = ("slack", "feishu")
 DEFAULT_PAGE_LIMIT = 50
@@ -16,9 +17,6 @@ MAX_AUTH_JSON_BYTES = 64 * 1024
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-# deliberately simple: one @, a dot in the domain, no spaces or angle brackets (the address ends up
-# inside `Co-authored-by: Name <email>`)
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _API_KEY = re.compile(r"^[A-Za-z0-9_\-.]{20,512}$")
 
@@ -149,7 +147,8 @@ def author_email(raw: Any) -> str:
     if not isinstance(raw, str):
         raise ApiError(400, "invalid_email", field="email")
     email = raw.strip()
-    if len(email) > 254 or not _EMAIL.match(email):
+    # the same rule the commit hook applies when it reads the mapping back
+    if not valid_email(email):
         raise ApiError(400, "invalid_email", field="email")
     return email
 
