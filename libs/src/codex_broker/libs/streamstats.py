@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ STREAM_PENDING = Gauge(
 )
 STREAM_LAG = Gauge("cb_stream_lag", "Entries not yet delivered to the group", ["stream", "group"])
 DEAD_LETTER_ENTRIES = Gauge("cb_dead_letter_entries", "Entries in the dead-letter stream")
+ACTIVE_RUNS = Gauge("cb_active_runs", "Runs the orchestrator holds as active (all replicas)")
+OLDEST_ACTIVE_RUN_SECONDS = Gauge(
+    "cb_oldest_active_run_seconds", "Age of the oldest active run (0 when none): a stuck turn grows it"
+)
 
 
 @dataclass
@@ -90,11 +95,22 @@ def export(stats: list[StreamStat], keys: Keys) -> None:
         STREAM_LAG.labels(stream=label, group=group).set(value)
 
 
+async def export_active_runs(redis: Redis, keys: Keys) -> None:
+    pipe = redis.pipeline(transaction=False)
+    pipe.zcard(keys.active_runs)
+    pipe.zrange(keys.active_runs, 0, 0, withscores=True)
+    count, oldest = await pipe.execute()
+    ACTIVE_RUNS.set(int(count))
+    started_ms = float(oldest[0][1]) if oldest else None
+    OLDEST_ACTIVE_RUN_SECONDS.set(max(0.0, time.time() - started_ms / 1000) if started_ms else 0.0)
+
+
 async def stream_stats_task(redis: Redis, keys: Keys, stop: asyncio.Event, interval_s: float = 15.0) -> None:
     streams = known_streams(keys)
     while not stop.is_set():
         try:
             export(await read_stream_stats(redis, streams), keys)
+            await export_active_runs(redis, keys)
         except (redis_errors.RedisError, OSError) as exc:
             metrics.REDIS_ERRORS.labels(operation="stream_stats").inc()
             log.warning("stream stats failed", extra={"error": str(exc)})
