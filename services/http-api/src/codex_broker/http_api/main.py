@@ -10,6 +10,7 @@ from codex_broker.http_api.context import AppContext
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import run_service, serve_http
 from codex_broker.libs.settings import load_settings
+from codex_broker.libs.streamstats import stream_stats_task
 
 SERVICE = "http-api"
 
@@ -22,7 +23,11 @@ async def serve(settings: Settings) -> int:
             service=SERVICE,
             settings=settings,
             redis=ctx.redis,
-            tasks=[lambda stop: serve_http(app, settings.http_api_host, settings.http_api_port, stop)],
+            tasks=[
+                lambda stop: serve_http(app, settings.http_api_host, settings.http_api_port, stop),
+                # stream depth is a property of Redis: the http-api samples and exports it
+                lambda stop: stream_stats_task(ctx.redis, settings.keys, stop),
+            ],
         )
     finally:
         if ctx.sync_redis is not None:
