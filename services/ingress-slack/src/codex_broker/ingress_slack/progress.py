@@ -288,12 +288,18 @@ class ProgressViews:
             args["recipient_team_id"], args["recipient_user_id"] = recipient
         data = await self.api.call("chat.startStream", **args)
         state.surface, state.ts, state.stream = NATIVE, str(data.get("ts") or ""), delta.state
+        await self._save(progress.progress_id, state)  # a redelivery must not start a second stream
         for piece in rest:
             await self.api.call(
                 "chat.appendStream", channel=state.channel, ts=state.ts, chunks=_chunks([], piece)
             )
         if progress.show_stop:
-            stop = stop_button(progress.run_id or progress.progress_id)
+            await self._post_control(progress, state)
+
+    async def _post_control(self, progress: ProgressPayload, state: ViewState) -> None:
+        """Streams cannot carry buttons until they stop: the Stop button is a message of its own."""
+        stop = stop_button(progress.run_id or progress.progress_id)
+        try:
             control = await self.api.call(
                 "chat.postMessage",
                 channel=state.channel,
@@ -301,7 +307,10 @@ class ProgressViews:
                 text="Working… (Stop interrupts the run)",
                 blocks=[actions_block([stop])],
             )
-            state.control_ts = str(control.get("ts") or "")
+        except SlackCallError as exc:  # the stream is up; a missing button beats a second stream
+            log.warning("could not post the stop button", extra={"error": exc.error})
+            return
+        state.control_ts = str(control.get("ts") or "")
 
     async def _native_update(self, action: OutboundAction, state: ViewState) -> None:
         progress = action.payload

@@ -47,7 +47,7 @@ class UserDirectory:
         api: SlackApi,
         *,
         ttl_s: float,
-        lookup_timeout_s: float = 3.0,
+        lookup_timeout_s: float = 1.5,  # inside Slack's ack window, with room for the XADD
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
