@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -8,8 +8,11 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys
 from codex_broker.orchestrator.config import Settings
+from tests.fakes.codex_home import write_codex_home
+from tests.fakes.fake_model import FakeModel
 from tests.orchestrator.harness import Driver, make_settings
 
 
@@ -28,3 +31,17 @@ def settings_for(key_prefix: str, redis_url: str, tmp_path: Path) -> Callable[..
         return make_settings(key_prefix, redis_url, tmp_path / "data", **overrides)
 
     return build
+
+
+@pytest.fixture
+def fake_model() -> Iterator[FakeModel]:
+    with FakeModel() as fake:
+        yield fake
+
+
+@pytest.fixture
+def codex_data_root(tmp_path: Path, fake_model: FakeModel) -> Path:
+    """DATA_ROOT whose CODEX_HOME points Codex at the fake model (as an operator's config would)."""
+    root = tmp_path / "data"
+    write_codex_home(paths.codex_home(root), fake_model.base_url)
+    return root

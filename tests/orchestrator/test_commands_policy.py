@@ -90,7 +90,7 @@ async def test_admin_commands(
 
     project = Path(str(tmp_path)) / "project"
     project.mkdir()
-    await driver.start(settings_for(admins=["ADM"]))
+    await driver.start(settings_for(admins=["ADM"], slack_initial_thread_history_count=0))
     first = message(f"/cd {project}", user="U1")
     await driver.inbound(first)
     await driver.wait_outbound(lambda a: a.payload.kind == "post" and "Only admins" in a.payload.text)

@@ -92,7 +92,7 @@ def test_reconcile_verdicts() -> None:
     assert judge(running, runner_seen_at=None, now_s=100, claim_timeout_s=60, dead_after_s=8) == "runner_gone"
     assert (
         judge(
-            {**running, "status": "completed"},
+            {**running, "orchestrator_outcome": "completed"},
             runner_seen_at=None,
             now_s=1,
             claim_timeout_s=1,

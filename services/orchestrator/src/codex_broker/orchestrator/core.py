@@ -51,6 +51,7 @@ from codex_broker.orchestrator.policy import Policy
 log = logging.getLogger(__name__)
 
 RUN_TTL_S = 7 * 24 * 3600
+ENDED_FIELD = "orchestrator_outcome"  # set once the orchestrator has finished the run
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500

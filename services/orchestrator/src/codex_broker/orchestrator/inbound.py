@@ -14,7 +14,16 @@ from codex_broker.libs.contracts import (
 )
 from codex_broker.orchestrator import commands, metrics, prompt, render, timers
 from codex_broker.orchestrator.commands import Command
-from codex_broker.orchestrator.core import START_SAFETY_MS, Core, QueueEntry, as_str_dict, now_ms, text, today
+from codex_broker.orchestrator.core import (
+    ENDED_FIELD,
+    START_SAFETY_MS,
+    Core,
+    QueueEntry,
+    as_str_dict,
+    now_ms,
+    text,
+    today,
+)
 from codex_broker.orchestrator.decide import SessionFacts, on_message
 from codex_broker.orchestrator.policy import access_denial, route_message, validate_workspace
 
@@ -356,7 +365,7 @@ async def decide_approval(core: Core, event: InboundEvent, *, approve: bool) -> 
         await _ephemeral(core, event, "Only the person who asked for this turn or an admin can decide.")
         return
     field = f"approval:{request_id}"
-    if run.get(field) != "pending" or run.get("status") not in ("queued", "running"):
+    if run.get(field) != "pending" or run.get(ENDED_FIELD):
         await _ephemeral(core, event, "That approval request was already decided.")
         return
     decision = ApprovalDecision(

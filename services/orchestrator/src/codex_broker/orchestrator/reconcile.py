@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codex_broker.orchestrator.core import Core, as_str_dict, now_ms, text
+from codex_broker.orchestrator.core import ENDED_FIELD, Core, as_str_dict, now_ms, text
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,7 @@ def judge(
     dead_after_s: float,
 ) -> Verdict:
     """Pure verdict on one active run. `runner_seen_at` is its runner's last heartbeat (epoch s)."""
-    status = run.get("status")
-    if status in ("completed", "interrupted", "failed"):
+    if run.get(ENDED_FIELD):
         return "drop"
     runner_id = run.get("runner_id")
     if not runner_id:

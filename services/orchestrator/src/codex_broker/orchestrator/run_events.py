@@ -20,12 +20,15 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.orchestrator import metrics, render, timers
-from codex_broker.orchestrator.core import USER_USAGE_TTL_S, Core, as_str_dict, now_ms, today
+from codex_broker.orchestrator.core import ENDED_FIELD, USER_USAGE_TTL_S, Core, as_str_dict, now_ms, today
 from codex_broker.orchestrator.decide import after_run
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATUSES = frozenset({"completed", "interrupted", "failed"})
+
+def ended(run: dict[str, str]) -> bool:
+    """The orchestrator already finished this run (the runner's own `status` may say so earlier)."""
+    return bool(run.get(ENDED_FIELD))
 
 
 def run_coords(run: dict[str, str]) -> Coordinates:
@@ -48,7 +51,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         return
     if event.seq <= int(run.get("last_seq", "-1")):
         return
-    if run.get("status") in TERMINAL_STATUSES:
+    if ended(run):
         await core.redis.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
         return  # already ended (e.g. reported lost); a late event changes nothing
     if event.is_terminal:
@@ -126,7 +129,7 @@ async def flush_progress(core: Core, session_key: str) -> None:
         return
     run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
     run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
-    if not run or run.get("status") in TERMINAL_STATUSES:
+    if not run or ended(run):
         return
     view = load_view(run)
     if view.dirty:
@@ -220,8 +223,9 @@ async def finish_run(
     status = render.status_payload(outcome, run.get("message_id"))
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
     run_fields = {
+        ENDED_FIELD: outcome,
         "status": outcome,
-        "finished_at_ms": str(now_ms()),
+        "ended_at_ms": str(now_ms()),
         "view": render.emitted(view, now_ms()).model_dump_json(),
     }
     if seq is not None:
@@ -274,7 +278,7 @@ def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage |
 async def handle_run_lost(core: Core, run_id: str, reason: str) -> None:
     """Reconciliation found the run orphaned: tell the thread, keep the session resumable."""
     run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
-    if not run or "platform" not in run or run.get("status") in TERMINAL_STATUSES:
+    if not run or "platform" not in run or ended(run):
         await core.redis.zrem(core.keys.active_runs, run_id)
         return
     metrics.RUNS_LOST.labels(reason="unclaimed" if run.get("status") == "queued" else "runner_gone").inc()
