@@ -185,7 +185,8 @@ class Consumer:
                 block=self.config.block_ms if block else None,
             )
         except redis_errors.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # stream deleted under us (tests, MAXLEN 0): recreate
+            # the stream (and its group) was deleted under us, before or while blocking: recreate
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                 self._known_groups.clear()
                 return []
             raise
@@ -196,14 +197,20 @@ class Consumer:
         return deliveries
 
     async def _reclaim(self, stream: str) -> list[Delivery]:
-        result: Any = await self.bus.redis.xautoclaim(
-            stream,
-            self.config.group,
-            self.config.consumer,
-            min_idle_time=self.config.claim_idle_ms,
-            start_id="0-0",
-            count=self.config.count,
-        )
+        try:
+            result: Any = await self.bus.redis.xautoclaim(
+                stream,
+                self.config.group,
+                self.config.consumer,
+                min_idle_time=self.config.claim_idle_ms,
+                start_id="0-0",
+                count=self.config.count,
+            )
+        except redis_errors.ResponseError as exc:
+            if "NOGROUP" in str(exc):  # stream deleted since the group check: recreate next pass
+                self._known_groups.discard(stream)
+                return []
+            raise
         entries = result[1] if result else []
         claimed = [(eid, fields) for eid, fields in entries if fields]
         deleted = [eid for eid, fields in entries if not fields]
