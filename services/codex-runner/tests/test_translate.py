@@ -241,3 +241,30 @@ def test_outbound_params() -> None:
     assert translate.is_thread_not_found("no rollout found for thread id 123")
     assert translate.is_thread_not_found("thread not found: 123")
     assert not translate.is_thread_not_found("rate limited")
+
+
+def test_turn_overrides_only_for_changed_settings() -> None:
+    wanted = translate.desired_settings("/w/s1", "workspace-write", False, "never", None)
+    same = translate.ThreadSettings(
+        cwd="/w/s1", approval="never", sandbox_type="workspaceWrite", network=False, model="gpt-x"
+    )
+    assert translate.turn_overrides(same, wanted, "workspace-write") == {}
+    changed = translate.desired_settings("/w/s2", "workspace-write", True, "on-failure", "gpt-y")
+    overrides = translate.turn_overrides(same, changed, "workspace-write")
+    assert (
+        overrides["cwd"] == "/w/s2"
+        and overrides["approvalPolicy"] == "on-request"
+        and overrides["model"] == "gpt-y"
+    )
+    assert (
+        overrides["sandboxPolicy"]["type"] == "workspaceWrite" and overrides["sandboxPolicy"]["networkAccess"]
+    )
+    assert set(translate.turn_overrides(None, wanted, "workspace-write")) == {
+        "cwd",
+        "approvalPolicy",
+        "sandboxPolicy",
+    }
+    assert translate.thread_config("workspace-write", True) == {
+        "sandbox_workspace_write": {"network_access": True}
+    }
+    assert translate.thread_config("workspace-write", False) is None

@@ -18,6 +18,7 @@ from codex_broker.codex_runner import metrics
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.config import Settings
 from codex_broker.codex_runner.environment import Profile, app_server_command, child_env
+from codex_broker.codex_runner.translate import ThreadSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class Supervisor:
         self.codex_bin = codex_bin
         self.server: AppServer | None = None
         self.ready = asyncio.Event()
-        self.loaded_threads: set[str] = set()
+        # threads loaded in the current process, with the settings they run with
+        self.loaded_threads: dict[str, ThreadSettings] = {}
         self.listeners: dict[str, ThreadListener] = {}
         self.last_error = ""
         self.restarts = 0
@@ -70,7 +72,7 @@ class Supervisor:
         if listener is not None:
             listener.on_notification(method, params)
         elif method == "thread/closed" and thread_id:
-            self.loaded_threads.discard(thread_id)
+            self.loaded_threads.pop(thread_id, None)
 
     def _on_server_request(
         self, server: AppServer, request_id: Any, method: str, params: dict[str, Any]
@@ -159,7 +161,7 @@ class Supervisor:
             await server.close()
             raise AppServerGone(f"{exc}; stderr: {tail}" if tail else str(exc)) from exc
         self.server = server
-        self.loaded_threads = set()
+        self.loaded_threads = {}
         self.last_error = ""
         self.ready.set()
         metrics.APP_SERVER_UP.inc()
@@ -188,7 +190,7 @@ class Supervisor:
         for listener in list(self.listeners.values()):
             listener.on_app_server_exit(server.exit_reason)
         self.listeners.clear()
-        self.loaded_threads = set()
+        self.loaded_threads = {}
         await server.close(grace_s=1.0)
 
     async def _ping_loop(self, server: AppServer) -> None:

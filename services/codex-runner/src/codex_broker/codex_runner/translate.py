@@ -9,6 +9,7 @@ services/codex-runner/tests/.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,6 +88,78 @@ def sandbox_policy(sandbox: Sandbox, network_access: bool) -> SandboxPolicy:
     if sandbox == "read-only":
         return p.ReadOnlySandboxPolicy(type="readOnly", networkAccess=network_access)
     return p.WorkspaceWriteSandboxPolicy(type="workspaceWrite", networkAccess=network_access)
+
+
+_SANDBOX_TYPES = {
+    "workspace-write": "workspaceWrite",
+    "read-only": "readOnly",
+    "danger-full-access": "dangerFullAccess",
+}
+
+
+@dataclass(frozen=True)
+class ThreadSettings:
+    """The settings a loaded thread runs with: compared per turn so that `turn/start` carries
+    overrides only when they change (Codex rebuilds the turn context for each override; a
+    sandbox or cwd override costs 10-15 ms per turn)."""
+
+    cwd: str
+    approval: str
+    sandbox_type: str
+    network: bool
+    model: str | None = None
+
+
+def desired_settings(
+    workspace: str, sandbox: Sandbox, network_access: bool, policy: ApprovalPolicy, model: str | None
+) -> ThreadSettings:
+    return ThreadSettings(
+        cwd=os.path.abspath(workspace),
+        approval=approval_policy(policy),
+        sandbox_type=_SANDBOX_TYPES[sandbox],
+        network=network_access and sandbox != "danger-full-access",
+        model=model,
+    )
+
+
+def effective_settings(response: p.ThreadStartResponse | p.ThreadResumeResponse) -> ThreadSettings:
+    """What Codex reports a started or resumed thread runs with."""
+    policy = response.sandbox
+    network = getattr(policy, "networkAccess", False)
+    return ThreadSettings(
+        cwd=os.path.abspath(response.cwd),
+        approval=response.approvalPolicy if isinstance(response.approvalPolicy, str) else "granular",
+        sandbox_type=policy.type,
+        network=network in (True, "enabled") and policy.type != "dangerFullAccess",
+        model=response.model,
+    )
+
+
+def turn_overrides(
+    current: ThreadSettings | None, wanted: ThreadSettings, sandbox: Sandbox
+) -> dict[str, Any]:
+    """`turn/start` fields for whatever differs between the thread's settings and the run's."""
+    overrides: dict[str, Any] = {}
+    if current is None or current.cwd != wanted.cwd:
+        overrides["cwd"] = wanted.cwd
+    if current is None or current.approval != wanted.approval:
+        overrides["approvalPolicy"] = wanted.approval
+    if current is None or (current.sandbox_type, current.network) != (wanted.sandbox_type, wanted.network):
+        overrides["sandboxPolicy"] = dump(sandbox_policy(sandbox, wanted.network))
+    if wanted.model and (current is None or current.model != wanted.model):
+        overrides["model"] = wanted.model
+    return overrides
+
+
+def thread_config(sandbox: Sandbox, network_access: bool) -> dict[str, Any] | None:
+    """Config overrides for thread/start and thread/resume that set what the sandbox mode can't.
+
+    Only when needed: a config override makes Codex build a separate config for the thread. An
+    operator config that enables network access is corrected by a turn override instead.
+    """
+    if sandbox == "workspace-write" and network_access:
+        return {"sandbox_workspace_write": {"network_access": True}}
+    return None
 
 
 def dump(params: Any) -> dict[str, Any]:

@@ -30,9 +30,12 @@ from codex_broker.codex_runner.translate import (
     approval_policy,
     approval_request,
     approval_response,
+    desired_settings,
     dump,
+    effective_settings,
     is_thread_not_found,
-    sandbox_policy,
+    thread_config,
+    turn_overrides,
     user_inputs,
 )
 from codex_broker.libs.contracts import TERMINAL_RUN_EVENTS, ApprovalDecision, RunEvent, RunInput, RunRequest
@@ -146,13 +149,14 @@ class TurnRun:
             cwd=request.workspace,
             approvalPolicy=approval_policy(request.approval_policy),
             sandbox=request.sandbox,
+            config=thread_config(request.sandbox, request.network_access),
             developerInstructions=request.developer_instructions,
             model=request.model,
         )
         raw = await server.request("thread/start", dump(params), timeout_s=self.settings.request_timeout_s)
-        thread_id = p.ThreadStartResponse.model_validate(raw).thread.id
-        self.supervisor.loaded_threads.add(thread_id)
-        return thread_id
+        response = p.ThreadStartResponse.model_validate(raw)
+        self.supervisor.loaded_threads[response.thread.id] = effective_settings(response)
+        return response.thread.id
 
     async def _resume(self, server: AppServer, thread_id: str) -> None:
         request = self.request
@@ -162,41 +166,50 @@ class TurnRun:
             cwd=request.workspace,
             approvalPolicy=approval_policy(request.approval_policy),
             sandbox=request.sandbox,
+            config=thread_config(request.sandbox, request.network_access),
             developerInstructions=request.developer_instructions,
             model=request.model,
             excludeTurns=True,
         )
         try:
-            await server.request("thread/resume", dump(params), timeout_s=self.settings.request_timeout_s)
+            raw = await server.request(
+                "thread/resume", dump(params), timeout_s=self.settings.request_timeout_s
+            )
         except AppServerError as exc:
             if is_thread_not_found(exc.message):
                 raise ThreadNotFound(exc.message) from exc
             raise
-        self.supervisor.loaded_threads.add(thread_id)
+        self.supervisor.loaded_threads[thread_id] = effective_settings(
+            p.ThreadResumeResponse.model_validate(raw)
+        )
 
     async def _turn_start(self, server: AppServer, thread_id: str) -> p.Turn:
-        request = self.request
-        params = dump(
-            p.TurnStartParams(
-                threadId=thread_id,
-                input=user_inputs(request.input),
-                approvalPolicy=approval_policy(request.approval_policy),
-                sandboxPolicy=sandbox_policy(request.sandbox, request.network_access),
-                cwd=request.workspace,
-                model=request.model,
-            )
-        )
-        timeout = self.settings.request_timeout_s
         try:
-            raw = await server.request("turn/start", params, timeout_s=timeout)
+            raw = await self._send_turn_start(server, thread_id)
         except AppServerError as exc:
             if not is_thread_not_found(exc.message):
                 raise
             # Codex unloaded the idle thread since we last used it: load it again, once.
-            self.supervisor.loaded_threads.discard(thread_id)
+            self.supervisor.loaded_threads.pop(thread_id, None)
             await self._resume(server, thread_id)
-            raw = await server.request("turn/start", params, timeout_s=timeout)
+            raw = await self._send_turn_start(server, thread_id)
         return p.TurnStartResponse.model_validate(raw).turn
+
+    async def _send_turn_start(self, server: AppServer, thread_id: str) -> Any:
+        request = self.request
+        wanted = desired_settings(
+            request.workspace, request.sandbox, request.network_access, request.approval_policy, request.model
+        )
+        loaded = self.supervisor.loaded_threads
+        params = {
+            "threadId": thread_id,
+            "input": [dump(item) for item in user_inputs(request.input)],
+            **turn_overrides(loaded.get(thread_id), wanted, request.sandbox),
+        }
+        p.TurnStartParams.model_validate(params)  # what we send is what the schema allows
+        raw = await server.request("turn/start", params, timeout_s=self.settings.request_timeout_s)
+        loaded[thread_id] = wanted  # overrides apply to this and later turns
+        return raw
 
     # ---- from the app-server (synchronous: called by the stdout reader) ---------------------
     def on_notification(self, method: str, params: dict[str, Any]) -> None:
