@@ -1,0 +1,232 @@
+"""Slack end to end: every service as a process (`codex-broker up`), the fake Slack and the fake
+model as processes, the real Codex binary. One broker serves the whole module (one runner, so
+one Codex app-server); each test uses its own channels, so tests do not see each other's work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis import Redis
+
+from codex_broker.libs import paths
+from codex_broker.libs.keys import session_key_of
+from tests.e2e.harness import BrokerProcess
+from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
+from tests.fakes.fake_model import FakeModelClient, slow_reply, text_reply, user_texts
+from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
+from tests.helpers import free_port, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.codex]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+USERS = {"U1": "Alice", "U2": "Bob", "U3": "Cleo", "U9": "Mallory"}
+ALLOWED = "U1,U2,U3"
+
+
+@dataclass
+class World:
+    broker: BrokerProcess
+    slack: FakeSlackProcess
+    model: FakeModelClient
+    bot: str  # the bot's Slack user id
+
+    def mention(self, channel: str, user: str, text: str, **options: Any) -> Any:
+        return self.slack.client.user_message(channel, user, f"<@{self.bot}> {text}", **options)
+
+    def thread_text(self, channel: str, thread_ts: str) -> str:
+        """Everything the bot showed in the thread: posts, updates and native streams."""
+        streams = {ts: s for ts, s in self.slack.client.streams().items() if s["thread_ts"] == thread_ts}
+        parts = [
+            m.get("text", "") + json.dumps(m.get("blocks") or [])
+            for m in self.slack.client.messages(channel=channel, thread_ts=thread_ts, from_bot=True)
+            if not m.get("deleted") and m["ts"] not in streams
+        ]
+        parts += [s["text"] for s in streams.values()]
+        return "\n".join(parts)
+
+    def model_saw(self, phrase: str) -> list[dict]:
+        return [r for r in self.model.requests if any(phrase in t for t in user_texts(r))]
+
+    def session(self, channel: str, root: str) -> dict[str, str]:
+        client = Redis.from_url(self.broker.redis_url)
+        try:
+            raw = client.hgetall(self.broker.keys.session(session_key_of("slack", channel, root)))
+        finally:
+            client.close()
+        return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def fake_model_process() -> Iterator[FakeModelClient]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    client = FakeModelClient(port)
+    try:
+        import time
+
+        deadline = time.monotonic() + 20
+        while not client.ready():
+            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
+            time.sleep(0.05)
+        yield client
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeModelClient) -> Iterator[World]:
+    from tests.conftest import REDIS_URL
+
+    root = tmp_path_factory.mktemp("slack-e2e")
+    data_root = root / "data"
+    write_codex_home(paths.codex_home(data_root), fake_model_process.base_url)
+    prefix = f"e{uuid.uuid4().hex[:10]}"
+    with start_fake_slack_process() as slack:
+        for user_id, name in USERS.items():
+            slack.client.add_user(user_id, name.lower(), display_name=name)
+        env = {
+            **slack.env,
+            "OPENAI_API_KEY": FAKE_API_KEY,
+            "DEBOUNCE_MS": "100",
+            "ALLOWED_USERS": ALLOWED,
+            "SHARD_LEASE_MS": "3000",
+            "SHARD_RENEW_INTERVAL_S": "1",
+        }
+        broker = BrokerProcess(data_root=data_root, redis_url=REDIS_URL, key_prefix=prefix, env=env)
+        with broker:
+            slack.client.wait_connected(timeout_s=60)
+            yield World(broker=broker, slack=slack, model=fake_model_process, bot=slack.info["bot_user_id"])
+        client = Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+async def until(probe: Any, what: str, timeout_s: float = 120) -> Any:
+    return await wait_for(probe, timeout_s=timeout_s, interval_s=0.2, what=what)
+
+
+async def test_mention_progress_answer_and_follow_up(world: World) -> None:
+    world.model.script(
+        text_reply("The flaky test is fixed.", match="fix the flaky test", chunks=4),
+        text_reply("You asked me to fix the flaky test.", match="what did I ask"),
+    )
+    sent = world.mention("C100", "U1", "fix the flaky test")
+    await until(lambda: "The flaky test is fixed." in world.thread_text("C100", sent.ts), "the answer")
+    # progress: a status or eyes reaction while working, and a live view in the thread
+    assert world.slack.client.statuses() or world.slack.client.reactions("C100", sent.ts)
+    session = world.session("C100", sent.ts)
+    thread_id = session["thread_id"]
+    assert await asyncio.to_thread(Path(session["workspace"]).is_dir)
+
+    world.slack.client.user_message("C100", "U1", "what did I ask?", thread_ts=sent.ts)
+    await until(
+        lambda: "You asked me to fix the flaky test." in world.thread_text("C100", sent.ts), "the follow-up"
+    )
+    assert world.session("C100", sent.ts)["thread_id"] == thread_id  # same Codex thread
+    follow = world.model_saw("what did I ask")[-1]
+    assert any("fix the flaky test" in t for t in user_texts(follow))  # the model got the earlier turn
+
+
+async def test_two_threads_in_parallel_stay_isolated(world: World) -> None:
+    world.model.script(
+        slow_reply("answer for alpha", match="alpha task", chunks=4, delay_s=0.3),
+        slow_reply("answer for beta", match="beta task", chunks=4, delay_s=0.3),
+    )
+    a = world.mention("C201", "U1", "alpha task")
+    b = world.mention("C202", "U2", "beta task")
+    await until(lambda: "answer for alpha" in world.thread_text("C201", a.ts), "alpha answer")
+    await until(lambda: "answer for beta" in world.thread_text("C202", b.ts), "beta answer")
+    assert "beta" not in world.thread_text("C201", a.ts) and "alpha" not in world.thread_text("C202", b.ts)
+    sa, sb = world.session("C201", a.ts), world.session("C202", b.ts)
+    assert sa["workspace"] != sb["workspace"] and sa["thread_id"] != sb["thread_id"]
+
+
+async def test_steer_then_stop_during_a_slow_stream(world: World) -> None:
+    world.model.script(
+        slow_reply("working " * 80, match="slow job", chunks=80, delay_s=0.25),
+        slow_reply("steered " * 80, match="steer-marker-42", chunks=80, delay_s=0.25),
+    )
+    sent = world.mention("C300", "U1", "slow job please")
+    await until(lambda: "working" in world.thread_text("C300", sent.ts), "streaming text")
+    world.slack.client.user_message("C300", "U2", "also steer-marker-42", thread_ts=sent.ts)
+    await until(lambda: world.model_saw("steer-marker-42"), "the steer reaching the model")
+    world.slack.client.user_message("C300", "U1", "-stop", thread_ts=sent.ts)
+    await until(lambda: "Stopped." in world.thread_text("C300", sent.ts), "Stopped.")
+
+
+async def test_backfill_dm_refusal_and_retry(world: World) -> None:
+    # the first mention inside an existing human thread carries the earlier messages
+    root = world.slack.client.seed_message("C400", "U2", "the deploy failed at step 3")
+    world.slack.client.seed_message("C400", "U3", "logs say disk full", thread_ts=root)
+    world.model.script(text_reply("Backfill seen.", match="please look"))
+    world.mention("C400", "U1", "please look", thread_ts=root)
+    await until(lambda: "Backfill seen." in world.thread_text("C400", root), "the backfilled answer")
+    request = world.model_saw("please look")[-1]
+    text = "\n".join(user_texts(request))
+    assert "deploy failed at step 3" in text and "disk full" in text
+
+    # a DM is a session of its own
+    world.model.script(text_reply("Hello in private.", match="private question"))
+    dm = world.slack.client.user_message("D500", "U1", "private question", channel_type="im")
+    await until(lambda: "Hello in private." in world.thread_text("D500", dm.ts), "the DM answer")
+
+    # an unauthorised user gets one polite refusal and no turn
+    before = len(world.model.requests)
+    denied = world.mention("C600", "U9", "let me in")
+    await until(lambda: "not allowed" in world.thread_text("C600", denied.ts), "the refusal")
+    assert not world.model_saw("let me in") and len(world.model.requests) == before
+
+    # a Slack retry of the same event gives one turn
+    world.model.script(text_reply("Only once.", match="retry me"))
+    sent = world.mention("C700", "U1", "retry me")
+    for event_id in sent.event_ids:
+        world.slack.client.resend(event_id)
+    await until(lambda: "Only once." in world.thread_text("C700", sent.ts), "the answer")
+    await asyncio.sleep(2)
+    assert len(world.model_saw("retry me")) == 1
+    assert world.thread_text("C700", sent.ts).count("Only once.") == 1
+
+
+async def test_status_and_new(world: World) -> None:
+    world.model.script(text_reply("First thread answer.", match="remember alpha"))
+    sent = world.mention("C800", "U1", "remember alpha")
+    await until(lambda: "First thread answer." in world.thread_text("C800", sent.ts), "first answer")
+    old_thread = world.session("C800", sent.ts)["thread_id"]
+    world.slack.client.user_message("C800", "U1", "/status", thread_ts=sent.ts)
+    await until(lambda: old_thread in world.thread_text("C800", sent.ts), "/status with the Codex thread id")
+    world.slack.client.user_message("C800", "U1", "/new", thread_ts=sent.ts)
+    await until(lambda: "fresh Codex thread" in world.thread_text("C800", sent.ts), "/new reply")
+    world.model.script(text_reply("Second thread answer.", match="start over"))
+    world.slack.client.user_message("C800", "U1", "start over", thread_ts=sent.ts)
+    await until(lambda: "Second thread answer." in world.thread_text("C800", sent.ts), "answer after /new")
+    assert world.session("C800", sent.ts)["thread_id"] != old_thread
+    fresh = world.model_saw("start over")[-1]
+    assert not any("remember alpha" in t for t in user_texts(fresh))  # a fresh Codex thread
+
+
+async def test_orchestrator_sigkill_between_mention_and_answer(world: World) -> None:
+    world.model.script(slow_reply("Survived the crash.", match="crash test", chunks=6, delay_s=0.5))
+    sent = world.mention("C900", "U1", "crash test")
+    await until(lambda: world.model_saw("crash test"), "the turn reaching the model")
+    pid = world.broker.kill_service("orchestrator")
+    await asyncio.to_thread(world.broker.wait_restarted, "orchestrator-1", pid)
+    await until(
+        lambda: "Survived the crash." in world.thread_text("C900", sent.ts), "the answer after restart"
+    )
+    await asyncio.sleep(3)
+    assert world.thread_text("C900", sent.ts).count("Survived the crash.") == 1  # exactly once
