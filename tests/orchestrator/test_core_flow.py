@@ -78,3 +78,30 @@ async def test_follow_up_resumes_thread_and_redelivery_posts_once(
     assert requests[1].developer_instructions is None
     finals = [a for a in await driver.outbound() if a.action_id.startswith("final:")]
     assert len(finals) == 1
+
+
+async def test_answer_text_is_coalesced_and_flushed_by_the_timer(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    await driver.start(settings_for(progress_interval_ms=400))
+    await driver.inbound(message("stream please"))
+    [request] = await driver.wait_runs(1)
+    runner = FakeRunnerScript(driver, request)
+    await runner.claim()
+    for word in ("one ", "two ", "three ", "four"):
+        await runner.emit("text_delta", text=word)
+
+    async def flushed() -> ProgressPayload | None:
+        for action in await driver.outbound():
+            if (
+                isinstance(action.payload, ProgressPayload)
+                and action.payload.answer_text == "one two three four"
+            ):
+                return action.payload
+        return None
+
+    await wait_for(flushed, what="the coalesced answer text shown by the flush timer")
+    snapshots = [a for a in await driver.outbound() if a.action_id.startswith(f"progress:{request.run_id}:")]
+    assert len(snapshots) <= 3  # start + at most one eager + the flush, not one per delta
+    seqs = [a.payload.seq for a in snapshots]  # type: ignore[union-attr]
+    assert seqs == sorted(set(seqs))

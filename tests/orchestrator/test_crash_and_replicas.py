@@ -113,3 +113,14 @@ async def test_sigterm_hands_shards_back(driver: Driver, settings_for: Callable[
     await driver.stop(a)
     b = await driver.start(settings_for(shard_lease_ms=60_000))
     await wait_for(lambda: len(b.held()) == 4, timeout_s=5, what="b takes the released shards at once")
+
+
+async def test_restart_under_the_same_instance_id_adopts_its_leases(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    """`codex-broker up` restarts a killed replica under its old name: no waiting for expiry."""
+    first = await driver.start(settings_for(instance_id="orchestrator-1", shard_lease_ms=60_000))
+    await wait_for(lambda: len(first.held()) == 4, what="all shards held")
+    await driver.kill(first)
+    again = await driver.start(settings_for(instance_id="orchestrator-1", shard_lease_ms=60_000))
+    await wait_for(lambda: len(again.held()) == 4, timeout_s=5, what="leases adopted long before expiry")

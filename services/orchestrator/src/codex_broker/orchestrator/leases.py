@@ -83,7 +83,12 @@ class ShardLeases:
         now = int(time.time() * 1000)
         live = await self._heartbeat_membership(now)
         await self._renew_held()
-        free = await self._free_shards()
+        free, mine = await self._scan_shards()
+        for shard in mine:  # ours from before a restart under the same instance id: adopt at once
+            if await self._renew(keys=[self.keys.shard_lease(shard)], args=[self.instance, self.lease_ms]):
+                self.held.add(shard)
+                log.info("shard lease adopted", extra={"shard": shard})
+                await self.on_gained(shard)
         acquire, release = plan_changes(
             instance=self.instance,
             shard_count=self.keys.shard_count,
@@ -129,12 +134,20 @@ class ShardLeases:
                 self.held.discard(shard)
                 await self.on_lost(shard)
 
-    async def _free_shards(self) -> set[int]:
+    async def _scan_shards(self) -> tuple[set[int], list[int]]:
+        """(shards nobody holds, shards not in `held` whose lease names this instance)."""
         shards = list(range(self.keys.shard_count))
         pipe = self.redis.pipeline(transaction=False)
         for shard in shards:
-            pipe.exists(self.keys.shard_lease(shard))
-        return {shard for shard, exists in zip(shards, await pipe.execute(), strict=True) if not exists}
+            pipe.get(self.keys.shard_lease(shard))
+        free: set[int] = set()
+        mine: list[int] = []
+        for shard, holder in zip(shards, await pipe.execute(), strict=True):
+            if holder is None:
+                free.add(shard)
+            elif shard not in self.held and holder.decode() == self.instance:
+                mine.append(shard)
+        return free, mine
 
     async def _hand_back(self, shard: int) -> None:
         self.held.discard(shard)
