@@ -36,6 +36,10 @@ ALLOWED_CHILD_ENV = {
     "http_proxy",
     "https_proxy",
     "no_proxy",
+    # Codex's own git config (credential helper, co-author hook) and a headless shell
+    "GIT_CONFIG_GLOBAL",
+    "GIT_TERMINAL_PROMPT",
+    "GH_PROMPT_DISABLED",
 }
 
 

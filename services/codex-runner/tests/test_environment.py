@@ -45,6 +45,10 @@ def test_child_env_is_built_from_scratch(tmp_path: Path, monkeypatch) -> None:
         "https_proxy": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
         "no_proxy": "127.0.0.1,localhost",
+        # Codex's git: our config (credential helper, co-author hook), never the host's; headless
+        "GIT_CONFIG_GLOBAL": str((tmp_path / "data" / "codex-home" / "gitconfig").resolve()),
+        "GIT_TERMINAL_PROMPT": "0",
+        "GH_PROMPT_DISABLED": "1",
     }
 
 

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codex_broker.libs.rawlog import RawLog
+
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 64 * 1024 * 1024  # one line can carry a whole command output
@@ -52,6 +54,7 @@ class AppServer:
         on_notification: NotificationHandler,
         on_server_request: ServerRequestHandler,
         name: str = "codex",
+        raw_log: RawLog | None = None,
     ) -> None:
         self.process = process
         self.name = name
@@ -61,6 +64,7 @@ class AppServer:
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.exited = asyncio.Event()
+        self._raw_log = raw_log if raw_log is not None and raw_log.enabled else None
         self.exit_reason = ""
         self._reader = asyncio.create_task(self._read_stdout(), name=f"{name}-stdout")
         self._stderr = asyncio.create_task(self._read_stderr(), name=f"{name}-stderr")
@@ -75,6 +79,7 @@ class AppServer:
         on_notification: NotificationHandler,
         on_server_request: ServerRequestHandler,
         name: str = "codex",
+        raw_log: RawLog | None = None,
     ) -> AppServer:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -86,7 +91,13 @@ class AppServer:
             limit=STREAM_LIMIT,
             start_new_session=True,  # a Ctrl-C of the runner's terminal must not hit Codex first
         )
-        return cls(process, on_notification=on_notification, on_server_request=on_server_request, name=name)
+        return cls(
+            process,
+            on_notification=on_notification,
+            on_server_request=on_server_request,
+            name=name,
+            raw_log=raw_log,
+        )
 
     @property
     def pid(self) -> int:
@@ -140,6 +151,8 @@ class AppServer:
         stdin = self.process.stdin
         if stdin is None or stdin.is_closing():
             raise AppServerGone(self.exit_reason or "app-server stdin is closed")
+        if self._raw_log is not None:
+            self._raw_log.write({"direction": "out", "app_server": self.name, "message": message})
         try:
             stdin.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
             await stdin.drain()
@@ -171,6 +184,8 @@ class AppServer:
                 "app-server wrote a non-JSON line", extra={"line": line[:200].decode(errors="replace")}
             )
             return
+        if self._raw_log is not None:
+            self._raw_log.write({"direction": "in", "app_server": self.name, "message": message})
         method = message.get("method")
         if method is None:
             self._resolve(message)

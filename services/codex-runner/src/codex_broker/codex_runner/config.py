@@ -6,10 +6,11 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from codex_broker.libs.settings import CommonSettings
+from codex_broker.codex_runner.git_identity import GitIdentitySettings
+from codex_broker.libs.rawlog import RawLogSettings
 
 
-class Settings(CommonSettings):
+class Settings(RawLogSettings, GitIdentitySettings):
     metrics_port: int = Field(default=9104, ge=0, le=65535, description="Port of /metrics and health")
 
     max_concurrent_turns: int = Field(

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_broker.codex_runner import git_identity
 from codex_broker.codex_runner.config import Settings
 from codex_broker.libs import paths
 
@@ -44,6 +45,7 @@ def prepare_profile(settings: Settings, name: str) -> Profile:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     link_team_entries(paths.team_home(data_root), home)
+    git_identity.prepare_git_home(home, settings, api_base=settings.api_base, child_path=settings.path)
     if name == "default" and settings.codex_auth_json_path is not None:
         install_auth_json(settings.codex_auth_json_path, home)
     api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -135,6 +137,7 @@ def child_env(settings: Settings, profile: Profile) -> dict[str, str]:
         if value:
             env[name] = value
             env[name.lower()] = value
+    env.update(git_identity.git_child_env(settings, profile.codex_home, api_base=settings.api_base))
     return env
 
 

@@ -19,6 +19,8 @@ from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, Ap
 from codex_broker.codex_runner.config import Settings
 from codex_broker.codex_runner.environment import Profile, app_server_command, child_env
 from codex_broker.codex_runner.translate import ThreadSettings
+from codex_broker.libs.logs import redactor
+from codex_broker.libs.rawlog import KIND_CODEX_RPC
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +155,7 @@ class Supervisor:
                 server, request_id, method, params
             ),
             name=f"codex:{self.profile.name}",
+            raw_log=self.settings.raw_log(KIND_CODEX_RPC, redactor()),
         )
         try:
             await server.initialize(CLIENT_NAME, CLIENT_VERSION, timeout_s=self.settings.request_timeout_s)
