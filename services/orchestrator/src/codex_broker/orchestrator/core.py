@@ -31,7 +31,6 @@ from codex_broker.libs.contracts import (
     HistoryPayload,
     InboundEvent,
     OutboundAction,
-    OutboundPayload,
     OutboundResult,
     PostPayload,
     RunControl,
@@ -140,8 +139,6 @@ class Core:
     policy: Policy
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
-    # timer entries are removed by the worker; this lets the inbound path skip a needless tick
-    _admission_log_at: float = 0.0
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Core:
@@ -527,11 +524,6 @@ class Core:
 
     async def first_time(self, key: str, ttl_s: int) -> bool:
         return await Idempotency(self.redis, self.keys, "orchestrator").first_time(key, ttl_s=ttl_s)
-
-    def payload_action(
-        self, coords: Coordinates, session_key: str, payload: OutboundPayload, action_id: str
-    ) -> OutboundAction:
-        return render.outbound(coords, session_key, payload, action_id)
 
 
 def _flag(value: str | None, default: bool) -> bool:

@@ -7,7 +7,6 @@ ingress drops the repeat if we crash after publishing but before recording `last
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -283,7 +282,3 @@ async def handle_run_lost(core: Core, run_id: str, reason: str) -> None:
         return
     metrics.RUNS_LOST.labels(reason="unclaimed" if run.get("status") == "queued" else "runner_gone").inc()
     await finish_run(core, run, run_id, "failed", reason, None, seq=None, lost=True)
-
-
-def describe(event: RunEvent) -> str:
-    return json.dumps({"run_id": event.run_id, "seq": event.seq, "kind": event.kind})
