@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from codex_broker.libs.contracts import ItemInfo, ProgressPayload, StatusPayload, TokenUsage
+from codex_broker.libs.contracts import (
+    Actor,
+    InboundEvent,
+    ItemInfo,
+    JobCallback,
+    ProgressPayload,
+    StatusPayload,
+    TokenUsage,
+)
 from codex_broker.orchestrator.config import Settings
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, FakeRunnerScript, message
@@ -105,3 +113,30 @@ async def test_answer_text_is_coalesced_and_flushed_by_the_timer(
     assert len(snapshots) <= 3  # start + at most one eager + the flush, not one per delta
     seqs = [a.payload.seq for a in snapshots]  # type: ignore[union-attr]
     assert seqs == sorted(set(seqs))
+
+
+async def test_job_callback_starts_a_turn_with_the_report(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    await driver.start(settings_for())
+    first = message("start a build job")
+    await driver.inbound(first)
+    [request] = await driver.wait_runs(1)
+    runner = FakeRunnerScript(driver, request)
+    await runner.claim()
+    await runner.emit("completed", text="registered")
+    # what the http-api publishes when the job completes (its actor is the job, a bot)
+    callback = InboundEvent(
+        event_id="job:j1:3",
+        platform="slack",
+        conversation_id=first.conversation_id,
+        root_message_id=first.root_message_id,
+        kind="job_callback",
+        actor=Actor(id="job:j1", display_name="job build", is_bot=True),
+        text="job j1 complete",
+        job=JobCallback(job_id="j1", status="complete", summary="build ok", details={"artifacts": 2}),
+    )
+    await driver.inbound(callback)
+    requests = await driver.wait_runs(2)
+    assert "[background job j1: complete] build ok" in (requests[1].input[0].text or "")
+    assert requests[1].thread_id == "thread-1"

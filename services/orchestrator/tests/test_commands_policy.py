@@ -54,6 +54,9 @@ def test_routing() -> None:
     assert route_message(reply, session_exists=False, mention_required=False) == "ignore"
     bot = event(is_mention=True, actor=Actor(id="B1", is_bot=True))
     assert route_message(bot, session_exists=True, mention_required=True) == "ignore"
+    job = event(kind="job_callback", actor=Actor(id="job:j1", is_bot=True))
+    assert route_message(job, session_exists=True, mention_required=True) == "continue"
+    assert route_message(job, session_exists=False, mention_required=True) == "ignore"
 
 
 def test_access_policy() -> None:

@@ -25,10 +25,10 @@ class Policy:
 
 def route_message(event: InboundEvent, *, session_exists: bool, mention_required: bool) -> Route:
     """Which messages start or continue a session; everything else is not addressed to us."""
+    if event.kind == "job_callback":  # from our http-api; its actor is the job (a bot)
+        return "continue" if session_exists else "ignore"
     if event.actor.is_bot:
         return "ignore"
-    if event.kind == "job_callback":
-        return "continue" if session_exists else "ignore"
     if event.is_direct or event.is_mention:
         return "continue" if session_exists else "start"
     if session_exists:
