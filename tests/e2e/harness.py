@@ -58,6 +58,7 @@ from typing import Any
 
 from redis import Redis
 
+from codex_broker.cli.plan import canonical_service
 from codex_broker.libs.keys import DEFAULT_SHARD_COUNT, Keys
 
 ALL_SERVICES: tuple[str, ...] = (
@@ -77,8 +78,12 @@ class BrokerError(AssertionError):
     """The broker did not start, did not stop, or left processes behind."""
 
 
-def free_port_range(count: int, *, low: int = 20000, high: int = 60000, attempts: int = 200) -> int:
-    """First port of `count` consecutive loopback ports that are free right now."""
+def free_port_range(count: int, *, low: int = 20000, high: int = 32000, attempts: int = 200) -> int:
+    """First port of `count` consecutive loopback ports that are free right now.
+
+    Below Linux's ephemeral range (32768+), so outgoing connections and OS-assigned ports (the
+    embedded Redis) do not take them between this check and the children binding them.
+    """
     rng = uuid.uuid4().int
     for attempt in range(attempts):
         base = low + (rng + attempt * 7919) % (high - low - count)
@@ -165,7 +170,7 @@ class BrokerProcess:
         self.given_redis_url = redis_url
         self.key_prefix = key_prefix or f"e{uuid.uuid4().hex[:10]}"
         self.services = tuple(services)
-        self.replicas = dict(replicas or {})
+        self.replicas = {canonical_service(k): v for k, v in (replicas or {}).items()}
         self.worker = worker
         self.cwd = Path(cwd) if cwd else self.data_root.parent
         self.log_path = log_path or self.data_root.parent / f"broker-up-{self.key_prefix}.log"
@@ -182,7 +187,7 @@ class BrokerProcess:
     # ---- lifecycle -------------------------------------------------------------------------
     def build_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        child_count = sum(self.replicas.get(s, 1) for s in ALL_SERVICES) + 1
+        child_count = sum(self.replicas.get(s, 1) for s in (*ALL_SERVICES, "worker"))
         api_replicas = max(1, self.replicas.get("http-api", 1))
         base = free_port_range(child_count + api_replicas)
         self.metrics_port_base = base
@@ -249,7 +254,7 @@ class BrokerProcess:
             return
         proc = self.proc
         tracked = self._tracked_pids()
-        sessions = set(tracked)  # every child of `up` leads its own session
+        sessions = tracked | {proc.pid}  # `up` and each of its children lead their own session
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
