@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_broker.cli import embedded_redis
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import ChildPlan
 from codex_broker.cli.supervisor import run_up
@@ -105,3 +107,13 @@ async def test_long_lines_and_partial_last_line_are_prefixed(settings: Settings)
     stop.set()
     await asyncio.wait_for(task, timeout=20)
     assert re.search(r"\[talker-1\]\s+x{200000}\n", out.getvalue())
+
+
+async def test_second_up_on_the_same_data_root_refuses(settings: Settings) -> None:
+    embedded_redis.redis_dir(settings.data_root).mkdir(parents=True)
+    me = os.getpid()  # a live "owner" and "redis" pid
+    embedded_redis.write_state(settings.data_root, embedded_redis.EmbeddedState("redis://x", me, me))
+    out = io.StringIO()
+    code = await run_up(settings, [], base_env={}, embedded=True, stream=out, stop=asyncio.Event())
+    assert code == 1
+    assert f"codex-broker up (pid {me}) already runs on this DATA_ROOT" in out.getvalue()

@@ -338,6 +338,10 @@ async def run_up(
     redis_task: asyncio.Task[None] | None = None
     env = dict(base_env)
     if embedded:
+        other = embedded_redis.read_state(settings.data_root)
+        if other is not None:  # two Redis servers on one AOF directory would corrupt it
+            out.up(f"cannot start: codex-broker up (pid {other.pid}) already runs on this DATA_ROOT")
+            return 1
         try:
             redis_managed, redis_proc, url = await start_embedded_redis(settings, out, env)
         except UpError as exc:
