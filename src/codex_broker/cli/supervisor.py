@@ -296,14 +296,23 @@ async def start_embedded_redis(
     raise UpError(f"embedded Redis ({binary}) did not answer; see the [redis] lines above")
 
 
+# One Ctrl-C often arrives twice: from the terminal (to the whole foreground group) and again
+# forwarded by a wrapper such as `uv run`. Only a repeat after this long means "kill now".
+REPEAT_SIGNAL_AFTER_S = 1.0
+
+
 def install_stop_signals(stop: asyncio.Event, force: asyncio.Event, out: Output) -> None:
     loop = asyncio.get_running_loop()
+    first_at: list[float] = []
 
     def on_signal(sig: signal.Signals) -> None:
+        now = time.monotonic()
         if stop.is_set():
-            out.up(f"{sig.name} again: killing every child now")
-            force.set()
+            if first_at and now - first_at[0] >= REPEAT_SIGNAL_AFTER_S and not force.is_set():
+                out.up(f"{sig.name} again: killing every child now")
+                force.set()
             return
+        first_at.append(now)
         out.up(f"{sig.name}: stopping every child")
         stop.set()
 
