@@ -43,6 +43,8 @@ class Delivery:
     entry_id: str
     data: str
     deliveries: int = 1
+    # why `data` cannot be decoded at all (bytes that are not UTF-8); dead-lettered at once
+    undecodable: str | None = None
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
@@ -267,6 +269,9 @@ class Consumer:
                 delivery, self.config.group, f"gave up after {delivery.deliveries - 1} deliveries"
             )
             return
+        if delivery.undecodable is not None:
+            await self.bus.dead_letter(delivery, self.config.group, delivery.undecodable)
+            return
         metrics.STREAM_CONSUMED.labels(stream=label).inc()
         started = time.perf_counter()
         try:
@@ -292,8 +297,29 @@ class Consumer:
 
 
 def _delivery(stream: Any, entry_id: Any, fields: Any, deliveries: int) -> Delivery:
+    data, undecodable = entry_data(fields)
+    return Delivery(
+        stream=_text(stream),
+        entry_id=_text(entry_id),
+        data=data,
+        deliveries=deliveries,
+        undecodable=undecodable,
+    )
+
+
+def entry_data(fields: Any) -> tuple[str, str | None]:
+    """An entry's `data` as text, and the reason it cannot be decoded (None when it can).
+
+    Our producers only write UTF-8; other bytes (a foreign writer, corruption) must not kill the
+    reading loop: they are kept with U+FFFD for the dead letter and reported as undecodable.
+    """
     raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
-    return Delivery(stream=_text(stream), entry_id=_text(entry_id), data=_text(raw), deliveries=deliveries)
+    if not isinstance(raw, bytes):
+        return str(raw), None
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", errors="replace"), f"data is not UTF-8: {exc.reason} at byte {exc.start}"
 
 
 def _text(value: Any) -> str:

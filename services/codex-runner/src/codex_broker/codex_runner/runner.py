@@ -24,7 +24,15 @@ from codex_broker.codex_runner.environment import native_codex_bin, prepare_prof
 from codex_broker.codex_runner.events import EventPublisher
 from codex_broker.codex_runner.supervisor import Supervisor
 from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun
-from codex_broker.libs.bus import DATA_FIELD, Consumer, ConsumerConfig, DeadLetter, Delivery, StreamBus
+from codex_broker.libs.bus import (
+    DATA_FIELD,
+    Consumer,
+    ConsumerConfig,
+    DeadLetter,
+    Delivery,
+    StreamBus,
+    entry_data,
+)
 from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
 from codex_broker.libs.keys import GROUP_RUNNERS
 
@@ -139,7 +147,8 @@ class Runner:
         try:
             request = decode(RunRequest, raw)
         except ContractError as exc:
-            delivery = Delivery(stream=self.keys.runs_stream, entry_id=entry_id, data=_text(raw))
+            data, _ = entry_data(fields)  # not UTF-8 fails decode above; keep it printable here
+            delivery = Delivery(stream=self.keys.runs_stream, entry_id=entry_id, data=data)
             self._spawn(self.bus.dead_letter(delivery, GROUP_RUNNERS, f"ContractError: {exc}"))
             return
         if request.run_id in self.runs:  # a duplicate entry for a run we already hold

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from redis import exceptions as redis_errors
 
-from codex_broker.libs.bus import DATA_FIELD, DeadLetter, Delivery, StreamBus
+from codex_broker.libs.bus import DeadLetter, Delivery, StreamBus, entry_data
 from codex_broker.libs.contracts import ContractError, InboundEvent, RunEvent, decode
 from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
 from codex_broker.orchestrator import metrics
@@ -254,9 +254,11 @@ class ShardReader:
                 return
 
     async def _submit(self, stream: str, entry_id: str, fields: Any) -> None:
-        raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
-        delivery = Delivery(stream=stream, entry_id=entry_id, data=_text(raw))
+        data, undecodable = entry_data(fields)
+        delivery = Delivery(stream=stream, entry_id=entry_id, data=data)
         try:
+            if undecodable is not None:  # bytes that are not UTF-8: never kill the reader
+                raise ContractError(undecodable)
             if stream == self.keys.inbound_stream(self.shard):
                 event = decode(InboundEvent, delivery.data)
                 item = WorkItem("inbound", self.shard, event.session_key, delivery=delivery, inbound=event)
