@@ -89,6 +89,10 @@ class Settings(HousekeepingSettings):
         default=120.0, gt=0, description="A run no runner claimed within this is reported failed"
     )
     shard_inflight_limit: int = Field(default=500, ge=1, description="Entries in memory per shard")
+    max_concurrent_items: int = Field(
+        default=96, ge=1, description="Session work items handled at the same time (all shards)"
+    )
+    redis_max_connections: int = Field(default=160, ge=8, description="Size of the Redis connection pool")
     housekeeping_enabled: bool = Field(
         default=True, description="Run log retention and disk-pressure housekeeping in this process"
     )

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ ENDED_FIELD = "orchestrator_outcome"  # set once the orchestrator has finished t
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500
+TRIM_CHANCE = 1 / 8  # capped lists/sets are trimmed on one write in eight (bounded all the same)
 START_SAFETY_MS = 5_000  # with DEBOUNCE_MS=0 the timer entry only guards against a crash
 
 # Fair FIFO admission for MAX_ACTIVE_RUNS; KEYS share one cluster slot (see keys.runs_waiting).
@@ -176,11 +178,13 @@ class Core:
     def add_timeline(self, pipe: Any, session_key: str, kind: str, summary: str) -> None:
         entry = json.dumps({"at_ms": now_ms(), "kind": kind, "summary": summary[:300]})
         pipe.lpush(self.keys.session_timeline(session_key), entry)
-        pipe.ltrim(self.keys.session_timeline(session_key), 0, TIMELINE_KEEP - 1)
+        if random.random() < TRIM_CHANCE:  # capped on average; saves a command per write
+            pipe.ltrim(self.keys.session_timeline(session_key), 0, TIMELINE_KEEP - 1)
 
     def add_seen(self, pipe: Any, session_key: str, event_id: str) -> None:
         pipe.zadd(self.keys.session_seen(session_key), {event_id: now_ms()})
-        pipe.zremrangebyrank(self.keys.session_seen(session_key), 0, -SEEN_KEEP - 1)
+        if random.random() < TRIM_CHANCE:
+            pipe.zremrangebyrank(self.keys.session_seen(session_key), 0, -SEEN_KEEP - 1)
 
     async def reply(self, coords: Coordinates, session_key: str, action_id: str, body: str) -> None:
         action = render.outbound(coords, session_key, PostPayload(text=body), action_id)
@@ -190,8 +194,11 @@ class Core:
         await self.bus.publish(self.keys.runner_control_stream(runner_id), control, maxlen=10_000)
 
     # ---- sessions ----------------------------------------------------------------------------
-    async def create_session(self, event: InboundEvent) -> dict[str, str]:
-        """First message of a session: workspace, record, and (maybe) the backfill request."""
+    async def create_session(self, event: InboundEvent, *, defer: Any | None = None) -> dict[str, str]:
+        """First message of a session: workspace, record, and (maybe) the backfill request.
+
+        With `defer` (a pipeline) the writes join the caller's round trip — unless a history
+        request must go out now, so that it runs while the turn is prepared."""
         session_key = event.session_key
         workspace = paths.session_workspace(self.data_root, session_key)
         workspace.mkdir(parents=True, exist_ok=True)
@@ -211,8 +218,9 @@ class Core:
             "output_tokens": "0",
             "total_tokens": "0",
         }
-        pipe = self.redis.pipeline(transaction=False)
-        if self._wants_backfill(event):
+        backfill = self._wants_backfill(event)
+        pipe = defer if defer is not None and not backfill else self.redis.pipeline(transaction=False)
+        if backfill:
             reply_key = self.keys.rpc_reply(new_id())
             record["backfill_reply"] = reply_key
             record["backfill_requested_ms"] = str(now)
@@ -228,7 +236,8 @@ class Core:
         pipe.hset(self.keys.session(session_key), mapping=dict[Any, Any](record))
         pipe.zadd(self.keys.sessions_index, {session_key: now})
         self.add_timeline(pipe, session_key, "session", "session created")
-        await pipe.execute()
+        if pipe is not defer:
+            await pipe.execute()
         return record
 
     def _wants_backfill(self, event: InboundEvent) -> bool:
@@ -272,7 +281,13 @@ class Core:
         return reply_key
 
     async def enqueue(
-        self, event: InboundEvent, session: dict[str, str], *, phase: Phase, schedule_ms: int | None
+        self,
+        event: InboundEvent,
+        session: dict[str, str],
+        *,
+        phase: Phase,
+        schedule_ms: int | None,
+        nudge: bool = True,
     ) -> None:
         """Append the message to the session queue (and move idle → debouncing when asked)."""
         session_key = event.session_key
@@ -281,7 +296,7 @@ class Core:
         pipe.rpush(self.keys.session_queue(session_key), entry.dump())
         if schedule_ms is not None:
             pipe.hset(self.keys.session_state(session_key), "state", "debouncing")
-            timers.add_schedule(pipe, self.keys, "start", session_key, schedule_ms)
+            timers.add_schedule(pipe, self.keys, "start", session_key, schedule_ms, nudge=nudge)
         self.touch(pipe, event)
         self.add_timeline(
             pipe, session_key, "message", f"{event.actor.display_name or event.actor.id}: {event.text}"
@@ -289,10 +304,11 @@ class Core:
         self.add_seen(pipe, session_key, event.event_id)
         await pipe.execute()
 
-    def touch(self, pipe: Any, event: InboundEvent) -> None:
+    def touch(self, pipe: Any, event: InboundEvent, *, new_session: bool = False) -> None:
         now = now_ms()
-        pipe.hset(self.keys.session(event.session_key), "last_activity_ms", str(now))
-        pipe.zadd(self.keys.sessions_index, {event.session_key: now})
+        if not new_session:  # a new record already carries both
+            pipe.hset(self.keys.session(event.session_key), "last_activity_ms", str(now))
+            pipe.zadd(self.keys.sessions_index, {event.session_key: now})
         if event.kind != "job_callback" and not event.actor.is_bot:
             pipe.hset(
                 self.keys.session_participants(event.session_key),
@@ -315,31 +331,76 @@ class Core:
             await self.go_idle(session_key)
             return None
         run_id = new_id()
+        if not await self.admit(session_key, run_id):
+            return None
+        entries = [QueueEntry.load(raw) for raw in raw_queue]
+        pipe = self.redis.pipeline(transaction=False)
+        try:
+            request = await self._build_request(run_id, session_key, session, entries, pipe)
+        except BaseException:
+            await self.redis.zrem(self.keys.active_runs, run_id)
+            raise
+        self._add_publish(pipe, request, session, entries, flushed=len(raw_queue))
+        await self._send_run(pipe, request, received_at)
+        return run_id
+
+    async def start_now(
+        self, event: InboundEvent, session: dict[str, str], *, pipe: Any, received_at: float | None
+    ) -> None:
+        """Idle session, no debounce: straight from the inbound event to a RunRequest.
+
+        `pipe` may already hold the new session's record; everything — session, bookkeeping,
+        token, run, RunRequest, status, progress — goes out in one round trip. The message is
+        marked seen in that same round trip, so a crash before it leaves the inbound entry to be
+        handled again from scratch."""
+        session_key = event.session_key
+        run_id = new_id()
+        if not await self.admit(session_key, run_id):
+            await pipe.execute()
+            await self.enqueue(event, session, phase="debouncing", schedule_ms=None)  # woken in turn
+            return
+        try:
+            entry = QueueEntry(event, self.download_request(pipe, event, session))
+            if entry.download_reply:
+                await pipe.execute()  # the download must start before we wait for it
+                pipe = self.redis.pipeline(transaction=False)
+            request = await self._build_request(run_id, session_key, session, [entry], pipe)
+        except BaseException:
+            await self.redis.zrem(self.keys.active_runs, run_id)
+            raise
+        self.touch(pipe, event, new_session=session.get("created_at_ms") == session.get("last_activity_ms"))
+        self.add_timeline(
+            pipe, session_key, "message", f"{event.actor.display_name or event.actor.id}: {event.text}"
+        )
+        self._add_publish(pipe, request, session, [entry], flushed=0)
+        self.add_seen(pipe, session_key, event.event_id)
+        await self._send_run(pipe, request, received_at)
+
+    async def admit(self, session_key: str, run_id: str) -> bool:
+        """Take a MAX_ACTIVE_RUNS slot (fair FIFO), or wait in line for one."""
         ahead = await self.admit_script(
             keys=[self.keys.active_runs, self.keys.runs_waiting],
             args=[session_key, run_id, now_ms(), self.settings.max_active_runs],
         )
-        if int(ahead) >= 0:
-            metrics.RUNS_WAITING.inc()
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(self.keys.session_state(session_key), mapping={"state": "debouncing", "waiting": "1"})
-            timers.add_cancel(pipe, self.keys, "start", session_key)
-            await pipe.execute()
-            return None
-        try:
-            request, entries = await self._build_request(run_id, session_key, session, raw_queue)
-        except BaseException:
-            await self.redis.zrem(self.keys.active_runs, run_id)
-            raise
-        await self._publish_run(request, session, entries, len(raw_queue))
+        if int(ahead) < 0:
+            return True
+        metrics.RUNS_WAITING.inc()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.keys.session_state(session_key), mapping={"state": "debouncing", "waiting": "1"})
+        timers.add_cancel(pipe, self.keys, "start", session_key)
+        await pipe.execute()
+        return False
+
+    async def _send_run(self, pipe: Any, request: RunRequest, received_at: float | None) -> None:
+        await pipe.execute()
+        metrics.RUNS_STARTED.labels(thread="resume" if request.thread_id else "new").inc()
         if received_at is not None:
             metrics.INBOUND_TO_RUN_SECONDS.observe(max(0.0, time.monotonic() - received_at))
-        return run_id
+        log.info("run started", extra={"session_key": request.session_key, "run_id": request.run_id})
 
     async def _build_request(
-        self, run_id: str, session_key: str, session: dict[str, str], raw_queue: list[Any]
-    ) -> tuple[RunRequest, list[QueueEntry]]:
-        entries = [QueueEntry.load(raw) for raw in raw_queue]
+        self, run_id: str, session_key: str, session: dict[str, str], entries: list[QueueEntry], pipe: Any
+    ) -> RunRequest:
         coords = coords_of(session, session_key)
         ctx = self.session_context(session, coords)
         files = await self.collect_downloads(entries)
@@ -347,7 +408,7 @@ class Core:
         thread_id = session.get("thread_id") or None
         instructions = None
         if thread_id is None:
-            token = await self.rotate_token(session_key)
+            token = self.new_token(session_key, session, pipe)
             instructions = prompt.developer_instructions(ctx, token, self.team_memory())
         events = [e.event for e in entries]
         inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
@@ -365,12 +426,18 @@ class Core:
             model=session.get("cfg_model") or self.settings.codex_model,
             input=inputs,
         )
-        return request, entries
+        return request
 
-    async def _publish_run(
-        self, request: RunRequest, session: dict[str, str], entries: list[QueueEntry], flushed: int
+    def _add_publish(
+        self,
+        pipe: Any,
+        request: RunRequest,
+        session: dict[str, str],
+        entries: list[QueueEntry],
+        *,
+        flushed: int,
     ) -> None:
-        """One round trip: the run record, the state, the RunRequest, then status and progress."""
+        """The run record, the state, the RunRequest, then status and progress (one round trip)."""
         session_key, run_id, coords = request.session_key, request.run_id, request.coords
         last = entries[-1].event
         requester = next((e.event.actor for e in entries if e.event.kind != "job_callback"), last.actor)
@@ -378,7 +445,6 @@ class Core:
         view = render.ProgressView()
         start = render.snapshot(view, run_id, phase="start")
         view = render.emitted(view, now)
-        pipe = self.redis.pipeline(transaction=False)
         pipe.hset(
             self.keys.run(run_id),
             mapping={
@@ -406,12 +472,13 @@ class Core:
                 "run_started_ms": str(now),
             },
         )
-        pipe.hdel(self.keys.session_state(session_key), "waiting")
-        pipe.ltrim(self.keys.session_queue(session_key), flushed, -1)
+        if flushed:  # from the queue (the direct path never waited and never queued)
+            pipe.hdel(self.keys.session_state(session_key), "waiting")
+            pipe.ltrim(self.keys.session_queue(session_key), flushed, -1)
+            timers.add_cancel(pipe, self.keys, "start", session_key)
         if session.get("backfill_reply"):
             pipe.hdel(self.keys.session(session_key), "backfill_reply", "backfill_requested_ms")
         pipe.hset(self.keys.session(session_key), "last_run_id", run_id)
-        timers.add_cancel(pipe, self.keys, "start", session_key)
         pipe.xadd(
             self.keys.runs_stream,
             {"data": encode(request)},
@@ -421,10 +488,7 @@ class Core:
         status = render.status_payload("running", last.message_id)
         self.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:running"))
         self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
-        self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({flushed} message(s))")
-        await pipe.execute()
-        metrics.RUNS_STARTED.labels(thread="resume" if request.thread_id else "new").inc()
-        log.info("run started", extra={"session_key": session_key, "run_id": run_id, "messages": flushed})
+        self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({len(entries)} message(s))")
 
     async def go_idle(self, session_key: str) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -481,17 +545,18 @@ class Core:
             return None
         return data.decode("utf-8", errors="replace")
 
-    async def rotate_token(self, session_key: str) -> str:
-        """A fresh capability token for a new Codex thread; the previous one stops working."""
+    def new_token(self, session_key: str, session: dict[str, str], pipe: Any) -> str:
+        """A fresh capability token for a new Codex thread; the previous one stops working.
+
+        The writes join `pipe`, which is executed before the RunRequest is published."""
         token = secrets.token_urlsafe(32)
         digest = hashlib.sha256(token.encode()).hexdigest()
-        old = await self.redis.get(self.keys.session_token_hash(session_key))
-        pipe = self.redis.pipeline(transaction=False)
+        old = session.get("token_sha")  # kept beside the string key so no extra read is needed
         if old:
-            pipe.delete(self.keys.session_by_token(text(old)))
+            pipe.delete(self.keys.session_by_token(old))
         pipe.set(self.keys.session_token_hash(session_key), digest)
         pipe.set(self.keys.session_by_token(digest), session_key)
-        await pipe.execute()
+        pipe.hset(self.keys.session(session_key), "token_sha", digest)
         return token
 
     async def revoke_token(self, session_key: str) -> None:
@@ -500,6 +565,7 @@ class Core:
             pipe = self.redis.pipeline(transaction=False)
             pipe.delete(self.keys.session_by_token(text(old)))
             pipe.delete(self.keys.session_token_hash(session_key))
+            pipe.hdel(self.keys.session(session_key), "token_sha")
             await pipe.execute()
 
     # ---- run slots ---------------------------------------------------------------------------

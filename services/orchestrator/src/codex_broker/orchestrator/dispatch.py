@@ -61,6 +61,8 @@ class SessionDispatcher:
     _shard_load: dict[int, int] = field(default_factory=dict)
     _idle: asyncio.Condition = field(default_factory=asyncio.Condition)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    max_concurrent: int = 96
+    _slots: asyncio.Semaphore | None = None
     in_flight_entries: set[str] = field(default_factory=set)
 
     def submit(self, item: WorkItem) -> None:
@@ -101,8 +103,11 @@ class SessionDispatcher:
         try:
             while queue:
                 item = queue[0]
+                if self._slots is None:
+                    self._slots = asyncio.Semaphore(self.max_concurrent)
                 try:
-                    await self._run(item)
+                    async with self._slots:  # bounds Redis connections and memory in a burst
+                        await self._run(item)
                 finally:
                     queue.popleft()
                     await self._finished(item)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from codex_broker.libs.contracts import (
     ApprovalDecision,
@@ -71,9 +72,10 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         await handle_command(core, event, command, session, state, int(queue_len))
         await _mark_seen(core, event)
         return
+    pipe = core.redis.pipeline(transaction=False)
     if not session:
-        session = await core.create_session(event)
-    await handle_message(core, event, session, state, int(queue_len), received_at=received_at)
+        session = await core.create_session(event, defer=pipe)
+    await handle_message(core, event, session, state, int(queue_len), pipe=pipe, received_at=received_at)
 
 
 async def _mark_seen(core: Core, event: InboundEvent) -> None:
@@ -92,8 +94,10 @@ async def handle_message(
     state: dict[str, str],
     queue_len: int,
     *,
+    pipe: Any,
     received_at: float | None,
 ) -> None:
+    """`pipe` may hold the new session's record: it goes out with the first write of the action."""
     session_key = event.session_key
     facts = SessionFacts(
         phase=state.get("state", "idle"),  # type: ignore[arg-type]
@@ -108,6 +112,10 @@ async def handle_message(
         debounce_ms=core.settings.debounce_ms,
     )
     metrics.INBOUND.labels(outcome=action).inc()
+    if action == "start" and queue_len == 0:
+        await core.start_now(event, session, pipe=pipe, received_at=received_at)
+        return
+    await pipe.execute()
     if action == "busy":
         await _busy(core, event)
     elif action == "steer":
@@ -119,7 +127,9 @@ async def handle_message(
             event, session, phase=facts.phase, schedule_ms=now_ms() + core.settings.debounce_ms
         )
     else:
-        await core.enqueue(event, session, phase=facts.phase, schedule_ms=now_ms() + START_SAFETY_MS)
+        await core.enqueue(
+            event, session, phase=facts.phase, schedule_ms=now_ms() + START_SAFETY_MS, nudge=False
+        )
         await core.start_turn(session_key, received_at=received_at)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.asyncio import BlockingConnectionPool, Redis
+
 from codex_broker.libs import paths
 from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import redis_client, run_service
+from codex_broker.libs.runtime import run_service
 from codex_broker.libs.settings import load_settings
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.service import Orchestrator
@@ -14,8 +16,21 @@ from codex_broker.orchestrator.service import Orchestrator
 SERVICE = "orchestrator"
 
 
+def orchestrator_redis(settings: Settings) -> Redis:
+    """Many sessions work at once: a bounded pool that waits for a free connection instead of
+    failing (redis-py's default pool raises past 100 connections)."""
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=20,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
+
+
 async def serve(settings: Settings) -> int:
-    redis = redis_client(settings.redis_url)
+    redis = orchestrator_redis(settings)
     stop = asyncio.Event()
     orchestrator = Orchestrator(settings, redis, stop=stop)
     paths.repos_root(settings.data_root).mkdir(parents=True, exist_ok=True)

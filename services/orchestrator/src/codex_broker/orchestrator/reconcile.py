@@ -16,12 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codex_broker.orchestrator.core import ENDED_FIELD, Core, as_str_dict, now_ms, text
+from codex_broker.orchestrator.core import ENDED_FIELD, Core, now_ms, text
 
 log = logging.getLogger(__name__)
 
 ORPHAN_GRACE_MS = 60_000  # an active-runs member without a run record (crash between two writes)
 RUNNER_SERVICE = "codex-runner"
+
+RUN_FIELDS = ("session_key", "runner_id", "created_at_ms", "status", ENDED_FIELD)
 
 Verdict = Literal["keep", "unclaimed", "runner_gone", "drop"]
 
@@ -80,8 +82,11 @@ class Reconciler:
         scores = {text(m): float(s) for m, s in members}
         pipe = core.redis.pipeline(transaction=False)
         for run_id in run_ids:
-            pipe.hgetall(core.keys.run(run_id))
-        runs = [as_str_dict(r) for r in await pipe.execute()]
+            pipe.hmget(core.keys.run(run_id), RUN_FIELDS)
+        runs = [
+            {name: text(value) for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
+            for values in await pipe.execute()
+        ]
         seen_at = await self._runner_heartbeats({r["runner_id"] for r in runs if r.get("runner_id")})
         now_s = time.time()
         for run_id, run in zip(run_ids, runs, strict=True):

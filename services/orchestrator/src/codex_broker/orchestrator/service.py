@@ -54,6 +54,7 @@ class Orchestrator:
             self.stop,
             max_attempts=self.settings.max_deliveries,
             on_item_done=self._item_done,
+            max_concurrent=self.settings.max_concurrent_items,
         )
         self.leases = ShardLeases(
             self.redis,

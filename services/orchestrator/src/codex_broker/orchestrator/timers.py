@@ -46,16 +46,27 @@ def now_ms() -> int:
 
 
 def add_schedule(
-    pipe: Any, keys: Keys, kind: str, session_key: str, due_ms: int, *, only_earlier: bool = False
+    pipe: Any,
+    keys: Keys,
+    kind: str,
+    session_key: str,
+    due_ms: int,
+    *,
+    only_earlier: bool = False,
+    nudge: bool = True,
 ) -> None:
-    """Queue ZADD + wake nudge on `pipe` (the caller executes it with its other commands)."""
+    """Queue ZADD + wake nudge on `pipe` (the caller executes it with its other commands).
+
+    Without `nudge` the entry is found on the timer's next regular pass (at most MAX_WAIT_S
+    later): for safety nets that should not cost a wake-up on the hot path."""
     shard = shard_of(session_key, keys.shard_count)
     if only_earlier:
         pipe.zadd(keys.orchestrator_timers(shard), {member_of(kind, session_key): due_ms}, lt=True)
     else:
         pipe.zadd(keys.orchestrator_timers(shard), {member_of(kind, session_key): due_ms})
-    pipe.rpush(keys.orchestrator_wake(shard), "1")
-    pipe.ltrim(keys.orchestrator_wake(shard), -WAKE_TRIM, -1)
+    if nudge:
+        pipe.rpush(keys.orchestrator_wake(shard), "1")
+        pipe.ltrim(keys.orchestrator_wake(shard), -WAKE_TRIM, -1)
 
 
 def add_cancel(pipe: Any, keys: Keys, kind: str, session_key: str) -> None:
@@ -116,28 +127,24 @@ class Timers:
 
     async def fire_due(self, shards: list[int]) -> int | None:
         """Fire every due entry not already in flight; return the next due time (ms) or None."""
-        pipe = self.redis.pipeline(transaction=False)
-        limits = {s: sum(1 for fs, _ in self.in_flight if fs == s) + 64 for s in shards}
-        for shard in shards:
-            pipe.zrangebyscore(
-                self.keys.orchestrator_timers(shard),
-                "-inf",
-                "+inf",
-                start=0,
-                num=limits[shard],
-                withscores=True,
-            )
-        results = await pipe.execute()
         now = now_ms()
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in shards:
+            key = self.keys.orchestrator_timers(shard)
+            in_flight = sum(1 for fs, _ in self.in_flight if fs == shard)
+            pipe.zrangebyscore(key, "-inf", now, start=0, num=in_flight + 64, withscores=True)
+            pipe.zrangebyscore(key, f"({now}", "+inf", start=0, num=1, withscores=True)
+        results = await pipe.execute()
         next_due: int | None = None
-        for shard, entries in zip(shards, results, strict=True):
-            for raw_member, score in entries:
+        for index, shard in enumerate(shards):
+            due, later = results[2 * index], results[2 * index + 1]
+            if later:
+                score = int(later[0][1])
+                next_due = score if next_due is None else min(next_due, score)
+            for raw_member, _ in due:
                 member = raw_member.decode() if isinstance(raw_member, bytes) else str(raw_member)
                 if (shard, member) in self.in_flight:
                     continue
-                if score > now:
-                    next_due = int(score) if next_due is None else min(next_due, int(score))
-                    break
                 self.in_flight.add((shard, member))
                 kind, session_key = parse_member(member)
                 self.fire(shard, member, kind, session_key)
