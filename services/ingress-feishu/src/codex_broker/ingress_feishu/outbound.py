@@ -108,6 +108,7 @@ class OutboundHandler:
         try:
             result = await self._execute(action, coords)
         except (ActionFailed, RpcError) as exc:
+            log.warning("outbound action refused", extra={"kind": kind, "error": str(exc)[:300]})
             result = OutboundResult(action_id=action.action_id, ok=False, error=str(exc))
         except FeishuError as exc:
             if exc.permanent or delivery.deliveries >= self.max_deliveries:
