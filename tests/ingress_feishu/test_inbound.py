@@ -211,7 +211,10 @@ async def test_readyz_shows_the_connection_and_the_degraded_mode(start_ingress) 
     body = await wait_for(ready, what="readyz 200")
     assert body["checks"]["feishu_ws"] == "ok"
     assert body["checks"]["feishu_mode"].startswith("degraded: FEISHU_GROUP_MESSAGE_MODE=at_only")
-    async with httpx.AsyncClient(trust_env=False) as client:
-        metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    assert "cb_feishu_ws_connected 1.0" in metrics
+
+    async def connected_gauge() -> bool:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return "cb_feishu_ws_connected 1.0" in (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+
+    await wait_for(connected_gauge, what="the connected gauge")
     assert ingress.fake.connected() == 1

@@ -112,6 +112,7 @@ class LongConnection:
         asyncio.set_event_loop(loop)
         lark_ws_client.loop = loop  # the module global every client method schedules on
         self._loop = loop
+        loop.set_exception_handler(self._loop_exception)
         try:
             client = lark.ws.Client(
                 self._app_id,
@@ -132,7 +133,6 @@ class LongConnection:
             self.error = f"{type(exc).__name__}: {exc}"[:500]
             log.error("feishu long connection failed", extra={"error": self.error})
         finally:
-            metrics.WS_CONNECTED.set(0)
             _close_loop(loop)
             _process_lock.release()
 
@@ -154,9 +154,24 @@ class LongConnection:
             return P2CardActionTriggerResponse({})
         return P2CardActionTriggerResponse({"toast": {"type": "info", "content": toast}})
 
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        # our stop() makes lark's receive task raise "connection closed": expected, not an error
+        if self._stopping.is_set():
+            return
+        loop.default_exception_handler(context)
+
     def _reconnecting(self) -> None:
         metrics.WS_RECONNECTS.inc()
         log.warning("feishu long connection dropped; reconnecting")
+
+
+def route_lark_logs() -> None:
+    """lark prints its own "[Lark] …" lines to stdout; let its records go through our JSON logging
+    (and its redaction) only."""
+    lark_logger = logging.getLogger("Lark")
+    for handler in list(lark_logger.handlers):
+        lark_logger.removeHandler(handler)
+    lark_logger.propagate = True
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

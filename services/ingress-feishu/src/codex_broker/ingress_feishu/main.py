@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from codex_broker.ingress_feishu.config import Settings
+from codex_broker.ingress_feishu.longconn import route_lark_logs
 from codex_broker.ingress_feishu.service import FeishuIngress
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import redis_client, run_service
@@ -35,4 +36,5 @@ def main() -> int:
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
+    route_lark_logs()
     return asyncio.run(serve(settings))
