@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -16,14 +17,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.response import BoltResponse
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.normalize import (
     BotIdentity,
     block_action_to_inbound,
     ignore_reason,
+    scrub_surrogates,
     to_inbound,
     user_ids_to_resolve,
     view_submission_to_inbound,
@@ -31,7 +40,7 @@ from codex_broker.ingress_slack.normalize import (
 from codex_broker.ingress_slack.progress import recipient_key
 from codex_broker.ingress_slack.users import UserDirectory
 from codex_broker.libs import metrics as libs_metrics
-from codex_broker.libs.bus import DATA_FIELD
+from codex_broker.libs.bus import DATA_FIELD, DEAD_LETTER_MAXLEN
 from codex_broker.libs.contracts import InboundEvent, encode
 from codex_broker.libs.idempotency import DONE_PREFIX, Idempotency
 from codex_broker.libs.keys import Keys
@@ -48,6 +57,16 @@ ANY = re.compile(r".*")
 
 class StillInProgress(RuntimeError):
     """Another delivery of the same event is being stored right now: do not ack this one yet."""
+
+
+# failing to store (Redis away, the twin mid-store) is not acked, so that Slack re-sends the event
+NOT_STORED = (redis_errors.RedisError, OSError, TimeoutError, StillInProgress)
+# what a payload of the wrong shape raises, in our normalization or in Bolt's own matching
+# (and a payload no listener matches: Bolt raises BoltUnhandledRequestError for it)
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, BoltUnhandledRequestError)
+DEAD_LETTER_SOURCE = "slack:socket-mode"
+DEAD_LETTER_GROUP = "ingress-slack"
+DEAD_LETTER_DATA_MAX = 64 * 1024
 
 
 class InboundStore:
@@ -79,6 +98,26 @@ class InboundStore:
         libs_metrics.STREAM_PUBLISHED.labels(stream=libs_metrics.stream_label(stream)).inc()
         return True
 
+    async def dead_letter(self, body: Any, reason: str) -> None:
+        """A payload that can never be handled, on the dead-letter stream (like a bad stream entry)."""
+        body = scrub_surrogates(body)
+        source_id = (body.get("event_id") or body.get("trigger_id") or "") if isinstance(body, dict) else ""
+        fields = {
+            "source_stream": DEAD_LETTER_SOURCE,
+            "source_id": str(source_id)[:256],
+            "group": DEAD_LETTER_GROUP,
+            "reason": reason[:2000],
+            "deliveries": "1",
+            DATA_FIELD: json.dumps(body, default=str)[:DEAD_LETTER_DATA_MAX],
+            "at_ms": str(int(time.time() * 1000)),
+        }
+        await self.redis.xadd(
+            self.keys.dead_letter_stream,
+            fields,  # type: ignore[arg-type]
+            maxlen=DEAD_LETTER_MAXLEN,
+            approximate=True,
+        )
+
     async def _claim(self, event_id: str) -> str:
         deadline = time.monotonic() + CLAIM_WAIT_S
         while True:
@@ -104,9 +143,11 @@ class SlackInbound:
         app.command(ANY)(_ack_only)
         app.shortcut(ANY)(_ack_only)
         app.options(ANY)(_ack_only)
+        app.error(self.on_error)
 
     async def on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         started = time.perf_counter()
+        body, event = scrub_surrogates(body), scrub_surrogates(event)
         me = replace(self.me, app_id=str(body.get("api_app_id") or self.me.app_id))
         kind = str(event.get("type") or "unknown")
         kind_label = kind if kind in ("message", "app_mention") else "other"
@@ -125,6 +166,7 @@ class SlackInbound:
 
     async def on_action(self, body: dict[str, Any], ack: Callable[..., Awaitable[Any]]) -> None:
         started = time.perf_counter()
+        body = scrub_surrogates(body)
         user_id = str((body.get("user") or {}).get("id") or "")
         inbound = block_action_to_inbound(body, await self.users.names([user_id]))
         if inbound is not None:
@@ -135,6 +177,7 @@ class SlackInbound:
 
     async def on_view(self, body: dict[str, Any], ack: Callable[..., Awaitable[Any]]) -> None:
         started = time.perf_counter()
+        body = scrub_surrogates(body)
         user_id = str((body.get("user") or {}).get("id") or "")
         inbound = view_submission_to_inbound(body, await self.users.names([user_id]))
         if inbound is not None:
@@ -164,6 +207,59 @@ class SlackInbound:
                     "kind": inbound.kind,
                 },
             )
+
+    async def on_error(self, error: Exception, body: Any) -> BoltResponse | None:
+        """Bolt's error handler: a payload of the wrong shape is dead-lettered and acked (Slack
+        must not re-send garbage); anything else stays un-acked, so Slack re-sends it."""
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, NOT_STORED) or not isinstance(error, MALFORMED):
+            log.warning("slack payload not handled; not acking", extra={"error": reason[:300]})
+            return None
+        return await self.reject(body, reason)
+
+    async def reject(self, body: Any, reason: str) -> BoltResponse | None:
+        """Dead-letter a malformed payload; the response acks it (None: could not record it)."""
+        try:
+            await self.store.dead_letter(body, reason)
+        except Exception as exc:
+            log.warning(
+                "could not dead-letter a malformed slack payload; not acking",
+                extra={"error": f"{type(exc).__name__}: {exc}"[:300], "reason": reason[:300]},
+            )
+            return None
+        kind = body.get("type") if isinstance(body, dict) else None
+        label = kind if kind in ("block_actions", "view_submission") else "other"
+        metrics.INBOUND.labels(kind=label, result="dead_letter").inc()
+        log.warning("malformed slack payload dead-lettered", extra={"reason": reason[:300]})
+        return BoltResponse(status=200, body="")
+
+
+class GuardedSocketModeHandler(AsyncSocketModeHandler):
+    """Bolt itself raises on some payloads of the wrong shape (building a listener's arguments,
+    before any listener or error handler runs), and such an envelope would never be acked: it is
+    dead-lettered and acked here instead. Otherwise the same as Bolt's `handle`."""
+
+    def __init__(
+        self,
+        app: AsyncApp,
+        app_token: str,
+        *,
+        reject: Callable[[Any, str], Awaitable[BoltResponse | None]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, app_token, **kwargs)
+        self._reject = reject
+
+    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        started = time.time()
+        try:
+            response = await run_async_bolt_app(self.app, req)
+        except Exception as exc:
+            rejected = await self._reject(req.payload, f"{type(exc).__name__}: {exc}")
+            if rejected is None:
+                return
+            response = rejected
+        await send_async_response(client, req, response, started)
 
 
 async def _ack_only(ack: Callable[..., Awaitable[Any]]) -> None:

@@ -31,6 +31,7 @@ _SPECIAL_MENTION = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
 _SUBTEAM_MENTION = re.compile(r"<!subteam\^([A-Z0-9]+)(?:\|([^>]*))?>")
 _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]+)(?:\|([^>]*))?>")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,21 @@ class BotIdentity:
     team_id: str = ""
     allow_bots: bool = False
     forward_unmentioned: bool = False
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """Lone UTF-16 surrogates → U+FFFD, in every string of a payload.
+
+    JSON may carry "\\ud83d" alone (half of a cut emoji); Python reads it, but such a string can
+    never be written as UTF-8 (Redis, our contracts), so the event could not be stored at all.
+    """
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {scrub_surrogates(k): scrub_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_surrogates(v) for v in value]
+    return value
 
 
 def event_id_for(channel: str, ts: str) -> str:

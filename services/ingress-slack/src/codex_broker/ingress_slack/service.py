@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 from redis.asyncio import Redis
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -18,7 +17,7 @@ from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.capabilities import Capabilities
 from codex_broker.ingress_slack.config import Settings
 from codex_broker.ingress_slack.errors import SlackCallError
-from codex_broker.ingress_slack.inbound import InboundStore, SlackInbound
+from codex_broker.ingress_slack.inbound import GuardedSocketModeHandler, InboundStore, SlackInbound
 from codex_broker.ingress_slack.normalize import BotIdentity
 from codex_broker.ingress_slack.outbound import Outbound, OutboundContext, partition_key
 from codex_broker.ingress_slack.posting import Poster
@@ -44,7 +43,7 @@ class SlackService:
         self.state = "starting"
         self.me: BotIdentity | None = None
         self._identified = asyncio.Event()
-        self._handler: AsyncSocketModeHandler | None = None
+        self._handler: GuardedSocketModeHandler | None = None
         self._context: OutboundContext | None = None
 
     # ---- lifecycle tasks (each takes the shared stop event) ----------------------------------
@@ -60,14 +59,15 @@ class SlackService:
             client=client,
             process_before_response=True,
             request_verification_enabled=False,
+            raise_error_for_unhandled_request=True,  # → SlackInbound.on_error: acked, dead-lettered
             logger=logging.getLogger("slack_bolt"),
         )
         inbound = SlackInbound(
             InboundStore(self.redis, self.keys, maxlen=self.settings.stream_maxlen), users, me
         )
         inbound.register(app)
-        handler = AsyncSocketModeHandler(
-            app, self.settings.slack_app_token.get_secret_value(), web_client=client
+        handler = GuardedSocketModeHandler(
+            app, self.settings.slack_app_token.get_secret_value(), web_client=client, reject=inbound.reject
         )
         self._handler = handler
         self.state = "connecting"
