@@ -86,3 +86,20 @@ async def test_rpc_timeout(redis: Redis, keys: Keys) -> None:
 def test_reply_keys_are_unique() -> None:
     assert new_reply_key(prefix="t") != new_reply_key(prefix="t")
     assert new_reply_key(prefix="t").startswith("t:rpc:reply:")
+
+
+async def test_rpc_wait_longer_than_the_client_socket_timeout(redis_url: str, keys: Keys) -> None:
+    """A reply arriving after the client's socket timeout still reaches the waiter."""
+    client = Redis.from_url(redis_url, socket_timeout=3.0)
+    reply_key = keys.rpc_reply("slow")
+
+    async def reply_late() -> None:
+        await asyncio.sleep(3.5)
+        await send_reply(client, reply_key, RpcReply(request_id="slow", ok=True))
+
+    replier = asyncio.create_task(reply_late())
+    result = await wait_reply(client, reply_key, RpcReply, timeout_s=5)
+    await replier
+    assert result.ok
+    await client.delete(reply_key)
+    await client.aclose()

@@ -6,12 +6,15 @@ and gives the key a TTL, so a reply nobody waits for anymore expires by itself.
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from codex_broker.libs.contracts import M, decode, encode, new_id
 
 REPLY_TTL_S = 120
+BLOCK_SLICE_S = 2.0
 
 
 class RpcTimeout(TimeoutError):
@@ -23,11 +26,17 @@ def new_reply_key(keys_rpc_reply: str | None = None, *, prefix: str = "cb") -> s
 
 
 async def wait_reply(redis: Redis, reply_key: str, model: type[M], *, timeout_s: float) -> M:
-    popped = await redis.blpop([reply_key], timeout=timeout_s)
-    if popped is None:
-        raise RpcTimeout(f"no reply on {reply_key} within {timeout_s:.1f}s")
-    _, raw = popped
-    return decode(model, raw)
+    """BLPOP in short slices: a client's socket timeout (redis-py defaults to 5 s) must not cut a
+    longer wait, and each slice is still one blocking call, not a poll."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RpcTimeout(f"no reply on {reply_key} within {timeout_s:.1f}s")
+        popped = await redis.blpop([reply_key], timeout=min(remaining, BLOCK_SLICE_S))
+        if popped is not None:
+            _, raw = popped
+            return decode(model, raw)
 
 
 async def send_reply(redis: Redis, reply_key: str, reply: BaseModel, *, ttl_s: int = REPLY_TTL_S) -> None:
