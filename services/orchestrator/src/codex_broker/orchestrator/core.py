@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import paths
+from codex_broker.libs import authors, hook_token, paths
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -141,6 +141,8 @@ class Core:
     policy: Policy
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
+    # side effects that must not delay a turn (git identity bookkeeping); held so they finish
+    _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Core:
@@ -193,6 +195,32 @@ class Core:
     async def publish_control(self, runner_id: str, control: RunControl) -> None:
         await self.bus.publish(self.keys.runner_control_stream(runner_id), control, maxlen=10_000)
 
+    def in_background(self, work: Any, what: str) -> None:
+        """Run bookkeeping beside the turn (BRIEF §5b: nothing extra on the path to turn/start)."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("background bookkeeping failed", extra={"what": what})
+
+        task = asyncio.create_task(guarded())
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def note_git_identity(self, event: InboundEvent, *, new_session: bool) -> None:
+        """The commit hook's token for a new session; an inferred GitHub author for a new email."""
+        if new_session:  # workspace exists now; the hook reads the file beside it
+            self.in_background(
+                hook_token.ensure_hook_token(self.redis, self.keys, self.data_root, event.session_key),
+                "hook token",
+            )
+        elif event.actor.email and not event.actor.is_bot and event.kind == "message":
+            self.in_background(
+                authors.record_inferred_author(self.redis, self.keys, event.platform, event.actor),
+                "inferred author",
+            )
+
     # ---- sessions ----------------------------------------------------------------------------
     async def create_session(self, event: InboundEvent, *, defer: Any | None = None) -> dict[str, str]:
         """First message of a session: workspace, record, and (maybe) the backfill request.
@@ -238,6 +266,7 @@ class Core:
         self.add_timeline(pipe, session_key, "session", "session created")
         if pipe is not defer:
             await pipe.execute()
+        self.note_git_identity(event, new_session=True)
         return record
 
     def _wants_backfill(self, event: InboundEvent) -> bool:
@@ -310,6 +339,7 @@ class Core:
             pipe.hset(self.keys.session(event.session_key), "last_activity_ms", str(now))
             pipe.zadd(self.keys.sessions_index, {event.session_key: now})
         if event.kind != "job_callback" and not event.actor.is_bot:
+            self.note_git_identity(event, new_session=False)
             pipe.hset(
                 self.keys.session_participants(event.session_key),
                 event.actor.id,

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from codex_broker.libs import coauthor_actions
 from codex_broker.libs.contracts import (
     ApprovalDecision,
     EphemeralPayload,
@@ -359,6 +360,8 @@ async def handle_action(
             await _ephemeral(core, event, "That run has already ended.")
     elif action.action in ("approve", "deny"):
         await decide_approval(core, event, approve=action.action == "approve")
+    elif action.action in ("coauthor_open", "coauthor_submit"):
+        await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
 
 
 async def decide_approval(core: Core, event: InboundEvent, *, approve: bool) -> None:
