@@ -169,3 +169,15 @@ async def test_without_tokens_the_service_stays_up_and_says_disabled(
     assert response.json()["checks"]["slack"] == "disabled: SLACK_APP_TOKEN not set"
     await wait_for(lambda: redis.exists(keys.heartbeat("ingress-slack", ingress.settings.instance_id)))
     assert await ingress.shutdown() == 0
+
+
+async def test_profile_email_rides_on_the_actor_for_co_author_inference(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
+) -> None:
+    slack.add_user("U9", "Grace", email="grace@example.com")
+    await start_ingress()
+    sent = slack.user_message(CHANNEL, "U9", f"<@{slack.bot_user_id}> commit it")
+    for event_id in sent.event_ids:
+        await wait_for(lambda e=event_id: slack.acked(e), what=f"ack of {event_id}")
+    [(_, event)] = await inbound_entries(redis, keys)
+    assert event.actor.display_name == "Grace" and event.actor.email == "grace@example.com"

@@ -161,6 +161,7 @@ class SlackInbound:
         if inbound is None:
             metrics.INBOUND.labels(kind=kind_label, result="ignored").inc()
             return
+        inbound.actor.email = self.users.email(inbound.actor.id)
         recipient = f"{body.get('team_id') or event.get('team') or me.team_id}:{event.get('user') or ''}"
         await self._persist(kind_label, inbound, started, recipient if event.get("user") else None)
 

@@ -55,6 +55,8 @@ class UserDirectory:
         self.lookup_timeout_s = lookup_timeout_s
         self._clock = clock
         self._cache: dict[str, _Entry] = {}
+        # profile emails (scope users:read.email) let the broker infer GitHub co-authors
+        self._emails: dict[str, str] = {}
         self._inflight: dict[str, asyncio.Future[str]] = {}
 
     async def names(self, user_ids: Iterable[str]) -> dict[str, str]:
@@ -90,13 +92,22 @@ class UserDirectory:
             log.warning("users.info failed; using the id", extra={"user_id": user_id, "error": str(exc)})
             self._remember(user_id, user_id, FAILED_TTL_S)
             return user_id
-        name = display_name_of(data.get("user") or {"id": user_id})
+        user = data.get("user") or {"id": user_id}
+        name = display_name_of(user)
         self._remember(user_id, name, self.ttl_s)
+        email = (user.get("profile") or {}).get("email")
+        if email:
+            self._emails[user_id] = str(email)
         return name
+
+    def email(self, user_id: str) -> str | None:
+        """The profile email seen by the last users.info of this user (None without the scope)."""
+        return self._emails.get(user_id)
 
     def _remember(self, user_id: str, name: str, ttl_s: float) -> None:
         if ttl_s <= 0:
             return
         if len(self._cache) >= MAX_ENTRIES:
             self._cache.clear()  # crude but bounded; a cold cache costs one lookup per user
+            self._emails.clear()
         self._cache[user_id] = _Entry(name, self._clock() + ttl_s)
