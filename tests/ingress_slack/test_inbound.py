@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from redis.asyncio import Redis
 
@@ -181,3 +183,30 @@ async def test_profile_email_rides_on_the_actor_for_co_author_inference(
         await wait_for(lambda e=event_id: slack.acked(e), what=f"ack of {event_id}")
     [(_, event)] = await inbound_entries(redis, keys)
     assert event.actor.display_name == "Grace" and event.actor.email == "grace@example.com"
+
+
+async def test_raw_envelopes_are_logged_redacted_when_switched_on(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    await start_ingress(log_raw_slack_events=True)
+    planted = "xoxb-000000000000-planted-in-a-message"
+    sent = slack.user_message(CHANNEL, "U1", f"<@{slack.bot_user_id}> my token is {planted}")
+    for event_id in sent.event_ids:
+        await wait_for(lambda e=event_id: slack.acked(e), what=f"ack of {event_id}")
+    raw_dir = tmp_path / "data" / "logs" / "raw" / "slack-events"
+    files = await wait_for(lambda: sorted(raw_dir.glob("*.jsonl")), what="raw slack log file")
+    text = "".join(f.read_text() for f in files)
+    assert "my token is" in text and sent.ts in text
+    assert planted not in text and slack.bot_token not in text and slack.app_token not in text
+    session_raw = tmp_path / "data" / "logs" / "sessions"
+    assert list(session_raw.glob("*/raw/slack-events/*.jsonl")), "fanned out to the session's logs"
+
+
+async def test_raw_envelopes_are_not_logged_by_default(
+    slack: FakeSlack, start_ingress: StartIngress, tmp_path: Path
+) -> None:
+    await start_ingress()
+    sent = slack.user_message(CHANNEL, "U1", f"<@{slack.bot_user_id}> hello")
+    for event_id in sent.event_ids:
+        await wait_for(lambda e=event_id: slack.acked(e), what=f"ack of {event_id}")
+    assert not (tmp_path / "data" / "logs" / "raw").exists()

@@ -9,13 +9,13 @@ from urllib.parse import urlparse
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from codex_broker.libs.settings import CommonSettings
+from codex_broker.libs.rawlog import RawLogSettings
 
 MB = 1024 * 1024
 SLACK_FILES_HOST = "files.slack.com"
 
 
-class Settings(CommonSettings):
+class Settings(RawLogSettings):
     metrics_port: int = Field(default=9101, ge=0, le=65535, description="Port of /metrics and health")
 
     slack_app_token: SecretStr = Field(
@@ -113,4 +113,6 @@ class Settings(CommonSettings):
 
     @property
     def upload_roots(self) -> list[Path]:
-        return [self.data_root / "sessions", self.data_root / "repos", *self.allowed_file_roots]
+        # outbox: the http-api's post-file copies (DATA_ROOT/outbox/<action>/<name>) are uploaded from there
+        roots = [self.data_root / "sessions", self.data_root / "repos", self.data_root / "outbox"]
+        return [*roots, *self.allowed_file_roots]

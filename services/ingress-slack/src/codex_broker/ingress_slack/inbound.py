@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +43,8 @@ from codex_broker.libs import metrics as libs_metrics
 from codex_broker.libs.bus import DATA_FIELD, DEAD_LETTER_MAXLEN
 from codex_broker.libs.contracts import InboundEvent, encode
 from codex_broker.libs.idempotency import DONE_PREFIX, Idempotency
-from codex_broker.libs.keys import Keys
+from codex_broker.libs.keys import Keys, session_key_of
+from codex_broker.libs.rawlog import RawLog
 
 log = logging.getLogger(__name__)
 
@@ -129,13 +130,26 @@ class InboundStore:
             await asyncio.sleep(0.02)  # the twin (app_mention vs message) is mid-XADD: wait for it
 
 
+def raw_session_key(body: Mapping[str, Any]) -> str | None:
+    """The session a raw envelope belongs to, when it names a channel and a message."""
+    event = body.get("event") if isinstance(body.get("event"), Mapping) else None
+    if event is None or not event.get("channel") or not (event.get("thread_ts") or event.get("ts")):
+        return None
+    return session_key_of("slack", str(event["channel"]), str(event.get("thread_ts") or event["ts"]))
+
+
 class SlackInbound:
-    def __init__(self, store: InboundStore, users: UserDirectory, me: BotIdentity) -> None:
+    def __init__(
+        self, store: InboundStore, users: UserDirectory, me: BotIdentity, raw_log: RawLog | None = None
+    ) -> None:
         self.store = store
         self.users = users
         self.me = me
+        self.raw_log = raw_log if raw_log is not None and raw_log.enabled else None
 
     def register(self, app: AsyncApp) -> None:
+        if self.raw_log is not None:
+            app.use(self.log_raw)
         app.event(ANY)(self.on_event)
         app.action(ANY)(self.on_action)
         app.view(ANY)(self.on_view)
@@ -144,6 +158,12 @@ class SlackInbound:
         app.shortcut(ANY)(_ack_only)
         app.options(ANY)(_ack_only)
         app.error(self.on_error)
+
+    async def log_raw(self, body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
+        """LOG_RAW_SLACK_EVENTS: every envelope's payload, redacted and truncated by RawLog."""
+        assert self.raw_log is not None
+        self.raw_log.write({"payload": body}, session_key=raw_session_key(body))
+        return await next()
 
     async def on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         started = time.perf_counter()

@@ -26,6 +26,8 @@ from codex_broker.ingress_slack.slack_api import SlackApi, make_web_client
 from codex_broker.ingress_slack.users import UserDirectory
 from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
 from codex_broker.libs.keys import GROUP_INGRESS
+from codex_broker.libs.logs import redactor
+from codex_broker.libs.rawlog import KIND_SLACK_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,10 @@ class SlackService:
             logger=logging.getLogger("slack_bolt"),
         )
         inbound = SlackInbound(
-            InboundStore(self.redis, self.keys, maxlen=self.settings.stream_maxlen), users, me
+            InboundStore(self.redis, self.keys, maxlen=self.settings.stream_maxlen),
+            users,
+            me,
+            raw_log=self.settings.raw_log(KIND_SLACK_EVENTS, redactor()),
         )
         inbound.register(app)
         handler = GuardedSocketModeHandler(
