@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
 
+from codex_broker.http_api.app import create_app
+from codex_broker.http_api.config import Settings
+from codex_broker.http_api.context import AppContext
 from codex_broker.libs.logs import JsonFormatter, Redactor
 from tests.http_api.conftest import Session
 from tests.http_api.support import Responder
@@ -63,3 +67,28 @@ async def test_request_log_redacts_content_and_tokens(
     assert first["input"]["text"] == "[redacted 15 chars]"
     assert first["input"]["conversationId"] == "C1"  # ids stay for debugging
     assert json.loads(lines[-1])["error"] == "invalid_json_field"
+
+
+async def test_raw_request_log_keeps_text_but_not_tokens_or_file_bytes(
+    api_settings: Settings, session: Session, responder: Responder, data_root: Path
+) -> None:
+    settings = api_settings.model_copy(update={"log_raw_http_requests": True})
+    context = AppContext.create(settings)
+    transport = httpx.ASGITransport(app=create_app(context))
+    payload = base64.b64encode(b"FILE-BYTES-42" * 200).decode()
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            headers = {**session.headers, "x-broker-session-token": session.token}
+            await http.post("/chat/post-message", json=session.body(text="MESSAGE-TEXT-42"), headers=headers)
+            await http.post(
+                "/chat/post-file",
+                json=session.body(contentBase64=payload, filename="f.txt", token=session.token),
+                headers=headers,
+            )
+    finally:
+        await context.aclose()
+    files = sorted((data_root / "logs" / "raw" / "http-requests").glob("*.jsonl"))
+    joined = "".join(f.read_text() for f in files)
+    assert "MESSAGE-TEXT-42" in joined, "raw logs keep what the request said"
+    assert session.token not in joined and payload not in joined
+    assert "[base64" in joined

@@ -13,6 +13,7 @@ from codex_broker.http_api import metrics
 from codex_broker.http_api.errors import ApiError
 from codex_broker.http_api.redaction import redact_input
 from codex_broker.libs.logs import Redactor
+from codex_broker.libs.rawlog import RawLog
 
 log = logging.getLogger("codex_broker.http_api.requests")
 
@@ -49,9 +50,11 @@ class BodyLimitMiddleware:
 class RequestLogMiddleware:
     """Logs method, route, status, duration and the redacted input a handler recorded."""
 
-    def __init__(self, app: ASGIApp, redactor: Redactor) -> None:
+    def __init__(self, app: ASGIApp, redactor: Redactor, raw_log: RawLog | None = None) -> None:
         self.app = app
         self.redactor = redactor
+        # LOG_RAW_HTTP_REQUESTS: the full input too (secrets and inline file contents still removed)
+        self.raw_log = raw_log if raw_log is not None and raw_log.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +96,8 @@ class RequestLogMiddleware:
             if key in state:
                 extra[key] = state[key]
         log.info("http request", extra=extra)
+        if self.raw_log is not None:
+            self.raw_log.write({**extra, "input": state.get("input")}, session_key=state.get("session_key"))
 
 
 def _route_label(scope: Scope) -> str:
