@@ -218,3 +218,15 @@ async def test_readyz_shows_the_connection_and_the_degraded_mode(start_ingress) 
 
     await wait_for(connected_gauge, what="the connected gauge")
     assert ingress.fake.connected() == 1
+
+
+async def test_raw_events_are_logged_redacted_when_switched_on(start_ingress, tmp_path) -> None:
+    ingress: RunningIngress = await start_ingress(log_raw_feishu_events=True)
+    planted = "sk-proj-plantedInAFeishuMessage000000"
+    sent = ingress.fake.push_message(chat_id="oc_raw", text=f"key is {planted}", mention_bot=True)
+    await ingress.wait_inbound(1)
+    raw_dir = tmp_path / "data" / "logs" / "raw" / "feishu-events"
+    files = await wait_for(lambda: sorted(raw_dir.glob("*.jsonl")), what="raw feishu log file")
+    text = "".join(f.read_text() for f in files)
+    assert sent["message_id"] in text and "key is" in text
+    assert planted not in text and ingress.fake.app_secret not in text

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from codex_broker.libs.settings import CommonSettings
+from codex_broker.libs.rawlog import RawLogSettings
 
 
-class Settings(CommonSettings):
+class Settings(RawLogSettings):
     metrics_port: int = Field(default=9102, ge=0, le=65535, description="Port of /metrics and health")
 
     feishu_app_id: str = Field(default="", description="Feishu/Lark app id (cli_...); empty = disabled")

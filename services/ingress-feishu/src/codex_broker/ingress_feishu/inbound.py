@@ -27,10 +27,15 @@ from codex_broker.ingress_feishu.normalize import (
 )
 from codex_broker.libs.contracts import InboundEvent, encode
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.rawlog import RawLog
 
 log = logging.getLogger(__name__)
 
 DEDUPE_SCOPE = "inbound-feishu"
+DEAD_LETTER_SOURCE = "feishu:long-connection"
+DEAD_LETTER_GROUP = "ingress-feishu"
+DEAD_LETTER_MAXLEN = 50_000
+DEAD_LETTER_DATA_MAX = 64 * 1024
 DEDUPE_TTL_S = 24 * 3600
 DATA_FIELD = "data"
 
@@ -41,18 +46,46 @@ class InboundSink:
     keys: Keys
     policy: Callable[[], InboundPolicy]
     stream_maxlen: int = 100_000
+    raw_log: RawLog | None = None  # LOG_RAW_FEISHU_EVENTS (a no-op RawLog when switched off)
 
     def on_message(self, payload: dict[str, Any]) -> None:
-        self._persist("message", message_to_inbound(payload, self.policy()))
+        result = message_to_inbound(payload, self.policy())
+        self._log_raw("im.message.receive_v1", payload, result)
+        self._persist("message", result)
 
     def on_card_action(self, payload: dict[str, Any]) -> str | None:
         """Returns the toast to show the clicker, or None for a button that is not ours."""
         result = card_action_to_inbound(payload)
+        self._log_raw("card.action.trigger", payload, result)
         self._persist("card_action", result)
         if isinstance(result, Ignored):
             return None
         action = result.action.action if result.action else ""
         return {"stop": "Stopping…", "approve": "Approved", "deny": "Denied"}.get(action, "Received")
+
+    def _log_raw(self, event_type: str, payload: dict[str, Any], result: InboundEvent | Ignored) -> None:
+        if self.raw_log is not None and self.raw_log.enabled:
+            session_key = None if isinstance(result, Ignored) else result.session_key
+            self.raw_log.write({"type": event_type, "payload": payload}, session_key=session_key)
+
+    def dead_letter(self, payload: bytes, reason: str) -> None:
+        """An event payload that can never be handled, on the dead-letter stream with the reason."""
+        self.redis.xadd(
+            self.keys.dead_letter_stream,
+            {
+                "source_stream": DEAD_LETTER_SOURCE,
+                "source_id": _event_id_of(payload),
+                "group": DEAD_LETTER_GROUP,
+                "reason": reason[:2000],
+                "deliveries": "1",
+                DATA_FIELD: payload[:DEAD_LETTER_DATA_MAX].decode("utf-8", errors="replace"),
+                "at_ms": str(int(time.time() * 1000)),
+            },
+            maxlen=DEAD_LETTER_MAXLEN,
+            approximate=True,
+        )
+        metrics.INBOUND_EVENTS.labels(type="unknown", result="dead_letter").inc()
+        log.warning("malformed feishu event dead-lettered", extra={"reason": reason[:300]})
 
     def _persist(self, event_type: str, result: InboundEvent | Ignored) -> None:
         if isinstance(result, Ignored):
@@ -75,6 +108,14 @@ class InboundSink:
             "inbound event persisted",
             extra={"event_id": result.event_id, "session_key": result.session_key, "kind": result.kind},
         )
+
+
+def _event_id_of(payload: bytes) -> str:
+    try:
+        header = json.loads(payload).get("header") or {}
+        return str(header.get("event_id") or "")[:256]
+    except Exception:  # any garbage: there is no id to show
+        return ""
 
 
 def event_to_dict(event: Any) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from codex_broker.ingress_feishu.outbound import OutboundHandler, partition_key
 from codex_broker.ingress_feishu.progress import ProgressRenderer, cancel_all
 from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
 from codex_broker.libs.keys import GROUP_INGRESS
+from codex_broker.libs.logs import redactor
+from codex_broker.libs.rawlog import KIND_FEISHU_EVENTS
 from codex_broker.libs.runtime import Task
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,13 @@ class FeishuIngress:
         self.sync_redis = sync_redis or SyncRedis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
         )
-        self.sink = InboundSink(self.sync_redis, self.keys, self.policy, stream_maxlen=settings.stream_maxlen)
+        self.sink = InboundSink(
+            self.sync_redis,
+            self.keys,
+            self.policy,
+            stream_maxlen=settings.stream_maxlen,
+            raw_log=settings.raw_log(KIND_FEISHU_EVENTS, redactor()),
+        )
         self.progress = ProgressRenderer(
             self.api, redis, self.keys, updates_per_s=settings.feishu_card_updates_per_s
         )
@@ -117,6 +125,7 @@ class FeishuIngress:
             domain=self.settings.feishu_domain,
             on_message=self.sink.on_message,
             on_card_action=self.sink.on_card_action,
+            on_malformed=self.sink.dead_letter,
         )
 
     async def _resolve_bot(self, stop: asyncio.Event) -> bool:
