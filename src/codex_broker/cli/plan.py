@@ -41,6 +41,42 @@ _ALIASES: dict[str, str] = {
 }
 MAX_REPLICAS = 64
 
+# Secret settings and the only children that may receive them (INTERFACES.md, "Secrets"): `up`
+# passes every other child its environment without them, so a service that does not own a secret
+# never holds it (its /proc/<pid>/environ, its crash reports, the processes it starts).
+SECRET_OWNERS: dict[str, frozenset[str]] = {
+    "SLACK_APP_TOKEN": frozenset({"ingress-slack"}),
+    "SLACK_BOT_TOKEN": frozenset({"ingress-slack"}),
+    "FEISHU_APP_SECRET": frozenset({"ingress-feishu"}),
+    "OPENAI_API_KEY": frozenset({"codex-runner"}),
+    "GH_TOKEN": frozenset({"codex-runner"}),
+    "GITHUB_TOKEN": frozenset({"codex-runner"}),
+    "BROKER_ADMIN_TOKEN": frozenset({"http-api"}),
+}
+_GH_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def secret_owners(base_env: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """SECRET_OWNERS, plus the rq worker for the GitHub tokens when JOB_ENV_INCLUDE_GH_TOKEN is on."""
+    owners = dict(SECRET_OWNERS)
+    include = next((v for k, v in base_env.items() if k.upper() == "JOB_ENV_INCLUDE_GH_TOKEN"), "")
+    if include.strip().lower() in _TRUE:
+        for name in _GH_TOKENS:
+            owners[name] = owners[name] | {WORKER.name}
+    return owners
+
+
+def env_without_foreign_secrets(service: str, base_env: Mapping[str, str]) -> dict[str, str]:
+    """`base_env` minus the secrets `service` does not own (names matched case-insensitively, as
+    the settings read them). Any other name passes through."""
+    owners = secret_owners(base_env)
+    return {
+        name: value
+        for name, value in base_env.items()
+        if name.upper() not in owners or service in owners[name.upper()]
+    }
+
 
 class PlanError(ValueError):
     """A --replicas value (or UP_REPLICAS) that cannot be used; the message says why."""
@@ -104,10 +140,11 @@ def plan_children(
     children: list[ChildPlan] = []
     port = metrics_port_base
     for service in services:
+        own_env = env_without_foreign_secrets(service.name, base_env)
         for index in range(1, replicas.get(service.name, 1) + 1):
             name = f"{service.name}-{index}"
             env = {
-                **base_env,
+                **own_env,
                 "INSTANCE_ID": name,
                 "METRICS_PORT": str(port),
                 "PYTHONUNBUFFERED": "1",

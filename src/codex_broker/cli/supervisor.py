@@ -28,6 +28,7 @@ from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import (
     ChildPlan,
     backoff_delay,
+    env_without_foreign_secrets,
     failures_after_exit,
     prefix_width,
 )
@@ -278,7 +279,7 @@ async def start_embedded_redis(
             service="redis",
             index=1,
             argv=tuple(embedded_redis.server_argv(binary, port, directory)),
-            env=env,
+            env=env_without_foreign_secrets("redis", env),  # Redis owns no secret
         )
         managed = Managed(plan)
         proc = await spawn(managed, out)
