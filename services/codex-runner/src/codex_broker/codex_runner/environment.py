@@ -27,6 +27,9 @@ TEAM_ENTRIES = ("AGENT.md", "AGENTS.md", "skills", "config.toml")
 APPS_FEATURES = ("apps", "plugins", "remote_plugin")
 ALWAYS_OVERRIDES = ("analytics.enabled=false", "check_for_update_on_startup=false")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+# Codex's shell never needs the model API key, and any command the model runs could read and send
+# it: Codex's shell_environment_policy drops it (on top of the profile's own exclude list).
+SHELL_EXCLUDED_ENV = ("OPENAI_API_KEY",)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,18 @@ def mcp_server_names(config_toml: Path) -> list[str]:
     return sorted(servers) if isinstance(servers, dict) else []
 
 
+def shell_env_excludes(config_toml: Path) -> list[str]:
+    """The profile's `shell_environment_policy.exclude` patterns plus SHELL_EXCLUDED_ENV (a `-c`
+    override replaces the whole list, so the operator's entries are carried over)."""
+    try:
+        policy = tomllib.loads(config_toml.read_text(encoding="utf-8")).get("shell_environment_policy")
+    except (OSError, tomllib.TOMLDecodeError):
+        policy = None
+    existing = policy.get("exclude") if isinstance(policy, dict) else None
+    patterns = [p for p in existing if isinstance(p, str)] if isinstance(existing, list) else []
+    return [*patterns, *(name for name in SHELL_EXCLUDED_ENV if name not in patterns)]
+
+
 def app_server_command(settings: Settings, codex_bin: str, profile: Profile) -> list[str]:
     command = [codex_bin, "app-server"]
     if settings.codex_disable_apps:
@@ -111,6 +126,8 @@ def app_server_command(settings: Settings, codex_bin: str, profile: Profile) -> 
                 overrides.append(f"mcp_servers.{name}.enabled=false")
             else:
                 log.warning("cannot disable MCP server with this name", extra={"server": name})
+    excludes = shell_env_excludes(profile.codex_home / "config.toml")
+    overrides.append(f"shell_environment_policy.exclude={json.dumps(excludes)}")
     overrides += settings.codex_config_overrides
     for override in overrides:
         command += ["-c", override]
