@@ -30,6 +30,8 @@ _TOKEN_PATTERNS = [
     # also the repr of a headers dict: {'Authorization': 'token abc'}
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)\s+[^\s\"',}]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # the session capability token in Codex's developer instructions (raw Codex RPC logs)
+    re.compile(r"(BROKER_SESSION_TOKEN=)[A-Za-z0-9._~+/=-]{8,}"),
 ]
 _SECRET_KEY_NAMES = re.compile(
     r"(?i)^(authorization|x-admin-token|x-broker-session-token|.*(secret|token|api_key|apikey|password).*)$"
