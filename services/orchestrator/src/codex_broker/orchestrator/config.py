@@ -57,7 +57,11 @@ class Settings(HousekeepingSettings):
 
     # ---- codex -----------------------------------------------------------------------------
     sandbox: Sandbox = Field(default="workspace-write", description="Codex sandbox for every turn")
-    network_access: bool = Field(default=False, description="Network access inside the sandbox")
+    # on by default: with it off, Codex's sandbox blocks every socket, loopback included, and
+    # Codex could not reach the broker's own API (history, posting, jobs) from its shell
+    network_access: bool = Field(
+        default=True, description="Network access inside the sandbox (Codex's shell → the broker API)"
+    )
     approval_policy: Literal["never", "on-request"] = Field(
         default="never", description="on-request shows Approve / Deny buttons in the thread"
     )
