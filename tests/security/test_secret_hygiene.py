@@ -359,7 +359,11 @@ def scan_processes(root: int, secrets: Mapping[str, str], findings: Findings, co
         counts.processes += 1
         seen_roles.add(role)
         held = secrets_in_env(env, secrets)
-        findings.check(role, f"pid {pid} {' '.join(cmdline(pid))[:55]}", held)
+        argv = " ".join(cmdline(pid))
+        findings.check(role, f"pid {pid} {argv[:55]}", held)
+        for name, value in secrets.items():  # a command line is readable by every local user
+            if value in argv:
+                findings.violations.append(f"{name} on the command line of pid {pid} ({role})")
         missing = MUST_HOLD.get(role, frozenset()) - set(held)
         if missing:
             findings.violations.append(
@@ -462,11 +466,25 @@ def check_derived(derived: dict[str, str], hits: list[Hit], findings: Findings) 
     return lines
 
 
-def print_report(counts: Counts, findings: Findings, derived_lines: list[str]) -> None:
+def log_dirs(logs: Path) -> dict[str, int]:
+    """Files per log directory: each service, raw/<kind>, sessions, jobs (what the scan covered)."""
+    found: dict[str, int] = {}
+    for path in logs.rglob("*"):
+        if path.is_file():
+            parts = path.relative_to(logs).parts
+            top = "/".join(parts[:2]) if parts[0] == "raw" else parts[0]
+            if parts[0] == "sessions" and "raw" in parts:
+                top = "sessions/*/raw"
+            found[top] = found.get(top, 0) + 1
+    return dict(sorted(found.items()))
+
+
+def print_report(counts: Counts, findings: Findings, derived_lines: list[str], logs: dict[str, int]) -> None:
     lines = [
         "",
         "==== secret hygiene scan ====",
         f"files: {counts.files} ({counts.file_bytes} bytes: DATA_ROOT and the output of up)",
+        f"log files by directory: {logs}",
         f"redis: {counts.redis_keys} keys {counts.by_type}, {counts.redis_entries} values/fields/entries",
         f"processes: {counts.processes} environments; outside the broker: {counts.other} records",
         "",
@@ -558,7 +576,9 @@ async def test_planted_secrets_stay_with_their_owners(
 
         derived = derived_secrets(world, workspace)
         derived_lines = check_derived(derived, find([*blobs, *outside], derived), findings)
-        print_report(counts, findings, derived_lines)
+        logs = log_dirs(data_root / "logs")
+        print_report(counts, findings, derived_lines, logs)
+        assert logs.get("raw/codex-rpc") and logs.get("sessions") and logs.get("jobs"), logs
         assert not findings.violations, "secrets outside their owner:\n" + "\n".join(findings.violations)
     finally:
         delete_keys(client, redis_patterns(broker.keys, jobs))
