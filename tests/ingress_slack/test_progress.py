@@ -121,11 +121,19 @@ async def test_refused_streaming_falls_back_to_one_updated_message_and_is_learne
         keys,
         action(snapshot("run-f", 2, "finish", tasks=tasks, outcome="completed", final_text=final), root=root),
     )
-    await wait_for(lambda: len(slack.messages(CHANNEL, root, from_bot=True)) == 2, what="final answer")
+
+    def finished() -> bool:
+        messages = slack.messages(CHANNEL, root, from_bot=True)
+        return len(messages) == 2 and messages[0]["text"].startswith(":white_check_mark: Done")
+
+    await wait_for(finished, what="final answer and finished progress message")
     progress, answer = slack.messages(CHANNEL, root, from_bot=True)
-    assert progress["text"].startswith(":white_check_mark: Done") and "make test" in progress["text"]
+    assert "make test" in progress["text"]
     assert not stop_buttons(progress)
     assert answer["text"] == "The answer *is* 42."
+    # the answer is a new message: it goes out before the progress message's (rate-limited) last update
+    answer_post = next(c for c in slack.calls("chat.postMessage") if c["args"].get("text") == answer["text"])
+    assert answer_post["at"] <= slack.calls("chat.update")[-1]["at"]
 
     # a later run in the same workspace does not ask for streaming again
     await publish(redis, keys, action(snapshot("run-g", 0, "start"), root=root))

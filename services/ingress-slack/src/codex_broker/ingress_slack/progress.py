@@ -152,6 +152,10 @@ class ProgressViews:
             if progress.phase != "finish" and state.surface and wait_ms > 0:
                 await self._park(progress.progress_id, action, wait_ms / 1000)
                 return
+            if progress.phase == "finish" and state.surface == MESSAGE and progress.final_text:
+                # The answer is a new message, not an update of the view: it goes out first, without
+                # waiting out the view's interval (posting is resumable: `_finish` does not repeat it).
+                await self._post_answer(action, state, progress.final_text)
             if wait_ms > 0 and state.surface:
                 await asyncio.sleep(wait_ms / 1000)  # the finish is never parked: it waits the rest out
             await self._apply(action, state)
@@ -422,13 +426,16 @@ class ProgressViews:
         if state.surface == NATIVE:
             post_after = await self._native_finish(action, state)
         if post_after:
-            await self.poster.post_pieces(
-                channel=state.channel,
-                thread_ts=state.thread_ts,
-                pieces=post_chunks(post_after, "markdown"),
-                parts_id=f"final:{progress.progress_id}",
-            )
+            await self._post_answer(action, state, post_after)
         state.finished = True
+
+    async def _post_answer(self, action: OutboundAction, state: ViewState, text: str) -> None:
+        await self.poster.post_pieces(
+            channel=state.channel or action.conversation_id,
+            thread_ts=state.thread_ts or action.root_message_id,
+            pieces=post_chunks(text, "markdown"),
+            parts_id=f"final:{action.payload.progress_id}",  # type: ignore[union-attr]
+        )
 
     async def _finish_without_view(self, action: OutboundAction, state: ViewState) -> None:
         """The run ended before any live view was shown: only the answer is posted."""
