@@ -20,6 +20,8 @@ SHAPES = {
     "openai project": "sk-proj-AbCdEf0123456789_xyz-ABCDEFGHIJ",
     "github": "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
     "feishu tenant": "t-g1044abcdEFGH.ijklmnopqrstuvwxyz0123",
+    "feishu tenant (no dot)": "t-g1044ghJRUIJJ5ELPFNMULZNRQYOB3QGBVTNUEQI",
+    "feishu user": "u-2bY7KLmJ8c3XEpqA5nH1wFvd9QrTz0sGuxiC4oN6yekZ",
 }
 
 
@@ -80,7 +82,7 @@ def test_nested_structures_and_secret_key_names() -> None:
 
 
 def test_plain_text_is_untouched() -> None:
-    text = "skip the task-list; see ticket xox-12 and sk-short"
+    text = "skip the task-list; see ticket xox-12 and sk-short; a t-shirt-and-u-turn-kind-of-day"
     assert Redactor().text(text) == text
 
 

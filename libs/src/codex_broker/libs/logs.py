@@ -26,7 +26,8 @@ _TOKEN_PATTERNS = [
     re.compile(r"sk-(?:proj-|svcacct-|ant-)?[A-Za-z0-9_-]{12,}"),
     re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"),
     re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),
-    re.compile(r"(?:t|u)-[A-Za-z0-9]{8,}\.[A-Za-z0-9_-]{16,}"),  # Feishu tenant/user access tokens
+    # Feishu tenant/user access tokens: `t-` / `u-` and a long opaque tail, with or without dots
+    re.compile(r"\b[tu]-(?=[A-Za-z0-9._-]*[0-9])[A-Za-z0-9][A-Za-z0-9._-]{29,}"),
     # also the repr of a headers dict: {'Authorization': 'token abc'}
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)\s+[^\s\"',}]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
