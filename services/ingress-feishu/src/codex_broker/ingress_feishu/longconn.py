@@ -24,6 +24,7 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTrigger,
     P2CardActionTriggerResponse,
 )
+from redis import exceptions as redis_errors
 
 from codex_broker.ingress_feishu import metrics
 from codex_broker.ingress_feishu.inbound import event_to_dict
@@ -45,6 +46,9 @@ _IGNORED_EVENTS = (
 
 _process_lock = threading.Lock()
 
+# failing to store (Redis away): lark answers 500 and Feishu pushes the event again, as it should
+NOT_STORED = (redis_errors.RedisError, OSError, TimeoutError)
+
 
 class LongConnection:
     def __init__(
@@ -55,12 +59,14 @@ class LongConnection:
         domain: str,
         on_message: Callable[[dict[str, Any]], None],
         on_card_action: Callable[[dict[str, Any]], str | None],
+        on_malformed: Callable[[bytes, str], None] | None = None,
     ) -> None:
         self._app_id = app_id
         self._app_secret = app_secret
         self._domain = domain
         self._on_message = on_message
         self._on_card_action = on_card_action
+        self._on_malformed = on_malformed
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: lark.ws.Client | None = None
@@ -142,7 +148,30 @@ class LongConnection:
         builder.register_p2_card_action_trigger(self._handle_card_action)
         for event_type in _IGNORED_EVENTS:
             builder.register_p2_customized_event(event_type, lambda _event: None)
-        return builder.build()
+        handler = builder.build()
+        if self._on_malformed is not None:
+            # private in 1.7.5: the one entry the ws client calls for every event payload
+            handler._do_without_validation = self._guarded(handler._do_without_validation)  # type: ignore[method-assign]
+        return handler
+
+    def _guarded(self, handle: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        """lark answers 500 to any exception and Feishu pushes the event again — forever, for
+        garbage. Only a failure to store deserves that; a payload that cannot be handled (not
+        JSON, not an event, an unknown type, a shape we cannot read) is dead-lettered and
+        answered 200. If the dead letter cannot be written either, that raises: 500."""
+        on_malformed = self._on_malformed
+        assert on_malformed is not None
+
+        def handle_or_dead_letter(payload: bytes) -> Any:
+            try:
+                return handle(payload)
+            except NOT_STORED:
+                raise
+            except Exception as exc:
+                on_malformed(payload, f"{type(exc).__name__}: {exc}")
+                return None
+
+        return handle_or_dead_letter
 
     def _handle_message(self, event: Any) -> None:
         # exceptions propagate: lark answers 500 and Feishu delivers the event again
