@@ -45,13 +45,15 @@ Driving (Python method — control endpoint, JSON body = the method's keyword ar
         "ratelimited" answers HTTP 429 with Retry-After (default 1 s).
   refuse_streaming(error="unknown_method")  chat.startStream always fails
   clear_failures()                                                           DELETE /_fake/failures
-  configure(ack_timeout_s=, max_retries=, echo_bot_messages=)               POST /_fake/config
+  configure(ack_timeout_s=, max_retries=, echo_bot_messages=, spread_connections=)
+                                                                             POST /_fake/config
 
 Inspecting (GET, query = keyword arguments):
   calls(method=) -> [{"method", "args", "ok", "error", "at"}]               GET /_fake/calls
   messages(channel=, thread_ts=, from_bot=) -> stored messages, oldest first GET /_fake/messages
         (each: ts, channel, user, text, blocks, thread_ts, bot_id, deleted, edits, files)
-  envelopes(event_id=) -> [{"envelope_id", "event_id", "kind", "attempt", "acked", "acked_at"}]
+  envelopes(event_id=) -> [{"envelope_id", "event_id", "kind", "attempt", "acked", "acked_at",
+        "connection"}] ("connection": number of the Socket Mode connection it was sent on)
                                                                              GET /_fake/envelopes
   acked(event_id) / deliveries(event_id)  (helpers over envelopes)
   uploads() -> [{"file_id", "filename", "title", "content"(bytes; HTTP: content_base64),
@@ -63,10 +65,16 @@ Inspecting (GET, query = keyword arguments):
                                                                              GET /_fake/statuses
   ephemerals(), views()                                       GET /_fake/ephemerals, /_fake/views
   connections() -> number of open Socket Mode websockets                     GET /_fake/state
+        (also "connection_ids": the numbers of the open ones, 1, 2, … in order of opening)
 
 Re-sending: an events_api envelope not acked within `ack_timeout_s` is sent again with a new
 envelope_id, `retry_attempt` + 1 and `retry_reason` "timeout", at most `max_retries` times —
 like Slack. Envelopes pushed while no client is connected wait for the next connection.
+
+Several connections (one app running as replicas): by default the newest connection gets every
+envelope; with `spread_connections=True` (`--spread`) envelopes go round-robin over the open
+connections, as Slack spreads events over an app's connections, so a retry usually lands on
+another connection than the first attempt. `resend(event_id, connection=N)` picks one.
 """
 
 from __future__ import annotations
@@ -144,6 +152,7 @@ class FakeSlack:
         ack_timeout_s: float = 3.0,
         max_retries: int = 3,
         echo_bot_messages: bool = True,
+        spread_connections: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -156,6 +165,7 @@ class FakeSlack:
         self.ack_timeout_s = ack_timeout_s
         self.max_retries = max_retries
         self.echo_bot_messages = echo_bot_messages
+        self.spread_connections = spread_connections
         # state, touched only on the fake's own loop
         self._calls: list[dict[str, Any]] = []
         self._failures: dict[str, list[_Failure]] = {}
@@ -174,6 +184,10 @@ class FakeSlack:
         self._by_envelope: dict[str, _Delivery] = {}
         self._queued: dict[str, dict[str, Any]] = {}  # envelopes waiting for a connection
         self._sockets: list[web.WebSocketResponse] = []
+        self._socket_numbers: dict[int, int] = {}  # id(ws) -> connection number (1, 2, … by opening)
+        self._opened = 0
+        self._round_robin = 0
+        self._sent_on: dict[str, int] = {}  # envelope_id -> connection number it was written to
         self._tick = int(time.time() * 1_000_000)
         self._ids = 0
         # server plumbing
@@ -290,9 +304,10 @@ class FakeSlack:
     def push_event(self, event: dict[str, Any], event_id: str | None = None) -> str:
         return self._run(self._push_event, event, event_id)
 
-    def resend(self, event_id: str) -> str:
-        """Send an event again as Slack does when it missed the ack (next retry_attempt)."""
-        return self._run(self._resend, event_id)
+    def resend(self, event_id: str, connection: int | None = None) -> str:
+        """Send an event again as Slack does when it missed the ack (next retry_attempt);
+        `connection` picks the Socket Mode connection (its number), else the usual choice."""
+        return self._run(self._resend, event_id, connection)  # type: ignore[no-any-return]
 
     def seed_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
         """Store a message (for history) without sending any event; returns its ts."""
@@ -502,9 +517,9 @@ class FakeSlack:
         }
         return self._deliver(_Delivery(event_id=event_id, kind="events_api", payload=payload))
 
-    def _resend(self, event_id: str) -> str:
+    def _resend(self, event_id: str, connection: int | None = None) -> str:
         delivery = self._deliveries[event_id]
-        return self._send_attempt(delivery, len(delivery.envelope_ids))
+        return self._send_attempt(delivery, len(delivery.envelope_ids), connection)
 
     def _seed_message(self, channel: str, user: str, text: str, thread_ts: str | None) -> str:
         fields: dict[str, Any] = {"user": user, "text": text, "team": self.team_id}
@@ -589,7 +604,7 @@ class FakeSlack:
         self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times, needed))
 
     def _configure(self, **options: Any) -> None:
-        for name in ("ack_timeout_s", "max_retries", "echo_bot_messages"):
+        for name in ("ack_timeout_s", "max_retries", "echo_bot_messages", "spread_connections"):
             if name in options and options[name] is not None:
                 setattr(self, name, type(getattr(self, name))(options[name]))
 
@@ -599,7 +614,7 @@ class FakeSlack:
         self._deliveries[delivery.event_id] = delivery
         return self._send_attempt(delivery, 0)
 
-    def _send_attempt(self, delivery: _Delivery, attempt: int) -> str:
+    def _send_attempt(self, delivery: _Delivery, attempt: int, connection: int | None = None) -> str:
         envelope_id = str(uuid.uuid4())
         delivery.envelope_ids.append(envelope_id)
         self._by_envelope[envelope_id] = delivery
@@ -612,18 +627,31 @@ class FakeSlack:
         if delivery.kind == "events_api":
             envelope["retry_attempt"] = attempt
             envelope["retry_reason"] = "timeout" if attempt else ""
-        asyncio.get_running_loop().create_task(self._send(envelope))
+        asyncio.get_running_loop().create_task(self._send(envelope, connection))
         if delivery.kind == "events_api":
             delivery.timer = asyncio.get_running_loop().create_task(self._resend_later(delivery, attempt))
         return envelope_id
 
-    async def _send(self, envelope: dict[str, Any]) -> None:
-        for ws in reversed(self._sockets):  # the newest connection gets it
+    async def _send(self, envelope: dict[str, Any], connection: int | None = None) -> None:
+        for ws in self._send_order(connection):
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     await ws.send_str(json.dumps(envelope))
+                    self._sent_on[envelope["envelope_id"]] = self._socket_numbers.get(id(ws), 0)
                     return
         self._queued[envelope["envelope_id"]] = envelope
+
+    def _send_order(self, connection: int | None) -> list[web.WebSocketResponse]:
+        """Sockets to try in turn: the chosen one first, else round-robin or the newest first."""
+        sockets = list(reversed(self._sockets))  # the newest connection first
+        if connection is not None:
+            chosen = [ws for ws in sockets if self._socket_numbers.get(id(ws)) == connection]
+            return chosen + [ws for ws in sockets if ws not in chosen]
+        if self.spread_connections and sockets:
+            self._round_robin += 1
+            start = self._round_robin % len(sockets)
+            return sockets[start:] + sockets[:start]
+        return sockets
 
     async def _resend_later(self, delivery: _Delivery, attempt: int) -> None:
         await asyncio.sleep(self.ack_timeout_s)
@@ -641,6 +669,8 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._sockets.append(ws)
+        self._opened += 1
+        self._socket_numbers[id(ws)] = self._opened
         try:
             await ws.send_json(
                 {
@@ -657,6 +687,7 @@ class FakeSlack:
         finally:
             if ws in self._sockets:
                 self._sockets.remove(ws)
+            self._socket_numbers.pop(id(ws), None)
         return ws
 
     def _on_client_message(self, raw: str) -> None:
@@ -1073,6 +1104,7 @@ class FakeSlack:
                         "attempt": attempt,
                         "acked": envelope_id in delivery.acks,
                         "acked_at": delivery.acks.get(envelope_id),
+                        "connection": self._sent_on.get(envelope_id),
                         "ack_payload": delivery.ack_payload
                         if delivery.acked_envelope == envelope_id
                         else None,
@@ -1106,7 +1138,10 @@ class FakeSlack:
         )
         post("/_fake/messages", lambda b: self._user_message(**b).__dict__)
         post("/_fake/events", lambda b: {"envelope_id": self._push_event(b["event"], b.get("event_id"))})
-        post("/_fake/resend", lambda b: {"envelope_id": self._resend(b["event_id"])})
+        post(
+            "/_fake/resend",
+            lambda b: {"envelope_id": self._resend(b["event_id"], b.get("connection"))},
+        )
         post(
             "/_fake/seed",
             lambda b: {"ts": self._seed_message(b["channel"], b["user"], b["text"], b.get("thread_ts"))},
@@ -1136,7 +1171,14 @@ class FakeSlack:
         get("/_fake/statuses", lambda q: self._statuses)
         get("/_fake/ephemerals", lambda q: self._ephemerals)
         get("/_fake/views", lambda q: self._views)
-        get("/_fake/state", lambda q: {"connections": len(self._sockets), "api_url": self.api_url})
+        get(
+            "/_fake/state",
+            lambda q: {
+                "connections": len(self._sockets),
+                "connection_ids": [self._socket_numbers.get(id(ws)) for ws in self._sockets],
+                "api_url": self.api_url,
+            },
+        )
 
     async def _clear_failures_route(self, request: web.Request) -> web.Response:
         self._failures.clear()
@@ -1205,6 +1247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ack-timeout-s", type=float, default=3.0)
     parser.add_argument("--max-retries", type=int, default=3)
     parser.add_argument("--no-echo", action="store_true", help="do not echo the bot's posts as events")
+    parser.add_argument("--spread", action="store_true", help="round-robin envelopes over all connections")
     args = parser.parse_args(argv)
     fake = FakeSlack(
         host=args.host,
@@ -1214,6 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
         ack_timeout_s=args.ack_timeout_s,
         max_retries=args.max_retries,
         echo_bot_messages=not args.no_echo,
+        spread_connections=args.spread,
     )
 
     def announce() -> None:

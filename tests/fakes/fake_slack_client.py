@@ -68,8 +68,9 @@ class FakeSlackClient:
     def push_event(self, event: dict[str, Any], event_id: str | None = None) -> str:
         return str(self._post("events", {"event": event, "event_id": event_id})["envelope_id"])
 
-    def resend(self, event_id: str) -> str:
-        return str(self._post("resend", {"event_id": event_id})["envelope_id"])
+    def resend(self, event_id: str, connection: int | None = None) -> str:
+        body = {"event_id": event_id, "connection": connection}
+        return str(self._post("resend", body)["envelope_id"])
 
     def seed_message(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> str:
         body = {"channel": channel, "user": user, "text": text, "thread_ts": thread_ts}
@@ -156,6 +157,9 @@ class FakeSlackClient:
 
     def connections(self) -> int:
         return int(self._get("state")["connections"])
+
+    def connection_ids(self) -> list[int]:
+        return [int(n) for n in self._get("state")["connection_ids"]]
 
     def wait_connected(self, timeout_s: float = 15.0, count: int = 1) -> None:
         _wait(lambda: self.connections() >= count, timeout_s, "a Socket Mode connection")

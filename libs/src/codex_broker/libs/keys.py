@@ -56,6 +56,11 @@ class Keys:
         """RunRequests (orchestrator → any codex-runner with a free slot)."""
         return f"{self.prefix}:stream:runs"
 
+    def runner_runs_stream(self, runner_id: str) -> str:
+        """RunRequests handed to one runner because its app-server holds the Codex thread
+        (Codex lets one process at a time write a thread); read only by that runner."""
+        return f"{self.prefix}:stream:runs:{runner_id}"
+
     def runner_control_stream(self, runner_id: str) -> str:
         """RunControls for the runs one runner holds (orchestrator → that runner)."""
         return f"{self.prefix}:stream:control:{runner_id}"
@@ -142,6 +147,10 @@ class Keys:
     def run(self, run_id: str) -> str:
         """Hash: session key, runner id, status, timestamps of one run."""
         return f"{self.prefix}:run:{run_id}"
+
+    def codex_thread_runner(self, thread_id: str) -> str:
+        """String: the runner whose app-server last loaded this Codex thread (its writer)."""
+        return f"{self.prefix}:codex-thread:{thread_id}:runner"
 
     @property
     def active_runs(self) -> str:

@@ -14,6 +14,9 @@ TURN_SECONDS = Histogram(
     ["outcome"],
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+RUNS_HANDED_OVER = Counter(
+    "cb_runner_runs_handed_over_total", "Runs passed to the runner whose app-server holds their Codex thread"
+)
 ACTIVE_TURNS = Gauge("cb_runner_active_turns", "Runs in progress on this runner")
 CAPACITY = Gauge("cb_runner_capacity", "MAX_CONCURRENT_TURNS of this runner")
 APP_SERVER_RESTARTS = Counter("cb_runner_app_server_restarts_total", "Codex app-server processes restarted")

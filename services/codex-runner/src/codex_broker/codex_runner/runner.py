@@ -4,16 +4,26 @@ Claiming follows INTERFACES.md: read `runs` (group codex-runners) only with a fr
 COUNT = free slots; per claimed run one pipeline sets the run hash {runner_id, status=running},
 reads `cancel_requested`, publishes `accepted` (seq 0) and ACKs — concurrently with loading the
 Codex thread, so the claim adds no sequential round trip before `turn/start`.
+
+Codex lets one process at a time write a thread (its "thread writer lock", held while the thread
+is loaded), so a follow-up turn must run where its thread is loaded. Each runner records itself
+as the thread's writer when it loads one (`keys.codex_thread_runner`); a runner that takes a run
+for a thread another live runner holds hands it to that runner's own stream
+(`keys.runner_runs_stream`) instead of resuming it. A runner whose writer is gone resumes the
+thread itself from the shared CODEX_HOME.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
-from typing import Any
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -39,6 +49,9 @@ from codex_broker.libs.keys import GROUP_RUNNERS
 log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
+THREAD_WRITER_TTL_S = 7 * 24 * 3600
+REDIS_RETRY_S = 60.0  # how long a claim or hand-over waits for Redis to come back
+T = TypeVar("T")
 
 
 class Runner:
@@ -47,6 +60,11 @@ class Runner:
         self.redis = redis
         self.keys = settings.keys
         self.runner_id = settings.instance_id
+        # One id per process: a run claimed by an earlier process under the same INSTANCE_ID
+        # (a restart) is lost, and the orchestrator tells them apart by this id.
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.own_stream = self.keys.runner_runs_stream(self.runner_id)
+        self._routing = 0  # runs being checked for another writer: they hold a slot meanwhile
         self.codex_bin = native_codex_bin(codex_bin)
         self.capacity = settings.max_concurrent_turns
         self.bus = StreamBus(
@@ -64,7 +82,7 @@ class Runner:
 
     # ---- service frame hooks ---------------------------------------------------------------
     def details(self) -> dict[str, Any]:
-        return {"active": len(self.runs), "capacity": self.capacity}
+        return {"active": len(self.runs), "capacity": self.capacity, "boot": self.boot_id}
 
     async def ready(self) -> dict[str, Any]:
         down = [
@@ -109,21 +127,22 @@ class Runner:
 
     # ---- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, stop: asyncio.Event) -> None:
-        stream = self.keys.runs_stream
+        streams: dict[Any, Any] = {self.keys.runs_stream: ">", self.own_stream: ">"}
         backoff = 0.2
         group_ready = False
         while not stop.is_set():
-            free = self.capacity - len(self.runs)
+            free = self.capacity - len(self.runs) - self._routing
             if free <= 0:
                 self._slot_freed.clear()
                 await _first(self._slot_freed, stop)
                 continue
             try:
                 if not group_ready:
-                    await self.bus.ensure_group(stream, GROUP_RUNNERS)
+                    for stream in streams:
+                        await self.bus.ensure_group(stream, GROUP_RUNNERS)
                     group_ready = True
                 response: Any = await self.redis.xreadgroup(
-                    GROUP_RUNNERS, self.runner_id, {stream: ">"}, count=free, block=CLAIM_BLOCK_MS
+                    GROUP_RUNNERS, self.runner_id, streams, count=free, block=CLAIM_BLOCK_MS
                 )
                 backoff = 0.2
             except redis_errors.ResponseError as exc:
@@ -138,22 +157,84 @@ class Runner:
                     await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, 10.0)
                 continue
-            for _, entries in response or []:
+            for stream_name, entries in response or []:
                 for entry_id, fields in entries:
-                    self._start(_text(entry_id), fields)
+                    self._start(_text(entry_id), fields, _text(stream_name))
 
-    def _start(self, entry_id: str, fields: Any) -> None:
+    def _start(self, entry_id: str, fields: Any, stream: str | None = None) -> None:
+        stream = stream or self.keys.runs_stream
         raw = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD) or b""
         try:
             request = decode(RunRequest, raw)
         except ContractError as exc:
             data, _ = entry_data(fields)  # not UTF-8 fails decode above; keep it printable here
-            delivery = Delivery(stream=self.keys.runs_stream, entry_id=entry_id, data=data)
+            delivery = Delivery(stream=stream, entry_id=entry_id, data=data)
             self._spawn(self.bus.dead_letter(delivery, GROUP_RUNNERS, f"ContractError: {exc}"))
             return
         if request.run_id in self.runs:  # a duplicate entry for a run we already hold
-            self._spawn(self.redis.xack(self.keys.runs_stream, GROUP_RUNNERS, entry_id))
+            self._spawn(self.redis.xack(stream, GROUP_RUNNERS, entry_id))
             return
+        thread_id = request.thread_id
+        if (
+            stream == self.keys.runs_stream
+            and thread_id
+            and thread_id not in self.supervisor(request.auth_profile).loaded_threads
+        ):
+            self._routing += 1
+            self._spawn(self._route(request, entry_id, fields, stream))
+            return
+        self._begin(request, entry_id, stream)
+
+    async def _route(self, request: RunRequest, entry_id: str, fields: Any, stream: str) -> None:
+        """Hand the run to the live runner holding its Codex thread, else run it here."""
+        try:
+            # Waits out a Redis outage: guessing "nobody" would resume a thread another
+            # app-server holds, which Codex refuses.
+            writer = await _redis_retry(lambda: self._live_writer(str(request.thread_id)))
+            if writer is not None:
+                data = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD)
+                await _redis_retry(lambda: self._hand_over(writer, data, stream, entry_id))
+                metrics.RUNS_HANDED_OVER.inc()
+                log.info("run handed to its thread's runner", extra={"run_id": request.run_id, "to": writer})
+                return
+        except Exception as exc:  # Redis gone for long: running it here is the best left (resume waits)
+            log.warning("thread writer lookup failed", extra={"run_id": request.run_id, "error": str(exc)})
+        finally:
+            self._routing -= 1
+            self._slot_freed.set()
+        self._begin(request, entry_id, stream)
+
+    async def _hand_over(self, writer: str, data: Any, stream: str, entry_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(
+            self.keys.runner_runs_stream(writer),
+            {DATA_FIELD: data},
+            maxlen=self.settings.stream_maxlen,
+            approximate=True,
+        )
+        pipe.xack(stream, GROUP_RUNNERS, entry_id)
+        await pipe.execute()
+
+    async def _live_writer(self, thread_id: str) -> str | None:
+        """Another runner that holds `thread_id` and still heartbeats (None: nobody, or us)."""
+        writer = await self.redis.get(self.keys.codex_thread_runner(thread_id))
+        if writer is None or _text(writer) == self.runner_id:
+            return None
+        beat = await self.redis.get(self.keys.heartbeat("codex-runner", _text(writer)))
+        if beat is None:
+            return None
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            # a live runner beats every interval; a SIGKILLed one leaves its key until the TTL
+            if time.time() - float(json.loads(beat).get("at", 0)) > self.settings.heartbeat_interval_s + 2:
+                return None
+        return _text(writer)
+
+    def _thread_loaded(self, thread_id: str) -> None:
+        self._spawn(
+            self.redis.set(self.keys.codex_thread_runner(thread_id), self.runner_id, ex=THREAD_WRITER_TTL_S)
+        )
+
+    def _begin(self, request: RunRequest, entry_id: str, stream: str) -> None:
         run = TurnRun(
             request,
             runner_id=self.runner_id,
@@ -161,16 +242,22 @@ class Runner:
             settings=self.settings,
             supervisor=self.supervisor(request.auth_profile),
             publisher=self.publisher,
+            on_thread_loaded=self._thread_loaded,
         )
         self.runs[request.run_id] = run
         metrics.ACTIVE_TURNS.set(len(self.runs))
-        claim = asyncio.ensure_future(self._claim(request, entry_id))
+        claim = asyncio.ensure_future(self._claim(request, entry_id, stream))
         task = asyncio.create_task(run.drive(claim), name=f"run-{request.run_id}")
         self._run_tasks[request.run_id] = task
         task.add_done_callback(lambda _: self._run_done(request.run_id))
 
-    async def _claim(self, request: RunRequest, entry_id: str) -> bool:
-        """One round trip: take the run, announce it, ack it; True when it was cancelled already."""
+    async def _claim(self, request: RunRequest, entry_id: str, stream: str) -> bool:
+        """One round trip: take the run, announce it, ack it; True when it was cancelled already.
+        Every step is idempotent, so a Redis outage is waited out and the whole claim repeated
+        (giving up would leave the run read but never announced: the thread stuck in "running")."""
+        return await _redis_retry(lambda: self._claim_once(request, entry_id, stream))
+
+    async def _claim_once(self, request: RunRequest, entry_id: str, stream: str) -> bool:
         run_key = self.keys.run(request.run_id)
         accepted = RunEvent(
             run_id=request.run_id,
@@ -184,6 +271,7 @@ class Runner:
             run_key,
             mapping={
                 "runner_id": self.runner_id,
+                "runner_boot": self.boot_id,
                 "status": "running",
                 "started_at_ms": str(int(time.time() * 1000)),
             },
@@ -195,7 +283,7 @@ class Runner:
             maxlen=self.settings.stream_maxlen,
             approximate=True,
         )
-        pipe.xack(self.keys.runs_stream, GROUP_RUNNERS, entry_id)
+        pipe.xack(stream, GROUP_RUNNERS, entry_id)
         results = await pipe.execute()
         return _text(results[1] or b"") == "1"
 
@@ -272,6 +360,20 @@ class Runner:
         task = asyncio.ensure_future(awaitable)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+async def _redis_retry(call: Callable[[], Awaitable[T]], budget_s: float = REDIS_RETRY_S) -> T:
+    """`call()` again with backoff while Redis is unreachable, for at most `budget_s`."""
+    deadline = time.monotonic() + budget_s
+    delay = 0.1
+    while True:
+        try:
+            return await call()
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
 
 
 async def _first(*events: asyncio.Event) -> None:

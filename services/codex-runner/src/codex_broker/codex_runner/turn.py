@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from codex_broker.libs.keys import Keys
 log = logging.getLogger(__name__)
 
 INTERRUPT_GRACE_S = 10.0  # after turn/interrupt, report the turn interrupted even if Codex stays silent
+ACTIVE_WRITER = "already has an active writer"  # Codex 0.169: the thread is loaded in another process
+WRITER_WAIT_S = 10.0  # how long a resume waits for another process to let go of the thread
 
 
 class ThreadNotFound(Exception):
@@ -69,8 +72,10 @@ class TurnRun:
         settings: Settings,
         supervisor: Supervisor,
         publisher: EventPublisher,
+        on_thread_loaded: Callable[[str], None] | None = None,
     ) -> None:
         self.request = request
+        self.on_thread_loaded = on_thread_loaded
         self.runner_id = runner_id
         self.keys = keys
         self.settings = settings
@@ -106,7 +111,10 @@ class TurnRun:
             try:
                 server = await self.supervisor.get(self.settings.request_timeout_s)
                 self._server = server
+                loaded_before = self.request.thread_id in self.supervisor.loaded_threads
                 thread_id = await self._ensure_thread(server)
+                if not loaded_before and self.on_thread_loaded is not None:
+                    self.on_thread_loaded(thread_id)
             finally:
                 cancel_requested = await claim
             if cancel_requested:
@@ -171,14 +179,23 @@ class TurnRun:
             model=request.model,
             excludeTurns=True,
         )
-        try:
-            raw = await server.request(
-                "thread/resume", dump(params), timeout_s=self.settings.request_timeout_s
-            )
-        except AppServerError as exc:
-            if is_thread_not_found(exc.message):
-                raise ThreadNotFound(exc.message) from exc
-            raise
+        deadline = time.monotonic() + WRITER_WAIT_S
+        delay = 0.1
+        while True:
+            try:
+                raw = await server.request(
+                    "thread/resume", dump(params), timeout_s=self.settings.request_timeout_s
+                )
+                break
+            except AppServerError as exc:
+                if is_thread_not_found(exc.message):
+                    raise ThreadNotFound(exc.message) from exc
+                # Another app-server still holds the thread (its runner is going away, or
+                # it is closing it): wait a little for the lock instead of failing the turn.
+                if ACTIVE_WRITER not in exc.message or time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         self.supervisor.loaded_threads[thread_id] = effective_settings(
             p.ThreadResumeResponse.model_validate(raw)
         )

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 ORPHAN_GRACE_MS = 60_000  # an active-runs member without a run record (crash between two writes)
 RUNNER_SERVICE = "codex-runner"
 
-RUN_FIELDS = ("session_key", "runner_id", "created_at_ms", "status", ENDED_FIELD)
+RUN_FIELDS = ("session_key", "runner_id", "runner_boot", "created_at_ms", "status", ENDED_FIELD)
 
 Verdict = Literal["keep", "unclaimed", "runner_gone", "drop"]
 
@@ -40,8 +40,11 @@ def judge(
     now_s: float,
     claim_timeout_s: float,
     dead_after_s: float,
+    runner_boot: str | None = None,
 ) -> Verdict:
-    """Pure verdict on one active run. `runner_seen_at` is its runner's last heartbeat (epoch s)."""
+    """Pure verdict on one active run. `runner_seen_at` is its runner's last heartbeat (epoch s),
+    `runner_boot` the process id in that heartbeat: a runner restarted under the same instance
+    id (a supervisor or a pod restart) heartbeats again, but the run died with the old process."""
     if run.get(ENDED_FIELD):
         return "drop"
     runner_id = run.get("runner_id")
@@ -49,6 +52,9 @@ def judge(
         created_s = int(run.get("created_at_ms") or 0) / 1000
         return "unclaimed" if now_s - created_s > claim_timeout_s else "keep"
     if runner_seen_at is None or now_s - runner_seen_at > dead_after_s:
+        return "runner_gone"
+    claimed_by = run.get("runner_boot")
+    if claimed_by and runner_boot and claimed_by != runner_boot:
         return "runner_gone"
     return "keep"
 
@@ -87,7 +93,7 @@ class Reconciler:
             {name: text(value) for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
             for values in await pipe.execute()
         ]
-        seen_at = await self._runner_heartbeats({r["runner_id"] for r in runs if r.get("runner_id")})
+        beats = await self._runner_heartbeats({r["runner_id"] for r in runs if r.get("runner_id")})
         now_s = time.time()
         for run_id, run in zip(run_ids, runs, strict=True):
             if not run.get("session_key"):
@@ -96,9 +102,11 @@ class Reconciler:
                 continue
             if core.shard(run["session_key"]) not in held:
                 continue
+            seen_at, boot = beats.get(run.get("runner_id", ""), (None, None))
             verdict = judge(
                 run,
-                runner_seen_at=seen_at.get(run.get("runner_id", "")),
+                runner_seen_at=seen_at,
+                runner_boot=boot,
                 now_s=now_s,
                 claim_timeout_s=core.settings.run_claim_timeout_s,
                 dead_after_s=core.settings.runner_dead_after_s,
@@ -117,21 +125,23 @@ class Reconciler:
         await self._clean_waiting(held)
         await core.wake_waiters()
 
-    async def _runner_heartbeats(self, runner_ids: set[str]) -> dict[str, float]:
+    async def _runner_heartbeats(self, runner_ids: set[str]) -> dict[str, tuple[float, str | None]]:
+        """Runner id → (last heartbeat, boot id of the process) of the live ones."""
         if not runner_ids:
             return {}
         ordered = sorted(runner_ids)
         pipe = self.core.redis.pipeline(transaction=False)
         for runner_id in ordered:
             pipe.get(self.core.keys.heartbeat(RUNNER_SERVICE, runner_id))
-        found: dict[str, float] = {}
+        found: dict[str, tuple[float, str | None]] = {}
         for runner_id, raw in zip(ordered, await pipe.execute(), strict=True):
             if raw is None:
                 continue
             try:
-                found[runner_id] = float(json.loads(raw).get("at", 0))
+                beat = json.loads(raw)
+                found[runner_id] = (float(beat.get("at", 0)), str(beat["boot"]) if beat.get("boot") else None)
             except (ValueError, TypeError, AttributeError):
-                found[runner_id] = time.time()  # present but unreadable: the TTL says it is alive
+                found[runner_id] = (time.time(), None)  # present but unreadable: the TTL says it is alive
         return found
 
     async def _clean_waiting(self, held: set[int]) -> None:

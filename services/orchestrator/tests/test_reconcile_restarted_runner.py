@@ -1,0 +1,26 @@
+"""A runner restarted under the same instance id heartbeats again, but its runs died with the old
+process: the reconcile verdict tells the two processes apart by the boot id (regression found by
+tests/replicas and tests/chaos, where `codex-broker up` restarts a SIGKILLed runner at once)."""
+
+from __future__ import annotations
+
+from codex_broker.orchestrator.reconcile import judge
+
+RUNNING = {"session_key": "s", "created_at_ms": "1000", "status": "running", "runner_id": "r"}
+
+
+def verdict(run: dict[str, str], boot: str | None) -> str:
+    return judge(run, runner_seen_at=99, now_s=100, claim_timeout_s=60, dead_after_s=8, runner_boot=boot)
+
+
+def test_same_process_keeps_the_run() -> None:
+    assert verdict({**RUNNING, "runner_boot": "b1"}, "b1") == "keep"
+
+
+def test_restarted_process_under_the_same_id_lost_the_run() -> None:
+    assert verdict({**RUNNING, "runner_boot": "b1"}, "b2") == "runner_gone"
+
+
+def test_runs_or_heartbeats_without_boot_id_fall_back_to_the_heartbeat_age() -> None:
+    assert verdict(RUNNING, "b2") == "keep"
+    assert verdict({**RUNNING, "runner_boot": "b1"}, None) == "keep"
