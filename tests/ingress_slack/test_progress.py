@@ -169,3 +169,28 @@ async def test_updates_are_coalesced_to_one_per_second_and_the_last_one_wins(
     await wait_for(lambda: "Stopped" in last_text(), timeout_s=20, what="finish")
     assert "step 5" not in last_text()
     assert not stop_buttons(slack.messages(CHANNEL, root, from_bot=True)[0])
+
+
+async def test_the_finish_neither_waits_out_the_interval_nor_holds_up_other_threads(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
+) -> None:
+    # an interval no test would wait out: the finish and the other thread's post must not wait for it
+    await start_ingress(slack_native_streaming=False, slack_progress_interval_s=60)
+    root = slack.seed_message(CHANNEL, "U1", "go")
+    other = slack.seed_message(CHANNEL, "U2", "another thread")
+    await publish(redis, keys, action(snapshot("run-w", 0, "start", activity="step 0"), root=root))
+    await wait_for(lambda: slack.messages(CHANNEL, root, from_bot=True), what="progress message")
+    await publish(redis, keys, action(snapshot("run-w", 1, "update", activity="step 1"), root=root))  # parked
+    finish = snapshot("run-w", 2, "finish", outcome="completed", final_text="All done.")
+    await publish(redis, keys, action(finish, root=root))
+    await publish(redis, keys, action({"kind": "post", "text": "meanwhile"}, root=other))
+
+    def done() -> bool:
+        ours = slack.messages(CHANNEL, root, from_bot=True)
+        theirs = slack.messages(CHANNEL, other, from_bot=True)
+        return len(ours) == 2 and ours[0]["text"].startswith(":white_check_mark: Done") and len(theirs) == 1
+
+    await wait_for(done, timeout_s=20, what="the finish and the other thread's post")
+    progress, answer = slack.messages(CHANNEL, root, from_bot=True)
+    assert answer["text"] == "All done." and not stop_buttons(progress)
+    assert "step 1" not in progress["text"], "the parked snapshot is superseded by the finish"

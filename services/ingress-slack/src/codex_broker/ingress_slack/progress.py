@@ -6,7 +6,8 @@ when the surface's last update is at least `interval_s` old; otherwise it is par
 it when the second has passed. The stream entry is acked right after parking, so nothing is held
 un-acked; the state lives in Redis (`keys.outbound_ref("slack", "progress:<id>")`) so another
 replica can continue a view, and a parked snapshot lost with a crashed replica is superseded by
-the next snapshot or the finish, which is never parked (it waits out the rest of the second).
+the next snapshot or the finish. The finish is never parked and never waits: it is applied at once
+(the one update allowed inside the interval), with the answer posted before the view's update.
 
 State hash fields: surface (native|message), channel, thread_ts, ts, control_ts, seq (applied),
 at_ms (last applied), stream (JSON StreamState), finished, pending (OutboundAction JSON),
@@ -152,12 +153,13 @@ class ProgressViews:
             if progress.phase != "finish" and state.surface and wait_ms > 0:
                 await self._park(progress.progress_id, action, wait_ms / 1000)
                 return
+            # The finish is applied at once, never parked nor waited for: it is the view's last
+            # update, so it costs at most one extra update within the interval, and waiting here
+            # would hold up every outbound action behind it (the consumer handles batches).
             if progress.phase == "finish" and state.surface == MESSAGE and progress.final_text:
-                # The answer is a new message, not an update of the view: it goes out first, without
-                # waiting out the view's interval (posting is resumable: `_finish` does not repeat it).
+                # The answer is what the thread waits for: it goes out before the view's own update
+                # (posting is resumable, so `_finish` does not post it again).
                 await self._post_answer(action, state, progress.final_text)
-            if wait_ms > 0 and state.surface:
-                await asyncio.sleep(wait_ms / 1000)  # the finish is never parked: it waits the rest out
             await self._apply(action, state)
 
     async def flush(self, progress_id: str) -> None:
