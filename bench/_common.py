@@ -95,7 +95,16 @@ def tree_cpu_s(pid: int) -> float:
 
 
 def tree_rss_mib(pid: int) -> float:
+    """RSS of a process and its descendants (a runner and its app-servers), MiB."""
     return rss_kb(pid) / 1024
+
+
+def own_rss_mib(pid: int) -> float:
+    """RSS of one process alone, MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def service_pids(broker: BrokerProcess) -> dict[str, int]:
