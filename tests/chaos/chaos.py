@@ -62,7 +62,7 @@ class ChaosConfig:
     mentions: int = 24
     threads: int = 6
     seed: int = 1234
-    kill_every_s: tuple[float, float] = (3.0, 6.0)
+    kill_every_s: tuple[float, float] = (2.0, 4.0)
     send_gap_s: tuple[float, float] = (0.3, 2.5)
     redis_restart_after_s: float = 12.0
     redis_down_s: float = 1.5

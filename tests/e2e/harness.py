@@ -286,16 +286,26 @@ class BrokerProcess:
     def _left_behind(self, tracked: set[int], sessions: set[int]) -> set[int]:
         deadline = time.monotonic() + 10  # reparented orphans may need a moment to be reaped
         while True:
-            left = {pid for pid in tracked if _alive(pid)} | in_sessions(sessions)
+            left = {pid for pid in tracked | in_sessions(sessions) if _alive(pid) and self._ours(pid)}
             if not left or time.monotonic() > deadline:
                 return left
             time.sleep(0.05)
+
+    def _ours(self, pid: int) -> bool:
+        """Started by this broker: its environment names our KEY_PREFIX or DATA_ROOT (Codex and
+        what it runs carry CODEX_HOME under DATA_ROOT). A PID of a killed child may be reused by
+        an unrelated process (tests that kill often wrap the PID space): never count or kill it."""
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return False
+        return f"KEY_PREFIX={self.key_prefix}".encode() in environ or str(self.data_root).encode() in environ
 
     def _force_cleanup(self) -> None:
         if self.proc is None:
             return
         tracked = self._tracked_pids()
-        for pid in tracked | in_sessions(tracked):
+        for pid in {pid for pid in tracked | in_sessions(tracked) if self._ours(pid)}:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):

@@ -139,6 +139,9 @@ async def test_runner_killed_mid_turn_is_reported_and_the_thread_continues_elsew
     await until(lambda: RUNNER_GONE_TEXT in world.thread_text(channel, root), "the user being told", 30)
     print(f"\n{runner} SIGKILLed mid-turn; the thread was told after {time.monotonic() - killed_at:.1f}s")
 
+    # Runners take a heartbeat older than two intervals (+2 s) for a dead runner; until then a
+    # follow-up would wait for the killed runner to come back (it holds the Codex thread).
+    await asyncio.sleep(max(0.0, killed_at + 13 - time.monotonic()))
     world.model.script(text_reply("echo: tok-B-3 continued", match="tok-B-3"))
     world.slack.client.user_message(channel, "U1", "tok-B-3 which bird?", thread_ts=root)
     await until(lambda: answered(world, channel, root, "tok-B-3"), "the answer after the runner died")

@@ -127,7 +127,9 @@ class Runner:
 
     # ---- claiming ----------------------------------------------------------------------------
     async def _claim_loop(self, stop: asyncio.Event) -> None:
-        streams: dict[Any, Any] = {self.keys.runs_stream: ">", self.own_stream: ">"}
+        # First what an earlier process under our INSTANCE_ID read but never claimed (killed
+        # in between): pending entries of this consumer ("0"); then new entries (">").
+        streams: dict[Any, Any] = {self.keys.runs_stream: "0", self.own_stream: "0"}
         backoff = 0.2
         group_ready = False
         while not stop.is_set():
@@ -159,7 +161,9 @@ class Runner:
                 continue
             for stream_name, entries in response or []:
                 for entry_id, fields in entries:
-                    self._start(_text(entry_id), fields, _text(stream_name))
+                    if fields:  # a pending entry trimmed from the stream comes back empty
+                        self._start(_text(entry_id), fields, _text(stream_name))
+            streams = {stream: ">" for stream in streams}
 
     def _start(self, entry_id: str, fields: Any, stream: str | None = None) -> None:
         stream = stream or self.keys.runs_stream
@@ -224,8 +228,12 @@ class Runner:
         if beat is None:
             return None
         with contextlib.suppress(ValueError, TypeError, AttributeError):
-            # a live runner beats every interval; a SIGKILLed one leaves its key until the TTL
-            if time.time() - float(json.loads(beat).get("at", 0)) > self.settings.heartbeat_interval_s + 2:
+            # A live runner beats every interval and may miss one (a Redis restart, a busy
+            # loop); a SIGKILLed one leaves its key until the TTL. Taken for dead wrongly, the
+            # thread's resume here would be refused; taken for alive wrongly, the run waits in
+            # the dead runner's stream until it restarts (or the orchestrator's claim timeout).
+            age = time.time() - float(json.loads(beat).get("at", 0))
+            if age > 2 * self.settings.heartbeat_interval_s + 2:
                 return None
         return _text(writer)
 
