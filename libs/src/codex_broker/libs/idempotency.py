@@ -17,6 +17,10 @@ from codex_broker.libs.keys import Keys
 
 DONE_PREFIX = "done:"
 PENDING = "pending"
+_EXTEND = """if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0
+end
+return 0"""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,12 @@ class Idempotency:
         if text.startswith(DONE_PREFIX):
             return Claim("done", text[len(DONE_PREFIX) :])
         return Claim("in_progress")
+
+    async def extend(self, key: str, *, lease_ms: int) -> bool:
+        """Renew a lease we hold (still `pending`) so that a slow effect keeps it; False if it
+        is gone or done. Lets a short lease cover a long effect: a dead holder's lease then
+        expires soon after it died, instead of blocking redeliveries for the whole effect time."""
+        return bool(await self.redis.eval(_EXTEND, 1, self._key(key), PENDING, lease_ms))  # type: ignore[misc]
 
     async def complete(self, key: str, result: str = "", *, ttl_s: int) -> None:
         await self.redis.set(self._key(key), DONE_PREFIX + result, ex=ttl_s)
