@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,8 +37,24 @@ def _degraded(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("degraded")
 
 
+REDIS_POOL_SIZE = 100
+REDIS_POOL_WAIT_S = 20.0
+
+
 def redis_client(url: str) -> Redis:
-    return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+    """A client whose pool waits (up to REDIS_POOL_WAIT_S) for a free connection when all are busy.
+
+    redis-py's default pool raises MaxConnectionsError past 100 connections in use: a burst of
+    concurrent handlers (a Slack burst, many turns claimed at once) then fails instead of queueing.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=REDIS_POOL_SIZE,
+        timeout=REDIS_POOL_WAIT_S,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+    return Redis.from_pool(pool)
 
 
 def health_app(
