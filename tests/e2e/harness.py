@@ -115,6 +115,13 @@ def _all_pids() -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:200]
+    except OSError:
+        return "?"
+
+
 def _alive(pid: int) -> bool:
     stat = _proc_stat(pid)
     return stat is not None and stat[0] != "Z"
@@ -268,11 +275,12 @@ class BrokerProcess:
         left = self._left_behind(tracked, sessions)
         self.proc = None
         if left:
+            described = {pid: _cmdline(pid) for pid in sorted(left)}
             self.dump_log("processes left behind")
             for pid in left:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            raise BrokerError(f"processes left behind after stop: {sorted(left)}")
+            raise BrokerError(f"processes left behind after stop: {described}")
         if proc.returncode != 0:
             self.dump_log("non-zero exit")
             raise BrokerError(f"codex-broker up exited with {proc.returncode}")

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
+import ctypes.util
 import itertools
 import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,36 @@ from codex_broker.libs.rawlog import RawLog
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 64 * 1024 * 1024  # one line can carry a whole command output
+PR_SET_PDEATHSIG = 1
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _die_with_runner(runner_pid: int) -> Callable[[], None]:
+    """Between fork and exec: SIGKILL the app-server when the runner dies. It runs in its own
+    session, so a SIGKILLed runner's process-group kill (by `up`) does not reach it, and an
+    orphaned app-server would keep its Codex threads' writer locks (found by tests/replicas)."""
+
+    def setup() -> None:
+        if _LIBC is None:
+            return
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != runner_pid:  # the runner died before prctl took effect
+            os._exit(1)
+
+    return setup
+
+
 STDERR_TAIL_LINES = 20
 METHOD_NOT_FOUND = -32601
 
@@ -90,6 +123,7 @@ class AppServer:
             cwd=str(cwd),
             limit=STREAM_LIMIT,
             start_new_session=True,  # a Ctrl-C of the runner's terminal must not hit Codex first
+            preexec_fn=_die_with_runner(os.getpid()),
         )
         return cls(
             process,
