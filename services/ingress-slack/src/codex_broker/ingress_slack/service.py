@@ -22,7 +22,7 @@ from codex_broker.ingress_slack.normalize import BotIdentity
 from codex_broker.ingress_slack.outbound import Outbound, OutboundContext, partition_key
 from codex_broker.ingress_slack.posting import Poster
 from codex_broker.ingress_slack.progress import ProgressViews
-from codex_broker.ingress_slack.slack_api import SlackApi, make_web_client
+from codex_broker.ingress_slack.slack_api import SlackApi, api_session, make_web_client
 from codex_broker.ingress_slack.users import UserDirectory
 from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
 from codex_broker.libs.keys import GROUP_INGRESS
@@ -51,7 +51,11 @@ class SlackService:
     # ---- lifecycle tasks (each takes the shared stop event) ----------------------------------
 
     async def run_socket(self, stop: asyncio.Event) -> None:
-        client = self._web_client()
+        async with api_session(self.settings.slack_api_timeout_s) as session:
+            await self._run_socket(stop, session)
+
+    async def _run_socket(self, stop: asyncio.Event, session: aiohttp.ClientSession) -> None:
+        client = self._web_client(session)
         api = self._api(client)
         me = await self._identify(api, stop)
         if me is None:
@@ -97,8 +101,8 @@ class SlackService:
         stopper.cancel()
         if stop.is_set() or self.me is None:
             return
-        async with aiohttp.ClientSession() as http:
-            context = self._build_context(self.me, http)
+        async with aiohttp.ClientSession() as http, api_session(self.settings.slack_api_timeout_s) as session:
+            context = self._build_context(self.me, http, session)
             self._context = context
             consumer = Consumer(
                 bus=self.bus,
@@ -138,11 +142,12 @@ class SlackService:
 
     # ---- building blocks -----------------------------------------------------------------------
 
-    def _web_client(self) -> AsyncWebClient:
+    def _web_client(self, session: aiohttp.ClientSession) -> AsyncWebClient:
         return make_web_client(
             self.settings.slack_bot_token.get_secret_value(),
             self.settings.slack_api_url,
             timeout_s=self.settings.slack_api_timeout_s,
+            session=session,
         )
 
     def _api(self, client: AsyncWebClient) -> SlackApi:
@@ -177,9 +182,11 @@ class SlackService:
             return self.me
         return None
 
-    def _build_context(self, me: BotIdentity, http: aiohttp.ClientSession) -> OutboundContext:
+    def _build_context(
+        self, me: BotIdentity, http: aiohttp.ClientSession, session: aiohttp.ClientSession
+    ) -> OutboundContext:
         settings = self.settings
-        api = self._api(self._web_client())
+        api = self._api(self._web_client(session))
         capabilities = Capabilities(self.redis, self.keys, me.team_id)
         poster = Poster(api, self.redis, self.keys)
 

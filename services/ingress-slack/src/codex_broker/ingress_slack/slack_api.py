@@ -21,9 +21,20 @@ log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def make_web_client(token: str, base_url: str, *, timeout_s: float) -> AsyncWebClient:
+def make_web_client(
+    token: str, base_url: str, *, timeout_s: float, session: aiohttp.ClientSession | None = None
+) -> AsyncWebClient:
+    """Without `session`, slack_sdk opens a new HTTP session — a new TCP (and TLS) connection —
+    for every call; give it a long-lived one (created with the call timeout) to reuse connections."""
     # retry_handlers=[]: SlackApi does all retrying, so attempts and waits are counted once
-    return AsyncWebClient(token=token, base_url=base_url, timeout=int(max(1, timeout_s)), retry_handlers=[])
+    return AsyncWebClient(
+        token=token, base_url=base_url, timeout=int(max(1, timeout_s)), session=session, retry_handlers=[]
+    )
+
+
+def api_session(timeout_s: float) -> aiohttp.ClientSession:
+    """The long-lived HTTP session of a web client (keep-alive connections to the Slack API)."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=max(1.0, timeout_s)))
 
 
 class SlackApi:
