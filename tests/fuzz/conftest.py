@@ -27,7 +27,12 @@ async def orchestrator(
 ) -> AsyncIterator[Orchestrator]:
     driver = Driver(redis, keys)
     settings: OrchestratorSettings = make_settings(
-        key_prefix, redis_url, tmp_path / "data", claim_idle_ms=1000
+        # no runner finishes the runs here: no cap on runs in flight
+        key_prefix,
+        redis_url,
+        tmp_path / "data",
+        claim_idle_ms=1000,
+        max_active_runs=0,
     )
     orch = await driver.start(settings)
     await wait_for(lambda: len(orch.leases.held) == keys.shard_count, timeout_s=15, what="all shards held")
