@@ -47,6 +47,8 @@ def make_settings(key_prefix: str, redis_url: str, data_root: Path, **overrides:
         "shard_lease_ms": 2000,
         "reconcile_interval_s": 0.3,
         "progress_interval_ms": 0,
+        # no ingress here marks answers done; tests of answer order set it explicitly
+        "final_order_wait_s": 0.2,
     }
     values.update(overrides)
     return Settings(**values)

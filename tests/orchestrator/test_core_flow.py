@@ -3,6 +3,7 @@ the test (RunEvents published on the run-events stream exactly as a runner would
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from codex_broker.libs.contracts import (
@@ -140,3 +141,30 @@ async def test_job_callback_starts_a_turn_with_the_report(
     requests = await driver.wait_runs(2)
     assert "[background job j1: complete] build ok" in (requests[1].input[0].text or "")
     assert requests[1].thread_id == "thread-1"
+
+
+async def test_an_answer_waits_for_the_previous_answer_of_its_thread_to_be_posted(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    """An ingress replica that died while posting answer 1 must not let answer 2 overtake it."""
+    await driver.start(settings_for(final_order_wait_s=30))
+    first = message("one")
+    await driver.inbound(first)
+    [request1] = await driver.wait_runs(1)
+    runner1 = FakeRunnerScript(driver, request1)
+    await runner1.claim(thread_id="thr-o")
+    await runner1.emit("completed", text="answer one")
+    await driver.wait_outbound(lambda a: a.action_id == f"final:{request1.run_id}", what="answer one")
+
+    await driver.inbound(message("two", mention=False, root=first.root_message_id))
+    requests = await driver.wait_runs(2)
+    runner2 = FakeRunnerScript(driver, requests[1])
+    await runner2.claim(thread_id="thr-o")
+    await runner2.emit("completed", text="answer two")
+    await asyncio.sleep(1.0)  # bounded look: answer two is held while answer one is not posted
+    finals = [a.action_id for a in await driver.outbound() if a.action_id.startswith("final:")]
+    assert finals == [f"final:{request1.run_id}"]
+
+    # the ingress confirms answer one (its idempotency marker), and answer two follows
+    await driver.redis.set(driver.keys.idempotency("outbound", f"final:{request1.run_id}"), "done:{}")
+    await driver.wait_outbound(lambda a: a.action_id == f"final:{requests[1].run_id}", what="answer two")

@@ -86,6 +86,11 @@ class Settings(HousekeepingSettings):
     shard_lease_ms: int = Field(default=6000, ge=500, description="Shard lease time (takeover bound)")
     shard_renew_interval_s: float = Field(default=1.5, gt=0, description="Shard lease renewal period")
     reconcile_interval_s: float = Field(default=2.0, gt=0, description="Period of the active-runs check")
+    final_order_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest wait for a thread's previous answer to be posted before the next one",
+    )
     runner_dead_after_s: float = Field(
         default=8.0, gt=0, description="A runner whose heartbeat is older than this is gone"
     )

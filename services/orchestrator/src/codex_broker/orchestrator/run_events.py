@@ -7,7 +7,9 @@ ingress drops the repeat if we crash after publishing but before recording `last
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from codex_broker.libs.contracts import (
@@ -18,11 +20,25 @@ from codex_broker.libs.contracts import (
     TokenUsage,
     UpdatePayload,
 )
+from codex_broker.libs.idempotency import DONE_PREFIX
 from codex_broker.orchestrator import metrics, render, timers
-from codex_broker.orchestrator.core import ENDED_FIELD, USER_USAGE_TTL_S, Core, as_str_dict, now_ms, today
+from codex_broker.orchestrator.core import (
+    ENDED_FIELD,
+    USER_USAGE_TTL_S,
+    Core,
+    as_str_dict,
+    now_ms,
+    text,
+    today,
+)
 from codex_broker.orchestrator.decide import after_run
 
 log = logging.getLogger(__name__)
+
+# the ingresses' idempotency scope for outbound actions: `done:<result>` once an action is posted
+OUTBOUND_SCOPE = "outbound"
+LAST_FINAL_FIELD = "last_final_action"
+FINAL_ORDER_POLL_S = 0.25
 
 
 def ended(run: dict[str, str]) -> bool:
@@ -211,6 +227,7 @@ async def finish_run(
     pipe.llen(core.keys.session_queue(session_key))
     raw_state, queue_len = await pipe.execute()
     state = as_str_dict(raw_state)
+    await wait_previous_final(core, session_key, state.get(LAST_FINAL_FIELD), run_id)
     final_posted = state.get("codex_final_posted_run") == run_id
     final_text = render.final_text_for(outcome, reason, final_posted_by_codex=final_posted)
     view = load_view(run)
@@ -219,6 +236,7 @@ async def finish_run(
         usage = TokenUsage.model_validate_json(run["usage"])
     pipe = core.redis.pipeline(transaction=False)
     core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
+    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, f"final:{run_id}")
     status = render.status_payload(outcome, run.get("message_id"))
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
     run_fields = {
@@ -247,6 +265,33 @@ async def finish_run(
     metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
     log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})
     await core.wake_waiters()
+
+
+async def wait_previous_final(core: Core, session_key: str, previous: str | None, run_id: str) -> None:
+    """Keep a thread's answers in order across ingress replicas.
+
+    Each ingress replica keeps order only among the actions it handles; if one dies while
+    posting an answer, the next answer could go out through another replica before the first is
+    reclaimed. So an answer is published only once the previous one of the thread is done (its
+    idempotency marker `done:`). Normally the previous answer went out a whole turn ago and one
+    GET says so; the short sleeps below only run while an ingress recovers, bounded by
+    FINAL_ORDER_WAIT_S.
+    """
+    if not previous or previous == f"final:{run_id}":
+        return
+    marker = core.keys.idempotency(OUTBOUND_SCOPE, previous)
+    deadline = time.monotonic() + core.settings.final_order_wait_s
+    while True:
+        value = await core.redis.get(marker)
+        if value is not None and text(value).startswith(DONE_PREFIX):
+            return
+        if time.monotonic() >= deadline:
+            log.warning(
+                "previous answer of the thread not confirmed; posting this one anyway",
+                extra={"session_key": session_key, "previous": previous, "run_id": run_id},
+            )
+            return
+        await asyncio.sleep(FINAL_ORDER_POLL_S)
 
 
 def _next_phase(core: Core, pipe: Any, session_key: str, queue_len: int) -> None:
