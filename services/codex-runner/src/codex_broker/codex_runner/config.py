@@ -12,6 +12,8 @@ from codex_broker.libs.rawlog import RawLogSettings
 
 class Settings(RawLogSettings, GitIdentitySettings):
     metrics_port: int = Field(default=9104, ge=0, le=65535, description="Port of /metrics and health")
+    # frequent beats: the orchestrator tells a thread its runner died within seconds of the last one
+    heartbeat_interval_s: float = Field(default=2.0, gt=0, description="Seconds between heartbeats")
 
     max_concurrent_turns: int = Field(
         default=4,

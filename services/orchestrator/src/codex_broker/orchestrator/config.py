@@ -91,8 +91,9 @@ class Settings(HousekeepingSettings):
         ge=0,
         description="Longest wait for a thread's previous answer to be posted before the next one",
     )
+    # runners beat every 2 s: 7 s + one 2 s reconcile period keeps "told within 10 s"
     runner_dead_after_s: float = Field(
-        default=8.0, gt=0, description="A runner whose heartbeat is older than this is gone"
+        default=7.0, gt=0, description="A runner whose heartbeat is older than this is gone"
     )
     run_claim_timeout_s: float = Field(
         default=120.0, gt=0, description="A run no runner claimed within this is reported failed"
