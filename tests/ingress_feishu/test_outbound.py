@@ -94,7 +94,9 @@ async def test_streaming_card_updates_in_order_then_final_answer(start_ingress) 
     final = "The fix is in.\n\n" + "detail " * 1200  # > 4,000 chars: continues in messages
     await ingress.publish(
         action(
-            snapshot(9, "finish", answer, outcome="completed", final_text=final, show_stop=False), root=root
+            snapshot(9, "finish", answer, outcome="completed", final_text=final, show_stop=False),
+            root=root,
+            action_id="final:run-card",
         )
     )
 
@@ -115,6 +117,9 @@ async def test_streaming_card_updates_in_order_then_final_answer(start_ingress) 
         lambda: [m for m in fake.bot_messages("oc_g") if m["msg_type"] == "post"][1:] or None, what="overflow"
     )
     assert len(overflow) == 1  # 8,400 chars: one chunk in the card, two as messages
+    # the finished card marks its action done: the orchestrator orders a thread's answers by it
+    marker = await ingress.redis.get(ingress.keys.idempotency("outbound", "final:run-card"))
+    assert marker is not None and marker.startswith(b"done:")
     # stale snapshots after the finish change nothing
     await ingress.publish(action(snapshot(5, "update", "stale"), root=root))
     stop_values = [

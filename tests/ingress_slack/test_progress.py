@@ -182,7 +182,7 @@ async def test_the_finish_neither_waits_out_the_interval_nor_holds_up_other_thre
     await wait_for(lambda: slack.messages(CHANNEL, root, from_bot=True), what="progress message")
     await publish(redis, keys, action(snapshot("run-w", 1, "update", activity="step 1"), root=root))  # parked
     finish = snapshot("run-w", 2, "finish", outcome="completed", final_text="All done.")
-    await publish(redis, keys, action(finish, root=root))
+    await publish(redis, keys, action(finish, root=root, action_id="final:run-w"))
     await publish(redis, keys, action({"kind": "post", "text": "meanwhile"}, root=other))
 
     def done() -> bool:
@@ -194,3 +194,8 @@ async def test_the_finish_neither_waits_out_the_interval_nor_holds_up_other_thre
     progress, answer = slack.messages(CHANNEL, root, from_bot=True)
     assert answer["text"] == "All done." and not stop_buttons(progress)
     assert "step 1" not in progress["text"], "the parked snapshot is superseded by the finish"
+    # the finished view marks its action done: the orchestrator orders a thread's answers by it
+    marker = await wait_for(
+        lambda: redis.get(keys.idempotency("outbound", "final:run-w")), what="done marker of the answer"
+    )
+    assert marker.startswith(b"done:")

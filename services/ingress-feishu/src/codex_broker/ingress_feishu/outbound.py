@@ -134,6 +134,11 @@ class OutboundHandler:
                 raise DeadLetter(str(exc)) from exc
             raise
         metrics.OUTBOUND_ACTIONS.labels(kind="progress", result="ok").inc()
+        if action.payload.phase == "finish":
+            # the run's answer: marked done like any other action, because the orchestrator
+            # waits for that marker before it sends the thread's next answer
+            done = OutboundResult(action_id=action.action_id, ok=True)
+            await self.idempotency.complete(action.action_id, encode(done), ttl_s=DONE_TTL_S)
         if action.reply_to:
             await rpc.send_reply(
                 self.redis, action.reply_to, OutboundResult(action_id=action.action_id, ok=True)

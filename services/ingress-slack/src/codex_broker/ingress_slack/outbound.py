@@ -51,6 +51,7 @@ from codex_broker.libs.contracts import (
     OutboundAction,
     OutboundResult,
     PostPayload,
+    ProgressPayload,
     ReactPayload,
     StatusPayload,
     UpdatePayload,
@@ -116,6 +117,7 @@ class Outbound:
         try:
             if kind == "progress":
                 await ctx.progress.handle(action)
+                await self._mark_answer_done(ctx, action, OutboundResult(action_id=action.action_id, ok=True))
             elif kind in ("history", "download"):
                 await self._reply(ctx, action, await self._read(ctx, action))
             else:
@@ -125,9 +127,9 @@ class Outbound:
                 metrics.OUTBOUND.labels(kind=kind, result="retry").inc()
                 raise
             metrics.OUTBOUND.labels(kind=kind, result="dead_letter").inc()
-            await self._reply(
-                ctx, action, OutboundResult(action_id=action.action_id, ok=False, error=exc.error)
-            )
+            failed = OutboundResult(action_id=action.action_id, ok=False, error=exc.error)
+            await self._mark_answer_done(ctx, action, failed)
+            await self._reply(ctx, action, failed)
             raise DeadLetter(f"slack {exc.method}: {exc.error}") from exc
         except DeadLetter as exc:
             metrics.OUTBOUND.labels(kind=kind, result="dead_letter").inc()
@@ -136,6 +138,17 @@ class Outbound:
             )
             raise
         metrics.OUTBOUND.labels(kind=kind, result="done").inc()
+
+    async def _mark_answer_done(
+        self, ctx: OutboundContext, action: OutboundAction, result: OutboundResult
+    ) -> None:
+        """A finished live view (the run's answer) is marked done like any other action: the
+        orchestrator waits for that marker before it sends the thread's next answer."""
+        payload = action.payload
+        if isinstance(payload, ProgressPayload) and payload.phase == "finish":
+            await Idempotency(ctx.redis, ctx.keys, "outbound").complete(
+                action.action_id, encode(result), ttl_s=DONE_TTL_S
+            )
 
     async def _reply(self, ctx: OutboundContext, action: OutboundAction, result: OutboundResult) -> None:
         if action.reply_to:
