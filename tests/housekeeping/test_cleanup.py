@@ -21,12 +21,12 @@ from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.lease import Lease
 from codex_broker.libs.logfiles import hourly_name
 from codex_broker.libs.paths import job_dir, safe_name, session_dir
 from codex_broker.orchestrator.housekeeping import Housekeeper, HousekeepingSettings, housekeeping_task
 from codex_broker.orchestrator.housekeeping.candidates import disk_usage_of
 from codex_broker.orchestrator.housekeeping.executor import deletable, execute_plan
-from codex_broker.orchestrator.housekeeping.lease import Lease
 from codex_broker.orchestrator.housekeeping.planner import plan_cleanup
 from codex_broker.orchestrator.housekeeping.task import LEASE_NAME
 from tests.helpers import wait_for
@@ -303,12 +303,13 @@ async def test_retention_removes_old_hourly_files_and_empty_log_dirs(
 async def test_lease_has_one_holder(redis: Redis, keys: Keys) -> None:
     first = Lease(redis, keys.lease(LEASE_NAME), "a", 60_000)
     second = Lease(redis, keys.lease(LEASE_NAME), "b", 60_000)
-    assert await first.acquire() and await first.acquire()  # renewal
-    assert not await second.acquire()
+    assert await first.acquire_or_renew() and await first.acquire_or_renew()  # renewal
+    assert not await second.acquire_or_renew()
     await second.release()  # not the holder: no effect
-    assert not await second.acquire()
+    assert not await second.acquire_or_renew()
+    assert not await second.renew()
     await first.release()
-    assert await second.acquire()
+    assert await second.acquire_or_renew()
 
 
 async def test_task_runs_rounds_under_the_lease_and_releases_it_on_stop(

@@ -16,24 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from redis.asyncio import Redis
-
 from codex_broker.ingress_feishu import metrics
+from codex_broker.libs.lease import Lease
 
 log = logging.getLogger(__name__)
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 SupervisorState = Literal["standby", "connecting", "connected", "failed", "stopped"]
 
@@ -45,23 +31,6 @@ class Connection(Protocol):
     def state(self) -> str: ...
     @property
     def alive(self) -> bool: ...
-
-
-@dataclass
-class Lease:
-    redis: Redis
-    key: str
-    holder: str
-    ttl_ms: int
-
-    async def acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.holder, nx=True, px=self.ttl_ms))
-
-    async def renew(self) -> bool:
-        return bool(await self.redis.eval(_RENEW, 1, self.key, self.holder, str(self.ttl_ms)))  # type: ignore[misc]
-
-    async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.holder)  # type: ignore[misc]
 
 
 @dataclass

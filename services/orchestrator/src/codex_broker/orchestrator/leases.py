@@ -21,21 +21,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.lease import RELEASE_IF_HELD, RENEW_IF_HELD
 
 log = logging.getLogger(__name__)
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 def preference(instance: str, shard: int) -> int:
@@ -76,8 +64,8 @@ class ShardLeases:
     _release: Any = None
 
     def __post_init__(self) -> None:
-        self._renew = self.redis.register_script(_RENEW)
-        self._release = self.redis.register_script(_RELEASE)
+        self._renew = self.redis.register_script(RENEW_IF_HELD)
+        self._release = self.redis.register_script(RELEASE_IF_HELD)
 
     async def tick(self) -> None:
         now = int(time.time() * 1000)

@@ -17,6 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from codex_broker.libs.lease import Lease
 from codex_broker.libs.logfiles import LogFile, logs_root, prune_empty_dirs, remove_files_older_than
 from codex_broker.orchestrator.housekeeping import metrics
 from codex_broker.orchestrator.housekeeping.candidates import (
@@ -26,7 +27,6 @@ from codex_broker.orchestrator.housekeeping.candidates import (
 )
 from codex_broker.orchestrator.housekeeping.config import HousekeepingSettings
 from codex_broker.orchestrator.housekeeping.executor import Outcome, execute_plan
-from codex_broker.orchestrator.housekeeping.lease import Lease
 from codex_broker.orchestrator.housekeeping.planner import (
     Candidate,
     Decision,
@@ -245,7 +245,7 @@ async def housekeeping_task(
     try:
         while not stop.is_set():
             try:
-                if await lease.acquire():
+                if await lease.acquire_or_renew():
                     await keeper.run_once()
             except asyncio.CancelledError:
                 raise
