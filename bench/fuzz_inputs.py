@@ -61,9 +61,10 @@ def main() -> int:
             failed = case.find("failure") is not None or case.find("error") is not None
             skipped = case.find("skipped") is not None
             result = "FAILED" if failed else "skipped" if skipped else "passed"
+            module = case.get("classname", "").removeprefix("tests.fuzz.").replace(".", "/")
             rows.append(
                 (
-                    f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}",
+                    f"{module}::{case.get('name')}",
                     result,
                     float(case.get("time", 0)),
                 )
