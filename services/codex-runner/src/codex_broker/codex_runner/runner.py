@@ -148,7 +148,8 @@ class Runner:
                 )
                 backoff = 0.2
             except redis_errors.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # the stream was deleted (before or while blocking): recreate the group and go on
+                if "NOGROUP" not in str(exc) and "UNBLOCKED" not in str(exc):
                     raise
                 group_ready = False
                 continue
