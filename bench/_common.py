@@ -274,7 +274,7 @@ def broker_env(slack: TimedSlack, extra: Mapping[str, str] | None = None) -> dic
 def start_broker(
     data_root: Path, env: Mapping[str, str], *, replicas: Mapping[str, int] | None = None
 ) -> BrokerProcess:
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    prefix = f"cbbench{uuid.uuid4().hex[:8]}"
     services = [s for s in ("ingress-slack", "orchestrator", "codex-runner", "http-api")]
     broker = BrokerProcess(
         data_root=data_root,
@@ -285,7 +285,10 @@ def start_broker(
         replicas=replicas,
         start_timeout_s=120,
     )
-    return broker.start()
+    broker.start()
+    pids = ", ".join(f"{name} {pid}" for name, pid in sorted(service_pids(broker).items()))
+    print(f"broker up: KEY_PREFIX={prefix}, {pids}", flush=True)
+    return broker
 
 
 def drop_keys(prefix: str) -> None:
