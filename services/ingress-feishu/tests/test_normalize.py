@@ -198,3 +198,19 @@ def test_foreign_or_broken_buttons_are_ignored() -> None:
     assert card_action_to_inbound(card({"other": "x"})) == Ignored("foreign_button")
     assert card_action_to_inbound(card({"cb": "launch", "root": "om_root"})) == Ignored("malformed")
     assert card_action_to_inbound(card({"cb": "stop", "v": "r"})) == Ignored("malformed")
+
+
+def test_coauthor_form_submission_carries_the_form_fields() -> None:
+    payload = card({"cb": "coauthor_submit", "v": "", "root": "om_root", "conv": "oc_chat"})
+    payload["event"]["action"]["form_value"] = {
+        "coauthors": ["ou_a", "ou_b"],
+        "github_email": "me@example.com",
+        "allow_missing": True,
+    }
+    event = as_event(card_action_to_inbound(payload))
+    assert event.action is not None and event.action.action == "coauthor_submit"
+    assert event.action.values == {
+        "coauthors": ["ou_a", "ou_b"],
+        "github_email": "me@example.com",
+        "allow_missing": True,
+    }

@@ -18,8 +18,8 @@ STOP_ELEMENT = "stop"
 BUTTON_ACTION_FIELD = "cb"  # marks a callback value as ours
 MAX_TASK_LINES = 6
 
-ButtonAction = Literal["stop", "approve", "deny", "coauthor_open"]
-_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open"})
+ButtonAction = Literal["stop", "approve", "deny", "coauthor_open", "coauthor_submit"]
+_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open", "coauthor_submit"})
 _TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
 _OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
 

@@ -94,7 +94,7 @@ def message_to_inbound(payload: dict[str, Any], policy: InboundPolicy) -> Normal
 
 
 def card_action_to_inbound(payload: dict[str, Any]) -> Normalized:
-    """A `card.action.trigger` callback for one of our buttons (Stop, Approve, Deny)."""
+    """A `card.action.trigger` callback for one of our buttons (Stop, Approve, Deny, co-authors)."""
     header = payload.get("header") or {}
     event = payload.get("event") or {}
     action = event.get("action") or {}
@@ -125,9 +125,17 @@ def card_action_to_inbound(payload: dict[str, Any]) -> Normalized:
             run_id=run_id,
             request_id=request_id,
             message_id=str(context.get("open_message_id") or "") or None,
+            # the co-author form's submit button sends the form's fields along
+            values=_form_values(action.get("form_value")),
         ),
         received_at=_ms_to_datetime(header.get("create_time")),
     )
+
+
+def _form_values(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, str | list | bool | int)}
 
 
 def _split_run_value(action: str, value: str) -> tuple[str | None, str | None]:
