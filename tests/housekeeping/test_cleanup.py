@@ -350,3 +350,18 @@ async def test_task_waits_while_another_replica_holds_the_lease(
     await asyncio.wait_for(task, timeout=30)
     assert await admin_events(redis, keys) == []
     assert await redis.get(keys.lease(LEASE_NAME)) == b"other-replica"
+
+
+async def test_stale_outbox_copies_are_pruned(tmp_path: Path, redis: Redis, keys: Keys) -> None:
+    """Upload copies whose ingress answer never came do not pile up in DATA_ROOT/outbox."""
+    outbox = tmp_path / "outbox"
+    stale, fresh = outbox / "action-old", outbox / "action-new"
+    write_file(stale / "report.pdf", 100)
+    write_file(fresh / "image.png", 100)
+    day_ago = datetime.now(UTC).timestamp() - 2 * 24 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    settings = make_settings(tmp_path, keys, disk_cleanup_enabled=False)
+
+    removed = await Housekeeper(settings, redis, probe=FakeDisk(10**12)).prune_outbox()
+
+    assert removed == 1 and not stale.exists() and fresh.is_dir()

@@ -16,6 +16,9 @@ class HousekeepingSettings(CommonSettings):
     log_retention_hours: int = Field(
         default=168, ge=0, description="Hourly log files older than this many hours are removed (0 = keep)"
     )
+    outbox_max_age_s: int = Field(
+        default=24 * 3600, ge=60, description="Upload copies in DATA_ROOT/outbox older than this are removed"
+    )
     disk_cleanup_enabled: bool = Field(
         default=False, description="Free disk space when it falls below DISK_CLEANUP_MIN_FREE_BYTES"
     )

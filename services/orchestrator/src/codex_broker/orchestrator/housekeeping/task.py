@@ -93,7 +93,18 @@ class Housekeeper:
 
     async def run_once(self) -> CleanupReport | None:
         await self.retention()
+        await self.prune_outbox()
         return await self.check_disk()
+
+    async def prune_outbox(self) -> int:
+        """Drop the http-api's upload copies (DATA_ROOT/outbox/<action>/) older than the limit:
+        a copy normally goes once the ingress answers; one whose answer never came stays behind."""
+        outbox = self.data_root / "outbox"
+        cutoff = self.clock() - self.settings.outbox_max_age_s
+        removed = await asyncio.to_thread(remove_stale_dirs, outbox, cutoff)
+        if removed:
+            log.info("outbox pruned", extra={"directories": removed})
+        return removed
 
     # ---- retention ----------------------------------------------------------------------------
     async def retention(self) -> list[LogFile]:
@@ -224,6 +235,22 @@ class Housekeeper:
             count += 1
         if count:
             await pipe.execute()
+
+
+def remove_stale_dirs(root: Path, cutoff_s: float) -> int:
+    """Remove the direct subdirectories of `root` last modified before `cutoff_s` (no symlinks)."""
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for child in root.iterdir():
+        try:
+            if child.is_symlink() or not child.is_dir() or child.stat().st_mtime >= cutoff_s:
+                continue
+            shutil.rmtree(child)
+            removed += 1
+        except OSError as exc:
+            log.warning("could not prune outbox entry", extra={"path": str(child), "error": str(exc)})
+    return removed
 
 
 def lease_ttl_ms(settings: HousekeepingSettings) -> int:
