@@ -72,6 +72,14 @@ def test_command_disables_apps_mcp_and_analytics(tmp_path: Path) -> None:
     assert "--disable" not in joined and "mcp_servers" not in joined
 
 
+def test_shell_snapshot_is_off_unless_the_operator_turns_it_back_on(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, codex_config_overrides=["features.shell_snapshot=true"])
+    command = app_server_command(settings, "/bin/codex", prepare_profile(settings, "default"))
+    overrides = [command[i + 1] for i, arg in enumerate(command) if arg == "-c"]
+    # a later -c wins in Codex: the operator's override comes after the default
+    assert overrides.index("features.shell_snapshot=false") < overrides.index("features.shell_snapshot=true")
+
+
 def test_profiles_link_team_entries_and_install_auth(tmp_path: Path) -> None:
     team = paths.team_home(tmp_path / "data")
     (team / "skills").mkdir(parents=True)

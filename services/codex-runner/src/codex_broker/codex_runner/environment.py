@@ -25,7 +25,16 @@ log = logging.getLogger(__name__)
 TEAM_ENTRIES = ("AGENT.md", "AGENTS.md", "skills", "config.toml")
 # Features that reach out to ChatGPT apps, connectors and plugin marketplaces.
 APPS_FEATURES = ("apps", "plugins", "remote_plugin")
-ALWAYS_OVERRIDES = ("analytics.enabled=false", "check_for_update_on_startup=false")
+# Defaults before the operator's CODEX_CONFIG_OVERRIDES (a later -c wins, so any can be turned back).
+# shell_snapshot: for every new thread Codex spawns a login shell and a dozen helper processes to
+# snapshot its environment (~30-45 ms CPU); on a small machine that burst slows the turns running
+# beside it (+20 ms broker overhead per new thread in bench/latency_bench.py). The runner builds
+# the shell's environment itself, so commands run the same without it (a login shell per command).
+ALWAYS_OVERRIDES = (
+    "analytics.enabled=false",
+    "check_for_update_on_startup=false",
+    "features.shell_snapshot=false",
+)
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Codex's shell never needs the model API key, and any command the model runs could read and send
 # it: Codex's shell_environment_policy drops it (on top of the profile's own exclude list).
