@@ -306,15 +306,18 @@ def drop_keys(prefix: str) -> None:
 # ---- the floor: the same fake model through one app-server, no broker ---------------------------
 
 
-async def start_direct(codex: str, codex_home: Path, home: Path) -> Direct:
+async def start_direct(codex: str, codex_home: Path, home: Path, overrides: Sequence[str] = ()) -> Direct:
     """runner_bench's bare client, started with the runner's own command line (apps and plugins
-    disabled, the same -c overrides) so that the floor runs the same Codex configuration."""
+    disabled, the same -c overrides) so that the floor runs the same Codex configuration.
+    `overrides`: extra `-c key=value`, as the runner gets them from CODEX_CONFIG_OVERRIDES."""
     import asyncio
 
     completed: dict[str, asyncio.Future[None]] = {}
+    completed_at: dict[str, float] = {}  # thread id → when its last turn/completed arrived
 
     def on_notification(method: str, params: dict[str, Any]) -> None:
         if method == "turn/completed":
+            completed_at[params.get("threadId", "")] = time.monotonic()
             future = completed.pop(params.get("threadId", ""), None)
             if future is not None and not future.done():
                 future.set_result(None)
@@ -322,7 +325,7 @@ async def start_direct(codex: str, codex_home: Path, home: Path) -> Direct:
     command = [codex, "app-server"]
     for feature in APPS_FEATURES:
         command += ["--disable", feature]
-    for override in ALWAYS_OVERRIDES:
+    for override in (*ALWAYS_OVERRIDES, *overrides):
         command += ["-c", override]
     server = await AppServer.spawn(
         command,
@@ -333,4 +336,6 @@ async def start_direct(codex: str, codex_home: Path, home: Path) -> Direct:
         name="bench-floor",
     )
     await server.initialize("bench", "0", timeout_s=60)
-    return Direct(server, completed)
+    direct = Direct(server, completed)
+    direct.completed_at = completed_at  # type: ignore[attr-defined]
+    return direct

@@ -10,17 +10,19 @@ alternating broker / floor so both see the same machine load:
   - follow-up:   reply pushed in a thread with a session → first request, against turn/start on
                  a loaded thread (floor);
   - the way back: model answer completely written → final answer at the fake Slack
-                 (chat.postMessage; with --native the streaming call that carries it).
+                 (chat.postMessage; with --native the streaming call that carries it), beside
+                 Codex's own part of it: model done → turn/completed at the bare client.
 
 Prints p50 / p95 / p99 and the broker overhead (p50 minus the floor's p50). Stops everything.
 
-    uv run python bench/latency_bench.py [--turns 200] [--threads 10] [--native]
+    uv run python bench/latency_bench.py [--turns 200] [--threads 10] [--native] [-c key=value ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -60,6 +62,7 @@ class Turns:
         self.workspaces = workspaces
         self.answers = 0
         self.floor_started: dict[str, float] = {}
+        self.floor_completed: dict[str, float] = {}  # turn/completed at the bare client
 
     def broker_new(self) -> tuple[str, str]:
         mark = marker()
@@ -85,21 +88,25 @@ class Turns:
         self.floor_started[mark] = time.monotonic()
         thread_id = await self.direct.thread_start(workspace)
         await self.direct.turn(thread_id, f"task {mark}")
+        self.floor_completed[mark] = self.direct.completed_at[thread_id]  # type: ignore[attr-defined]
         return mark, thread_id
 
     async def floor_follow(self, thread_id: str) -> str:
         mark = marker()
         self.floor_started[mark] = time.monotonic()
         await self.direct.turn(thread_id, f"and then {mark}")
+        self.floor_completed[mark] = self.direct.completed_at[thread_id]  # type: ignore[attr-defined]
         return mark
 
 
-async def run(turns: int, threads: int, native: bool) -> None:
+async def run(turns: int, threads: int, native: bool, overrides: list[str]) -> None:
     codex = find_codex_bin()
     if codex is None:
         raise SystemExit("Codex CLI not installed: scripts/install-codex.sh")
     codex = native_codex_bin(codex)
     print(f"latency bench: {turns} turns per kind, native streaming {'on' if native else 'off'}")
+    if overrides:
+        print(f"Codex overrides (runner and floor): {overrides}")
     print(f"before: {load_note()}")
     with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, fakes() as (slack, model):
         root = Path(tmp)
@@ -107,12 +114,14 @@ async def run(turns: int, threads: int, native: bool) -> None:
         codex_home = paths.codex_home(data_root)
         write_codex_home(codex_home, model.base_url)
         extra = {"SLACK_NATIVE_STREAMING": "true"} if native else {}
+        if overrides:
+            extra["CODEX_CONFIG_OVERRIDES"] = json.dumps(overrides)
         broker = start_broker(data_root, broker_env(slack, extra))
         direct: Direct | None = None
         try:
             slack.client.wait_connected(timeout_s=60)
             (root / "home").mkdir()
-            direct = await start_direct(codex, codex_home, root / "home")
+            direct = await start_direct(codex, codex_home, root / "home", overrides)
             bench = Turns(slack, direct, root / "floor-ws")
             for _ in range(3):  # warm both paths (first-use costs: imports, caches, connections)
                 bench.broker_new()
@@ -161,6 +170,9 @@ def report(
     def way_back(marks: list[str]) -> list[float]:
         return [answered[m][0] - model_turns[m][1] for m in marks]
 
+    def floor_back(marks: list[str]) -> list[float]:
+        return [bench.floor_completed[m] - model_turns[m][1] for m in marks]
+
     def end_to_end(marks: list[str]) -> list[float]:
         return [answered[m][0] - pushed[m] for m in marks]
 
@@ -174,6 +186,7 @@ def report(
         ms_row("follow-up: turn/start → request (floor)", floor(fol_f)),
         ms_row("model done → final message, new thread", way_back(new_b)),
         ms_row("model done → final message, follow-up", way_back(fol_b)),
+        ms_row("model done → turn/completed at the client (floor)", floor_back(new_f + fol_f)),
         ms_row("mention → final message (whole turn), new thread", end_to_end(new_b)),
         ms_row("reply → final message (whole turn), follow-up", end_to_end(fol_b)),
     ]
@@ -194,8 +207,15 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200, help="turns per kind (new, follow-up)")
     parser.add_argument("--threads", type=int, default=10, help="threads the follow-ups are spread over")
     parser.add_argument("--native", action="store_true", help="Slack native streaming on")
+    parser.add_argument(
+        "-c",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="a Codex -c key=value for the runner and the floor alike (repeatable)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.turns, args.threads, args.native))
+    asyncio.run(run(args.turns, args.threads, args.native, args.overrides))
 
 
 if __name__ == "__main__":
