@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 from codex_broker.libs.paths import safe_name
 
@@ -102,19 +104,33 @@ class JsonFormatter(logging.Formatter):
         return self.redactor.value(entry)  # type: ignore[no-any-return]
 
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(self.to_dict(record), default=str, ensure_ascii=False)
+        # stdout and the file handler share this formatter: redact and encode a record only once
+        cached = record.__dict__.get("_cb_json")
+        if cached is None:
+            cached = json.dumps(self.to_dict(record), default=str, ensure_ascii=False)
+            record.__dict__["_cb_json"] = cached
+        return str(cached)
 
 
 class HourlyFileHandler(logging.Handler):
-    """Appends to <dir>/<YYYY-MM-DDTHH>.jsonl; fans out session/job records to their own dirs."""
+    """Appends to <dir>/<YYYY-MM-DDTHH>.jsonl; fans out session/job records to their own dirs.
+
+    The files of the current hour stay open (at most MAX_OPEN, least recently used closed first):
+    a mkdir, open and close per record cost more than the rest of logging together. Each line is
+    flushed at once, so readers (log tail, admin page) see whole lines; a file removed meanwhile
+    (housekeeping) is opened again.
+    """
 
     terminator: ClassVar[str] = "\n"
+    MAX_OPEN: ClassVar[int] = 64
 
     def __init__(self, logs_root: Path, service: str) -> None:
         super().__init__()
         self.logs_root = logs_root
         self.service = service
         self._lock_files = threading.Lock()
+        self._open: OrderedDict[Path, TextIO] = OrderedDict()
+        self._hour = ""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -128,12 +144,38 @@ class HourlyFileHandler(logging.Handler):
             if job_id:
                 targets.append(self.logs_root / "jobs" / safe_name(str(job_id)))
             with self._lock_files:
+                if hour != self._hour:
+                    self._close_all()
+                    self._hour = hour
                 for directory in targets:
-                    directory.mkdir(parents=True, exist_ok=True)
-                    with open(directory / f"{hour}.jsonl", "a", encoding="utf-8") as fh:
-                        fh.write(line)
+                    fh = self._file(directory / f"{hour}.jsonl")
+                    fh.write(line)
+                    fh.flush()
         except Exception:
             self.handleError(record)
+
+    def _file(self, path: Path) -> TextIO:
+        fh = self._open.get(path)
+        if fh is not None and os.fstat(fh.fileno()).st_nlink > 0:
+            self._open.move_to_end(path)
+            return fh
+        if fh is not None:  # removed under us: write to a new file of that name
+            self._open.pop(path).close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open on purpose, closed by LRU)
+        self._open[path] = fh
+        while len(self._open) > self.MAX_OPEN:
+            self._open.popitem(last=False)[1].close()
+        return fh
+
+    def _close_all(self) -> None:
+        while self._open:
+            self._open.popitem(last=False)[1].close()
+
+    def close(self) -> None:
+        with self._lock_files:
+            self._close_all()
+        super().close()
 
 
 _redactor = Redactor()
