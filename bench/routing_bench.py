@@ -48,6 +48,7 @@ from bench._common import (
 )
 from codex_broker.libs.bus import DATA_FIELD
 from codex_broker.libs.contracts import Actor, InboundEvent, RunEvent, RunRequest, decode, encode
+from codex_broker.libs.heartbeat import Heartbeat
 from codex_broker.libs.keys import GROUP_RUNNERS, Keys
 
 RUNNER_ID = "bench-consumer"
@@ -65,6 +66,24 @@ class BenchConsumer:
         stream = self.keys.runs_stream
         with contextlib.suppress(ResponseError):  # BUSYGROUP: already there
             await self.redis.xgroup_create(stream, GROUP_RUNNERS, id="0", mkstream=True)
+        beating = asyncio.create_task(self.heartbeat(stop))
+        try:
+            await self.consume(stream, stop)
+        finally:
+            beating.cancel()
+
+    async def heartbeat(self, stop: asyncio.Event) -> None:
+        """Like a runner's: without it the orchestrator reports runs of a runner it cannot see as lost."""
+        beat = Heartbeat(
+            self.redis, self.keys, "codex-runner", RUNNER_ID, ttl_s=10, details=lambda: {"active": 0}
+        )
+        while not stop.is_set():
+            await beat.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2)
+        await beat.clear()
+
+    async def consume(self, stream: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
             response: Any = await self.redis.xreadgroup(
                 GROUP_RUNNERS, RUNNER_ID, {stream: ">"}, count=500, block=500
