@@ -1,55 +1,27 @@
 """Fixtures for the libs tests: the real Redis (unique key prefix per test) and private servers.
 
-The same `redis_url` / `key_prefix` / `keys` / `redis` fixtures as tests/conftest.py (pytest does
-not share conftest files across sibling trees), plus `private_redis`: a redis-server of our own
-on a free port that a test may stop and restart (outage tests must never touch the shared one).
+The `redis_url` / `key_prefix` / `keys` / `redis` fixtures are tests/conftest.py's (pytest does
+not share conftest files across sibling trees, so they are imported), plus `private_redis`: a
+redis-server of our own on a free port that a test may stop and restart (outage tests must never
+touch the shared one).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
 
-from codex_broker.libs.keys import Keys
+from tests.conftest import key_prefix, keys, redis, redis_url
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return REDIS_URL
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def keys(key_prefix: str) -> Keys:
-    return Keys(prefix=key_prefix, shard_count=4)
-
-
-@pytest_asyncio.fixture
-async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.ping()
-    yield client
-    async for key in client.scan_iter(match=f"{key_prefix}:*", count=1000):
-        await client.delete(key)
-    await client.aclose()
+__all__ = ["key_prefix", "keys", "redis", "redis_url"]
 
 
 def _free_port() -> int:
