@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import random
@@ -126,8 +125,6 @@ class Consumer:
     partition_key: Callable[[Delivery], str] | None = None
     _known_groups: set[str] = field(default_factory=set)
     _last_claim: float = 0.0
-    _tails: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    _running: set[asyncio.Task[None]] = field(default_factory=set)
 
     def current_streams(self) -> list[str]:
         streams = self.streams() if callable(self.streams) else self.streams
@@ -146,7 +143,6 @@ class Consumer:
                 log.warning("redis unavailable, retrying", extra={"error": str(exc), "backoff_s": backoff})
                 await _sleep_or_stop(stop, backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.config.backoff_max_s)
-        await self.wait_idle()  # SIGTERM drains: entries in flight finish (the frame bounds the wait)
 
     async def run_once(self, *, block: bool = False, stop: asyncio.Event | None = None) -> int:
         """One pass: reclaim stale entries when due, then read new ones. Returns entries handled."""
@@ -170,7 +166,6 @@ class Consumer:
         total = 0
         for _ in range(max_rounds):
             n = await self.run_once(block=False)
-            await self.wait_idle()
             total += n
             if n == 0:
                 break
@@ -247,46 +242,18 @@ class Consumer:
             for delivery in deliveries:
                 await self._handle(delivery)
             return len(deliveries)
+        groups: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
-            self._dispatch(delivery)
-        await self._wait_for_capacity()
+            groups.setdefault(self._partition(delivery), []).append(delivery)
+        semaphore = asyncio.Semaphore(self.config.concurrency)
+
+        async def handle_group(group: list[Delivery]) -> None:
+            async with semaphore:
+                for delivery in group:
+                    await self._handle(delivery)
+
+        await asyncio.gather(*(handle_group(g) for g in groups.values()))
         return len(deliveries)
-
-    def _dispatch(self, delivery: Delivery) -> None:
-        """Handle in the background, after the previous entry of the same partition.
-
-        Reading goes on while fewer than `concurrency` entries are in flight, so one slow
-        entry (a rate-limited platform call, a big upload) holds up only its own partition.
-        """
-        key = self._partition(delivery)
-        task = asyncio.create_task(self._handle_after(self._tails.get(key), delivery))
-        self._tails[key] = task
-        self._running.add(task)
-        task.add_done_callback(functools.partial(self._finished, key))
-
-    def _finished(self, key: str, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._tails.get(key) is task:
-            del self._tails[key]
-
-    async def _handle_after(self, previous: asyncio.Task[None] | None, delivery: Delivery) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # only its end matters here, not its outcome
-        try:
-            await self._handle(delivery)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            # Redis went away mid-entry: it stays pending and comes back through the reclaim
-            metrics.REDIS_ERRORS.labels(operation="consume").inc()
-            log.warning("redis unavailable while handling an entry", extra={"error": str(exc)})
-
-    async def _wait_for_capacity(self) -> None:
-        while len(self._running) >= self.config.concurrency:
-            await asyncio.wait(set(self._running), return_when=asyncio.FIRST_COMPLETED)
-
-    async def wait_idle(self) -> None:
-        """Until every entry handed to a background task is handled (drain, SIGTERM)."""
-        while self._running:
-            await asyncio.wait(set(self._running))
 
     def _partition(self, delivery: Delivery) -> str:
         assert self.partition_key is not None
