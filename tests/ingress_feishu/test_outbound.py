@@ -118,8 +118,11 @@ async def test_streaming_card_updates_in_order_then_final_answer(start_ingress) 
     )
     assert len(overflow) == 1  # 8,400 chars: one chunk in the card, two as messages
     # the finished card marks its action done: the orchestrator orders a thread's answers by it
-    marker = await ingress.redis.get(ingress.keys.idempotency("outbound", "final:run-card"))
-    assert marker is not None and marker.startswith(b"done:")
+    marker = await wait_for(
+        lambda: ingress.redis.get(ingress.keys.idempotency("outbound", "final:run-card")),
+        what="done marker of the answer",
+    )
+    assert marker.startswith(b"done:")
     # stale snapshots after the finish change nothing
     await ingress.publish(action(snapshot(5, "update", "stale"), root=root))
     stop_values = [
