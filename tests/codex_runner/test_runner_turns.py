@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from codex_broker.libs import hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS, Keys
 from tests.codex_runner.harness import (
     approval,
@@ -75,6 +76,14 @@ async def test_plain_answer(
         assert latest_user_text(fake_model.requests[-1]) == "say hello"
         assert not marker.exists(), "MCP servers must be disabled by default"
         assert runner.details() == {"active": 0, "capacity": 4, "boot": runner.boot_id}
+
+    # a new Codex thread gets its commit hook's token: a 0600 file beside the workspace whose
+    # token Redis maps back to this session (the co-author endpoints accept it)
+    path = hook_token.hook_file(data_root, request.session_key)
+    found = await wait_for(lambda: hook_token.read_hook_file(path), what="hook token file")
+    assert found[0] == request.session_key
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert await hook_token.session_of_hook_token(redis, keys, found[1]) == request.session_key
 
 
 async def test_exec_command_tool_call_then_answer(

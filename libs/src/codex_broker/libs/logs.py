@@ -161,8 +161,11 @@ class HourlyFileHandler(logging.Handler):
             return fh
         if fh is not None:  # removed under us: write to a new file of that name
             self._open.pop(path).close()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open on purpose, closed by LRU)
+        try:
+            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open on purpose, closed by LRU)
+        except FileNotFoundError:  # a new session's directory: create it only then (no mkdir per open)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a", encoding="utf-8")  # noqa: SIM115
         self._open[path] = fh
         while len(self._open) > self.MAX_OPEN:
             self._open.popitem(last=False)[1].close()

@@ -44,6 +44,7 @@ from codex_broker.libs.bus import (
     entry_data,
 )
 from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
+from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,12 @@ class Runner:
             self.redis.set(self.keys.codex_thread_runner(thread_id), self.runner_id, ex=THREAD_WRITER_TTL_S)
         )
 
+    async def _write_hook_token(self, session_key: str) -> None:
+        try:
+            await ensure_hook_token(self.redis, self.keys, self.settings.data_root.resolve(), session_key)
+        except Exception:  # commits then lack co-author trailers; the turn itself is unaffected
+            log.exception("commit hook token not written", extra={"session_key": session_key})
+
     def _begin(self, request: RunRequest, entry_id: str, stream: str) -> None:
         run = TurnRun(
             request,
@@ -255,6 +262,10 @@ class Runner:
         )
         self.runs[request.run_id] = run
         metrics.ACTIVE_TURNS.set(len(self.runs))
+        if request.thread_id is None:
+            # A new Codex thread: its commit-msg hook reads this file. Written beside thread/start
+            # (milliseconds, long before Codex can run git), off the orchestrator's routing path.
+            self._spawn(self._write_hook_token(request.session_key))
         claim = asyncio.ensure_future(self._claim(request, entry_id, stream))
         task = asyncio.create_task(run.drive(claim), name=f"run-{request.run_id}")
         self._run_tasks[request.run_id] = task

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import authors, hook_token, paths
+from codex_broker.libs import authors, paths
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -208,14 +208,10 @@ class Core:
         self._side_tasks.add(task)
         task.add_done_callback(self._side_tasks.discard)
 
-    def note_git_identity(self, event: InboundEvent, *, new_session: bool) -> None:
-        """The commit hook's token for a new session; an inferred GitHub author for a new email."""
-        if new_session:  # workspace exists now; the hook reads the file beside it
-            self.in_background(
-                hook_token.ensure_hook_token(self.redis, self.keys, self.data_root, event.session_key),
-                "hook token",
-            )
-        elif event.actor.email and not event.actor.is_bot and event.kind == "message":
+    def note_git_identity(self, event: InboundEvent) -> None:
+        """An inferred GitHub author for a new email (the commit hook's token is the runner's:
+        it writes it when it starts a new Codex thread)."""
+        if event.actor.email and not event.actor.is_bot and event.kind == "message":
             self.in_background(
                 authors.record_inferred_author(self.redis, self.keys, event.platform, event.actor),
                 "inferred author",
@@ -228,8 +224,9 @@ class Core:
         With `defer` (a pipeline) the writes join the caller's round trip — unless a history
         request must go out now, so that it runs while the turn is prepared."""
         session_key = event.session_key
+        # only a path: whoever writes into it first creates it (the runner before thread/start,
+        # an ingress saving a download) — no file-system work on the routing path
         workspace = paths.session_workspace(self.data_root, session_key)
-        workspace.mkdir(parents=True, exist_ok=True)
         now = now_ms()
         record = {
             "platform": event.platform,
@@ -266,7 +263,6 @@ class Core:
         self.add_timeline(pipe, session_key, "session", "session created")
         if pipe is not defer:
             await pipe.execute()
-        self.note_git_identity(event, new_session=True)
         return record
 
     def _wants_backfill(self, event: InboundEvent) -> bool:
@@ -339,7 +335,7 @@ class Core:
             pipe.hset(self.keys.session(event.session_key), "last_activity_ms", str(now))
             pipe.zadd(self.keys.sessions_index, {event.session_key: now})
         if event.kind != "job_callback" and not event.actor.is_bot:
-            self.note_git_identity(event, new_session=False)
+            self.note_git_identity(event)
             pipe.hset(
                 self.keys.session_participants(event.session_key),
                 event.actor.id,
@@ -361,10 +357,10 @@ class Core:
             await self.go_idle(session_key)
             return None
         run_id = new_id()
-        if not await self.admit(session_key, run_id):
+        pipe = self.redis.pipeline(transaction=False)
+        if not await self.admit(session_key, run_id, pipe=pipe):
             return None
         entries = [QueueEntry.load(raw) for raw in raw_queue]
-        pipe = self.redis.pipeline(transaction=False)
         try:
             request = await self._build_request(run_id, session_key, session, entries, pipe)
         except BaseException:
@@ -385,7 +381,7 @@ class Core:
         handled again from scratch."""
         session_key = event.session_key
         run_id = new_id()
-        if not await self.admit(session_key, run_id):
+        if not await self.admit(session_key, run_id, pipe=pipe):
             await pipe.execute()
             await self.enqueue(event, session, phase="debouncing", schedule_ms=None)  # woken in turn
             return
@@ -406,8 +402,15 @@ class Core:
         self.add_seen(pipe, session_key, event.event_id)
         await self._send_run(pipe, request, received_at)
 
-    async def admit(self, session_key: str, run_id: str) -> bool:
-        """Take a MAX_ACTIVE_RUNS slot (fair FIFO), or wait in line for one."""
+    async def admit(self, session_key: str, run_id: str, *, pipe: Any | None = None) -> bool:
+        """Take a MAX_ACTIVE_RUNS slot (fair FIFO), or wait in line for one.
+
+        Without a limit there is nothing to decide: with `pipe` the slot is recorded in the
+        caller's round trip (the run's own writes) instead of a script call of its own."""
+        if self.settings.max_active_runs <= 0 and pipe is not None:
+            pipe.zrem(self.keys.runs_waiting, session_key)  # left over from a limited config
+            pipe.zadd(self.keys.active_runs, {run_id: now_ms()})
+            return True
         ahead = await self.admit_script(
             keys=[self.keys.active_runs, self.keys.runs_waiting],
             args=[session_key, run_id, now_ms(), self.settings.max_active_runs],

@@ -51,6 +51,59 @@ Handler = Callable[[WorkItem], Awaitable[None]]
 
 
 @dataclass
+class AckBatcher:
+    """Group commit for XACK: the acks of every item finished while one XACK round trip is in
+    flight go out together in the next one. An item still waits for its own ack before it counts
+    as done (a crash before the ack redelivers it, as with one XACK per item), but a burst costs
+    a round trip per batch instead of one per item."""
+
+    redis: Any
+    group: str
+    _pending: dict[str, list[str]] = field(default_factory=dict)
+    _next: asyncio.Future[None] | None = None
+    _flusher: asyncio.Task[None] | None = None
+
+    async def ack(self, stream: str, entry_id: str) -> None:
+        self._pending.setdefault(stream, []).append(entry_id)
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        if self._flusher is None:
+            # started on the next loop turn: items finishing in this turn join the same batch
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(self._next)
+
+    async def _flush(self) -> None:
+        try:
+            await asyncio.sleep(0)
+            while self._next is not None:
+                batch, done = self._pending, self._next
+                self._pending, self._next = {}, None
+                try:
+                    pipe = self.redis.pipeline(transaction=False)
+                    for stream, ids in batch.items():
+                        pipe.xack(stream, self.group, *ids)
+                    await pipe.execute()
+                except asyncio.CancelledError:
+                    done.cancel()
+                    raise
+                except Exception as exc:  # every item of the batch sees the error and retries
+                    done.set_exception(exc)
+                    done.exception()  # retrieved: an item cancelled meanwhile must not warn
+                else:
+                    done.set_result(None)
+        finally:
+            self._flusher = None
+            if self._next is not None:  # cancelled with acks waiting: they fail and are retried
+                self._next.cancel()
+                self._next, self._pending = None, {}
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+
+@dataclass
 class SessionDispatcher:
     bus: StreamBus
     handler: Handler
@@ -64,6 +117,7 @@ class SessionDispatcher:
     max_concurrent: int = 96
     _slots: asyncio.Semaphore | None = None
     in_flight_entries: set[str] = field(default_factory=set)
+    _acks: AckBatcher | None = None
 
     def submit(self, item: WorkItem) -> None:
         self._shard_load[item.shard] = self._shard_load.get(item.shard, 0) + 1
@@ -97,6 +151,8 @@ class SessionDispatcher:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._acks is not None:
+            await self._acks.close()
 
     async def _worker(self, session_key: str) -> None:
         queue = self._queues[session_key]
@@ -160,7 +216,9 @@ class SessionDispatcher:
 
     async def _ack(self, item: WorkItem) -> None:
         if item.delivery is not None:
-            await self.bus.redis.xack(item.delivery.stream, GROUP_ORCHESTRATOR, item.delivery.entry_id)
+            if self._acks is None:
+                self._acks = AckBatcher(self.bus.redis, GROUP_ORCHESTRATOR)
+            await self._acks.ack(item.delivery.stream, item.delivery.entry_id)
 
     async def _dead_letter(self, item: WorkItem, reason: str) -> None:
         metrics.ITEMS.labels(kind=item.kind, result="dead_letter").inc()
