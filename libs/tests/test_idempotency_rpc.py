@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from codex_broker.libs.contracts import OutboundResult, RpcReply
-from codex_broker.libs.idempotency import Idempotency
+from codex_broker.libs.idempotency import Claim, Idempotency
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.rpc import REPLY_TTL_S, RpcTimeout, new_reply_key, send_reply, wait_reply
 
@@ -103,3 +103,67 @@ async def test_rpc_wait_longer_than_the_client_socket_timeout(redis_url: str, ke
     assert result.ok
     await client.delete(reply_key)
     await client.aclose()
+
+
+async def _lapses(idem: Idempotency, key: str) -> bool:
+    for _ in range(100):  # bounded: a sub-second lease expires well within 5 s
+        if await idem.redis.get(idem.keys.idempotency(idem.scope, key)) is None:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_renewing_keeps_a_short_lease_past_its_length(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("r1", lease_ms=300)).status == "new"
+    async with idem.renewing("r1", lease_ms=300, every_s=0.1):
+        await asyncio.sleep(1.0)  # more than three lease lengths
+        assert (await idem.claim("r1", lease_ms=300)).status == "in_progress"
+    assert await _lapses(idem, "r1"), "the renewal went on after the block"
+
+
+async def test_renewing_stops_when_the_block_fails(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("r2", lease_ms=300)).status == "new"
+    with pytest.raises(RuntimeError):
+        async with idem.renewing("r2", lease_ms=300, every_s=0.1):
+            raise RuntimeError("effect failed")
+    assert await _lapses(idem, "r2")
+
+
+async def test_renewing_does_not_revive_a_done_marker(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("r3", lease_ms=300)).status == "new"
+    async with idem.renewing("r3", lease_ms=300, every_s=0.05):
+        await idem.complete("r3", "result", ttl_s=60)
+        await asyncio.sleep(0.2)
+    assert (await idem.claim("r3")) == Claim("done", "result")
+
+
+async def test_claim_waiting_takes_over_a_dead_holders_lease(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("w1", lease_ms=300)).status == "new"  # the holder dies here
+    claim = await idem.claim_waiting("w1", lease_ms=300, wait_s=5, poll_s=0.05)
+    assert claim.status == "new"
+
+
+async def test_claim_waiting_sees_the_holder_finish(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("w2", lease_ms=5000)).status == "new"
+
+    async def holder() -> None:
+        await asyncio.sleep(0.3)
+        await idem.complete("w2", "posted", ttl_s=60)
+
+    finishing = asyncio.create_task(holder())
+    claim = await idem.claim_waiting("w2", lease_ms=5000, wait_s=5, poll_s=0.05)
+    await finishing
+    assert claim == Claim("done", "posted")
+
+
+async def test_claim_waiting_gives_up_on_a_live_slow_holder(redis: Redis, keys: Keys) -> None:
+    idem = Idempotency(redis, keys, "outbound")
+    assert (await idem.claim("w3", lease_ms=300)).status == "new"
+    async with idem.renewing("w3", lease_ms=300, every_s=0.1):
+        claim = await idem.claim_waiting("w3", lease_ms=300, wait_s=0.8, poll_s=0.05)
+    assert claim.status == "in_progress"

@@ -7,11 +7,13 @@ Serves, on one port:
   and on every new connection, as Feishu does;
 - REST: tenant token, bot info, im/v1 messages create / reply / patch / update / get / list,
   reactions, image and file upload, message resources, CardKit cards (create, element content,
-  settings, full update) with strictly increasing sequence numbers;
+  settings, full update) with strictly increasing sequence numbers, contact/v3 user get (by
+  open_id, from a settable user directory: `set_user`);
 - control endpoints under `/_fake/` for end-to-end tests (push a message event as a user, push a
-  card click, drop connections, fail calls, read what the bot sent).
+  card click, drop connections, fail or delay calls, set users, read what the bot sent).
 
-Every REST call is recorded; failures can be scripted per operation. Use it in-process
+Every REST call is recorded; failures (`fail`) and slow answers (`delay`, ended early by
+`release`) can be scripted per operation. Use it in-process
 (`FakeFeishu().start()`, a server thread with its own loop) or as a subprocess:
 `python -m tests.fakes.fake_feishu --port N [--app-id ID --app-secret S]`.
 """
@@ -68,6 +70,13 @@ class FailRule:
 
 
 @dataclass
+class DelayRule:
+    op: str
+    seconds: float
+    times: int = 1  # -1 = forever
+
+
+@dataclass
 class PendingEvent:
     frame_message_id: str
     payload: dict[str, Any]
@@ -104,6 +113,9 @@ class FeishuState:
     reactions: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_rules: list[FailRule] = field(default_factory=list)
+    delay_rules: list[DelayRule] = field(default_factory=list)
+    released: int = 0  # bumped by `release`: requests delayed before then answer at once
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending: dict[str, PendingEvent] = field(default_factory=dict)
     acked: list[str] = field(default_factory=list)
     responses: list[wire.ClientResponse] = field(default_factory=list)
@@ -116,6 +128,15 @@ class FeishuState:
     def take_failure(self, op: str) -> FailRule | None:
         with self.lock:
             for rule in self.fail_rules:
+                if rule.op == op and rule.times != 0:
+                    if rule.times > 0:
+                        rule.times -= 1
+                    return rule
+        return None
+
+    def take_delay(self, op: str) -> DelayRule | None:
+        with self.lock:
+            for rule in self.delay_rules:
                 if rule.op == op and rule.times != 0:
                     if rule.times > 0:
                         rule.times -= 1
@@ -212,6 +233,7 @@ class FakeFeishu:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        self.release()
         if self._server is not None:
             self._server.should_exit = True
             if self._loop is not None and not self._loop.is_closed():
@@ -354,6 +376,21 @@ class FakeFeishu:
         """Make the next `times` calls of `op` (e.g. "cardkit.create", "message.reply") fail."""
         with self.state.lock:
             self.state.fail_rules.append(FailRule(op=op, code=code, status=status, times=times, msg=msg))
+
+    def delay(self, op: str, seconds: float, *, times: int = 1) -> None:
+        """Make the next `times` calls of `op` answer only after `seconds` (or at `release()`)."""
+        with self.state.lock:
+            self.state.delay_rules.append(DelayRule(op=op, seconds=seconds, times=times))
+
+    def release(self) -> None:
+        """Let every request that is being delayed answer now (later ones are still delayed)."""
+        with self.state.lock:
+            self.state.released += 1
+
+    def set_user(self, open_id: str, name: str, **fields: Any) -> None:
+        """Put a user in the directory that contact/v3 user get answers from."""
+        with self.state.lock:
+            self.state.users[open_id] = {"open_id": open_id, "name": name, **fields}
 
     def drop_connections(self) -> int:
         """Close every websocket, as a network drop would; the client reconnects by itself."""
@@ -581,12 +618,20 @@ class FakeFeishu:
                 r("cardkit.content", self._card_content),
                 methods=["PUT"],
             ),
+            Route(
+                "/open-apis/contact/v3/users/{user_id}",
+                r("contact.user.get", self._user_get),
+                methods=["GET"],
+            ),
             # control API for out-of-process tests
             Route("/_fake/info", self._c_info, methods=["GET"]),
             Route("/_fake/push_message", self._c_push_message, methods=["POST"]),
             Route("/_fake/push_card_action", self._c_push_card_action, methods=["POST"]),
             Route("/_fake/resources", self._c_add_resource, methods=["POST"]),
             Route("/_fake/fail", self._c_fail, methods=["POST"]),
+            Route("/_fake/delay", self._c_delay, methods=["POST"]),
+            Route("/_fake/release", self._c_release, methods=["POST"]),
+            Route("/_fake/users", self._c_set_user, methods=["POST"]),
             Route("/_fake/drop", self._c_drop, methods=["POST"]),
             Route("/_fake/messages", self._c_messages, methods=["GET"]),
             Route("/_fake/cards", self._c_cards, methods=["GET"]),
@@ -609,6 +654,9 @@ class FakeFeishu:
                 known = token in self.state.tokens
             if not known:
                 return _error(CODE_BAD_TOKEN, "Invalid access token for authorization", 401)
+            delay = self.state.take_delay(op)
+            if delay is not None:
+                await self._delayed(delay.seconds)
             rule = self.state.take_failure(op)
             if rule is not None:
                 return _error(rule.code, rule.msg, rule.status)
@@ -616,6 +664,16 @@ class FakeFeishu:
             return result if isinstance(result, Response) else _ok(result)
 
         return endpoint
+
+    async def _delayed(self, seconds: float) -> None:
+        with self.state.lock:
+            released = self.state.released
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.state.lock:
+                if self.state.released != released:
+                    return
+            await asyncio.sleep(0.02)
 
     async def _endpoint(self, request: Request) -> Response:
         body = await request.json()
@@ -900,6 +958,17 @@ class FakeFeishu:
             card["history"].append({"op": "update", "sequence": body["sequence"]})
         return {}
 
+    # ---- contact ----------------------------------------------------------------------------------
+
+    async def _user_get(self, request: Request) -> Any:
+        if request.query_params.get("user_id_type") != "open_id":
+            return _error(CODE_PARAM, "this fake looks users up by open_id only")
+        with self.state.lock:
+            user = self.state.users.get(request.path_params["user_id"])
+        if user is None:
+            return _error(CODE_PARAM, "user not found")
+        return {"user": dict(user)}
+
     # ---- control endpoints ------------------------------------------------------------------------
 
     async def _c_info(self, _: Request) -> Response:
@@ -945,6 +1014,20 @@ class FakeFeishu:
             status=int(body.get("status", 400)),
             times=int(body.get("times", 1)),
         )
+        return JSONResponse({"ok": True})
+
+    async def _c_delay(self, request: Request) -> Response:
+        body = await request.json()
+        self.delay(body["op"], float(body["seconds"]), times=int(body.get("times", 1)))
+        return JSONResponse({"ok": True})
+
+    async def _c_release(self, _: Request) -> Response:
+        self.release()
+        return JSONResponse({"ok": True})
+
+    async def _c_set_user(self, request: Request) -> Response:
+        body = await request.json()
+        self.set_user(body["open_id"], body["name"])
         return JSONResponse({"ok": True})
 
     async def _c_drop(self, _: Request) -> Response:

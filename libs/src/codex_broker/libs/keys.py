@@ -201,6 +201,10 @@ class Keys:
     def rq_queue_name(self) -> str:
         return f"{self.prefix}-jobs"
 
+    def user_name(self, platform: str, user_id: str) -> str:
+        """String with TTL: a platform user's display name as looked up by its ingress."""
+        return f"{self.prefix}:user-name:{platform}:{user_id}"
+
     def github_authors(self, platform: str) -> str:
         """Hash: platform user id → JSON {name, email, source: manual|inferred}."""
         return f"{self.prefix}:github-authors:{platform}"

@@ -33,6 +33,7 @@ from lark_oapi.api.cardkit.v1 import (
     UpdateCardRequest,
     UpdateCardRequestBody,
 )
+from lark_oapi.api.contact.v3 import GetUserRequest
 from lark_oapi.api.im.v1 import (
     CreateFileRequest,
     CreateFileRequestBody,
@@ -156,8 +157,13 @@ class FeishuApi:
 
     # ---- the call wrapper ----------------------------------------------------------------
 
-    async def _call(self, op: str, send: Callable[[lark.RequestOption], Awaitable[Any]]) -> dict[str, Any]:
-        """Run one call with retries; returns the JSON body's `data` (or the whole body)."""
+    async def _call(
+        self, op: str, send: Callable[[lark.RequestOption], Awaitable[Any]], *, retry: bool = True
+    ) -> dict[str, Any]:
+        """Run one call with retries; returns the JSON body's `data` (or the whole body).
+
+        `retry=False`: only an expired token is retried (for callers that would rather fall back
+        than wait)."""
         rate_limited = transient = 0
         token_refreshed = False
         backoff = self._retry.backoff_initial_s
@@ -170,6 +176,8 @@ class FeishuApi:
                     self._drop_token()
                     metrics.API_RETRIES.labels(op=op, reason="token").inc()
                     continue
+                if not retry:
+                    raise
                 if exc.rate_limited and rate_limited + 1 < self._retry.rate_limit_attempts:
                     rate_limited += 1
                     reason = "rate_limit"
@@ -230,6 +238,17 @@ class FeishuApi:
         if not open_id:
             raise FeishuError("bot_info", -1, "bot info has no open_id")
         return open_id
+
+    # ---- contact -------------------------------------------------------------------------
+
+    async def user_name(self, open_id: str) -> str:
+        """The user's name from contact/v3 (empty when the app may not see it); one attempt."""
+        request = GetUserRequest.builder().user_id(open_id).user_id_type("open_id").build()
+        data = await self._call(
+            "user_get", lambda o: self._client.contact.v3.user.aget(request, o), retry=False
+        )
+        user = data.get("user") or {}
+        return str(user.get("name") or user.get("en_name") or user.get("nickname") or "")
 
     # ---- messages --------------------------------------------------------------------------
 

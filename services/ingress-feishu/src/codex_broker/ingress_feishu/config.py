@@ -36,6 +36,11 @@ class Settings(RawLogSettings):
         default=8, ge=1, le=64, description="Outbound actions handled in parallel (per-thread order kept)"
     )
     feishu_request_timeout_s: float = Field(default=20.0, gt=0, description="Timeout of one Feishu API call")
+    feishu_user_cache_ttl_s: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds a sender's display name (contact/v3) is cached in Redis (0 = no cache)",
+    )
 
     @field_validator("feishu_domain")
     @classmethod

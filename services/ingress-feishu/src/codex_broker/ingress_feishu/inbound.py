@@ -5,6 +5,9 @@ so the event is in Redis first (persist before ack). A failure raises, lark answ
 Feishu pushes the event again. De-duplication on the event id (`feishu:<message_id>`) happens
 after the XADD succeeded, so a crash between the two can only cause a duplicate that the next
 delivery's check — or the orchestrator's own idempotency — absorbs, never a loss.
+
+The sender's display name comes from `users.UserNames`: its cache entry is read in the same round
+trip as the duplicate check; a miss costs one bounded lookup, a failure falls back to the id.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from codex_broker.ingress_feishu.normalize import (
     card_action_to_inbound,
     message_to_inbound,
 )
+from codex_broker.ingress_feishu.users import UserNames
 from codex_broker.libs.contracts import InboundEvent, encode
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.rawlog import RawLog
@@ -47,6 +51,7 @@ class InboundSink:
     policy: Callable[[], InboundPolicy]
     stream_maxlen: int = 100_000
     raw_log: RawLog | None = None  # LOG_RAW_FEISHU_EVENTS (a no-op RawLog when switched off)
+    names: UserNames | None = None  # None: events go out with ids only
 
     def on_message(self, payload: dict[str, Any]) -> None:
         result = message_to_inbound(payload, self.policy())
@@ -94,9 +99,24 @@ class InboundSink:
             return
         started = time.perf_counter()
         dedupe_key = self.keys.idempotency(DEDUPE_SCOPE, result.event_id)
-        if self.redis.exists(dedupe_key):
+        names = self.names if self.names is not None and self.names.wanted(result.actor) else None
+        name_key = names.cache_key(result.actor.id) if names is not None else None
+        cached: bytes | None = None
+        if name_key is None:
+            duplicate = self.redis.exists(dedupe_key)
+        else:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(dedupe_key)
+            pipe.get(name_key)
+            duplicate, cached = pipe.execute()
+        if duplicate:
             metrics.INBOUND_EVENTS.labels(type=event_type, result="duplicate").inc()
             return
+        if names is not None:
+            name = names.resolve(result.actor.id, cached)
+            result = result.model_copy(
+                update={"actor": result.actor.model_copy(update={"display_name": name})}
+            )
         stream = self.keys.inbound_stream_for(result.session_key)
         # two commands, not one pipeline: a pipeline would still run SET when XADD fails,
         # and a marker without its entry is a lost message

@@ -21,6 +21,9 @@ INBOUND_PERSIST_SECONDS = Histogram(
     "Time from receiving an event to having it in Redis",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
+USER_NAMES = Counter(
+    "cb_feishu_user_names_total", "Display names of inbound senders: cached, looked_up, failed", ["result"]
+)
 OUTBOUND_ACTIONS = Counter(
     "cb_feishu_outbound_actions_total", "Outbound actions by kind and result", ["kind", "result"]
 )

@@ -56,7 +56,13 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_SCOPE = "outbound"
 DONE_TTL_S = 3 * 24 * 3600
-LEASE_MS = 120_000  # longer than the slowest action (uploads of 30 MB with retries)
+# A short lease, renewed while the action runs (a 30 MB upload with retries may take minutes):
+# when a replica dies mid-action, its lease lapses within CLAIM_LEASE_MS and the replica that gets
+# the entry again waits that out and redoes the action, instead of refusing every redelivery
+# until the entry is dead-lettered.
+CLAIM_LEASE_MS = 15_000
+LEASE_RENEW_S = 5.0
+HOLDER_GRACE_S = 2.0  # waited beyond one lease for another replica's claim to finish or lapse
 REF_TTL_S = 7 * 24 * 3600
 
 STATUS_EMOJI = {"running": "OnIt", "completed": "DONE", "failed": "CrossMark"}
@@ -84,6 +90,8 @@ class OutboundHandler:
     data_root: Path
     bot_open_id: str = ""
     max_deliveries: int = 5
+    lease_ms: int = CLAIM_LEASE_MS
+    lease_renew_s: float = LEASE_RENEW_S
 
     def __post_init__(self) -> None:
         self.idempotency = Idempotency(self.redis, self.keys, IDEMPOTENCY_SCOPE)
@@ -97,16 +105,21 @@ class OutboundHandler:
         if kind == "progress":
             await self._progress(action, coords, delivery)
             return
-        claim = await self.idempotency.claim(action.action_id, lease_ms=LEASE_MS)
+        claim = await self.idempotency.claim_waiting(
+            action.action_id, lease_ms=self.lease_ms, wait_s=self.lease_ms / 1000 + HOLDER_GRACE_S
+        )
         if claim.status == "done":
             metrics.OUTBOUND_ACTIONS.labels(kind=kind, result="duplicate").inc()
             if action.reply_to and claim.result:
                 await rpc.send_reply(self.redis, action.reply_to, decode(OutboundResult, claim.result))
             return
-        if claim.status == "in_progress":
+        if claim.status == "in_progress":  # a live replica is still at it: try again on redelivery
             raise RuntimeError(f"action {action.action_id} is being executed elsewhere")
         try:
-            result = await self._execute(action, coords)
+            async with self.idempotency.renewing(
+                action.action_id, lease_ms=self.lease_ms, every_s=self.lease_renew_s
+            ):
+                result = await self._execute(action, coords)
         except (ActionFailed, RpcError) as exc:
             log.warning("outbound action refused", extra={"kind": kind, "error": str(exc)[:300]})
             result = OutboundResult(action_id=action.action_id, ok=False, error=str(exc))

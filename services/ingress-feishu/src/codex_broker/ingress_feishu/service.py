@@ -20,6 +20,7 @@ from codex_broker.ingress_feishu.longconn import LongConnection
 from codex_broker.ingress_feishu.normalize import InboundPolicy
 from codex_broker.ingress_feishu.outbound import OutboundHandler, partition_key
 from codex_broker.ingress_feishu.progress import ProgressRenderer, cancel_all
+from codex_broker.ingress_feishu.users import UserNames
 from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
 from codex_broker.libs.keys import GROUP_INGRESS
 from codex_broker.libs.logs import redactor
@@ -54,12 +55,16 @@ class FeishuIngress:
         self.sync_redis = sync_redis or SyncRedis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
         )
+        self.names = UserNames(
+            self.sync_redis, self.keys, self.api.user_name, ttl_s=settings.feishu_user_cache_ttl_s
+        )
         self.sink = InboundSink(
             self.sync_redis,
             self.keys,
             self.policy,
             stream_maxlen=settings.stream_maxlen,
             raw_log=settings.raw_log(KIND_FEISHU_EVENTS, redactor()),
+            names=self.names,
         )
         self.progress = ProgressRenderer(
             self.api, redis, self.keys, updates_per_s=settings.feishu_card_updates_per_s
@@ -107,6 +112,7 @@ class FeishuIngress:
         return [self.run_connection, self.run_outbound]
 
     async def run_connection(self, stop: asyncio.Event) -> None:
+        self.names.loop = asyncio.get_running_loop()  # name lookups run here, not on lark's loop
         if not await self._resolve_bot(stop):
             return
         lease = Lease(

@@ -9,10 +9,7 @@ answers the requester, if one waits.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,11 +155,8 @@ class Outbound:
 
     async def _effect_once(self, ctx: OutboundContext, action: OutboundAction) -> None:
         guard = Idempotency(ctx.redis, ctx.keys, "outbound")
-        claim = await guard.claim(action.action_id, lease_ms=CLAIM_LEASE_MS)
-        deadline = time.monotonic() + HOLDER_WAIT_S
-        while claim.status == "in_progress" and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)  # another replica holds it: done soon, or its lease lapses
-            claim = await guard.claim(action.action_id, lease_ms=CLAIM_LEASE_MS)
+        # another replica holds it: done soon, or its lease lapses
+        claim = await guard.claim_waiting(action.action_id, lease_ms=CLAIM_LEASE_MS, wait_s=HOLDER_WAIT_S)
         if claim.status == "done":
             metrics.OUTBOUND.labels(kind=action.kind, result="duplicate").inc()
             if action.reply_to and claim.result:
@@ -171,14 +165,12 @@ class Outbound:
             return
         if claim.status == "in_progress":
             raise RuntimeError(f"action {action.action_id} is being done by another consumer")
-        renew = asyncio.create_task(_keep_lease(guard, action.action_id))
         try:
-            result = await self._effect(ctx, action)
+            async with guard.renewing(action.action_id, lease_ms=CLAIM_LEASE_MS, every_s=LEASE_RENEW_S):
+                result = await self._effect(ctx, action)
         except BaseException:
-            renew.cancel()
             await guard.release(action.action_id)
             raise
-        renew.cancel()
         await guard.complete(action.action_id, encode(result), ttl_s=DONE_TTL_S)
         await self._reply(ctx, action, result)
 
@@ -366,10 +358,3 @@ class Outbound:
         selected = select_history(raw, payload.before_message_id, payload.limit)
         names = await ctx.users.names(history_user_ids(selected, ctx.me))
         return [to_history_message(m, ctx.me, names) for m in selected]
-
-
-async def _keep_lease(guard: Idempotency, key: str) -> None:
-    while True:
-        await asyncio.sleep(LEASE_RENEW_S)
-        with contextlib.suppress(Exception):  # a missed renewal only shortens the lease
-            await guard.extend(key, lease_ms=CLAIM_LEASE_MS)
