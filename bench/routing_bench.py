@@ -2,18 +2,25 @@
 outbound stream back to the fake Slack), with a bench consumer in place of the runner.
 
 `codex-broker up` runs with no codex-runner (`--replicas codex-runner=0`); this script reads the
-runs stream in the runners' consumer group and, for each RunRequest, publishes at once what a
-runner would for an instant turn (`accepted`, `turn_started`, `completed` with `ok <marker>`)
-in one pipeline per batch, then acks. Two sources, each a burst of N new threads at once:
+runs stream in the runners' group. Two sources, each a burst of N new threads at once:
 
   - slack:  N mentions pushed by the fake Slack (each is two Socket Mode envelopes, `message`
             and `app_mention`, which the ingress folds into one inbound event);
   - stream: N InboundEvents XADDed straight onto the inbound streams (the orchestrator alone).
 
-Prints events per second to the runs stream (N / time until the bench consumer read the last
-RunRequest) and through to the final answer at the fake Slack.
+and two passes per source:
 
-    uv run python bench/routing_bench.py [--events 1000] [--sources slack,stream]
+  - routing:    the bench consumer claims each RunRequest as a runner does (publishes
+                `accepted`) and holds the run: the figure is the path the target names,
+                ingress → orchestrator → runs stream, with nothing else competing for the CPU;
+                the held runs are then completed (not measured);
+  - round trip: it answers at once (`accepted`, `turn_started`, `completed` with `ok <marker>`),
+                so the orchestrator also finishes runs and the ingress posts answers.
+
+Prints events per second to the runs stream (N / time until the bench consumer read the last
+RunRequest), through to the final answer at the fake Slack, and CPU per event of each service.
+
+    uv run python bench/routing_bench.py [--events 1000] [--sources slack,stream] [--orchestrators 1]
 """
 
 from __future__ import annotations
@@ -61,6 +68,12 @@ class BenchConsumer:
         self.redis = redis
         self.keys = keys
         self.seen: dict[str, float] = {}  # marker → when its RunRequest was read
+        # False: only claim (publish `accepted`, as a runner does) and hold the runs, so the pass
+        # measures routing alone; they are completed when `complete` is set again
+        self.complete = True
+        self.held: list[tuple[RunRequest, str | None]] = []
+        self.waiting: set[str] = set()  # markers a pass waits for; `all_seen` once all are read
+        self.all_seen = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         stream = self.keys.runs_stream
@@ -100,18 +113,34 @@ class BenchConsumer:
                 mark = next((w for w in text.split() if w.startswith("bm") and len(w) == 14), None)
                 if mark:
                     self.seen.setdefault(mark, now)
-                for event in self.events(request, mark):
-                    pipe.xadd(
-                        self.keys.run_events_stream_for(request.session_key), {DATA_FIELD: encode(event)}
-                    )
-                pipe.hset(
-                    self.keys.run(request.run_id), mapping={"runner_id": RUNNER_ID, "status": "completed"}
-                )
+                    self.waiting.discard(mark)
+                    if not self.waiting:
+                        self.all_seen.set()
+                self.add_events(pipe, request, self.events(request, mark, upto=0))
+                if self.complete:
+                    self.add_events(pipe, request, self.events(request, mark)[1:], status="completed")
+                else:
+                    self.held.append((request, mark))
             pipe.xack(stream, GROUP_RUNNERS, *ids)
             await pipe.execute()
 
+    async def release(self) -> None:
+        """Complete every held run (after a claim-only pass) and go back to instant turns."""
+        self.complete = True
+        held, self.held = self.held, []
+        pipe = self.redis.pipeline(transaction=False)
+        for request, mark in held:
+            self.add_events(pipe, request, self.events(request, mark)[1:], status="completed")
+        await pipe.execute()
+
+    def add_events(self, pipe: Any, request: RunRequest, events: list[RunEvent], status: str = "") -> None:
+        for event in events:
+            pipe.xadd(self.keys.run_events_stream_for(request.session_key), {DATA_FIELD: encode(event)})
+        fields = {"runner_id": RUNNER_ID, "status": status or "running"}
+        pipe.hset(self.keys.run(request.run_id), mapping=fields)
+
     @staticmethod
-    def events(request: RunRequest, mark: str | None) -> list[RunEvent]:
+    def events(request: RunRequest, mark: str | None, upto: int = 2) -> list[RunEvent]:
         thread = request.thread_id or f"thread-{request.run_id}"
         common = {"run_id": request.run_id, "session_key": request.session_key, "runner_id": RUNNER_ID}
         return [
@@ -120,7 +149,7 @@ class BenchConsumer:
                 seq=1, kind="turn_started", thread_id=thread, turn_id=f"turn-{request.run_id}", **common
             ),
             RunEvent(seq=2, kind="completed", thread_id=thread, text=f"ok {mark}", **common),
-        ]
+        ][: upto + 1]
 
 
 def inbound(mark: str, index: int) -> InboundEvent:
@@ -154,49 +183,101 @@ async def burst(source: str, n: int, slack: TimedSlack, redis: Redis, keys: Keys
     return marks
 
 
-async def run(n: int, sources: list[str]) -> None:
-    print(f"routing bench: bursts of {n} new threads, sources {sources}, bench consumer instead of a runner")
+async def wait_seen(consumer: BenchConsumer, marks: list[str], timeout_s: float) -> None:
+    consumer.waiting = {m for m in marks if m not in consumer.seen}
+    consumer.all_seen.clear()
+    if consumer.waiting:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consumer.all_seen.wait(), timeout_s)
+
+
+async def one_pass(
+    source: str, mode: str, n: int, ctx: dict[str, Any], consumer: BenchConsumer
+) -> list[str] | None:
+    """One burst; returns its table row (None for the warm-up)."""
+    slack, redis, keys, pids = ctx["slack"], ctx["redis"], ctx["keys"], ctx["pids"]
+    consumer.complete = mode == "round trip"
+    before = Usage.sample(pids)
+    started = time.monotonic()
+    marks = await burst(source, n, slack, redis, keys)
+    if consumer.complete:
+        ctx["answered"] = await asyncio.to_thread(slack.wait_answers, ctx["answered"] + n, 600)
+    else:
+        await wait_seen(consumer, marks, 600)
+    ended = time.monotonic()
+    cpu = Usage.sample(pids).since(before)
+    if not consumer.complete:  # finish the held runs before the next pass (not measured)
+        await consumer.release()
+        ctx["answered"] = await asyncio.to_thread(slack.wait_answers, ctx["answered"] + n, 600)
+    if ctx.pop("warm_up", False):
+        return None
+    _, answers = await asyncio.to_thread(slack.timings)
+    routed = [m for m in marks if m in consumer.seen]
+    last_run = max(consumer.seen[m] for m in routed)
+    answered = [m for m in marks if m in answers]
+    last_answer = max(answers[m][0] for m in answered) if answered and mode == "round trip" else None
+
+    def per_event_ms(prefix: str) -> str:
+        return f"{sum(v for k, v in cpu.items() if k.startswith(prefix)) * 1000 / n:.2f}"
+
+    return [
+        source,
+        mode,
+        f"{len(routed)}/{n}",
+        f"{len(answered)}/{n}",
+        f"{n / (last_run - started):.0f}",
+        f"{n / (last_answer - started):.0f}" if last_answer else "-",
+        f"{ended - started:.2f}",
+        per_event_ms("ingress-slack"),
+        per_event_ms("orchestrator"),
+    ]
+
+
+async def run(n: int, sources: list[str], orchestrators: int) -> None:
+    print(
+        f"routing bench: bursts of {n} new threads, sources {sources}, {orchestrators} orchestrator(s),"
+        " bench consumer instead of a runner"
+    )
     print(f"before: {load_note()}")
+    replicas = {"codex-runner": 0, "orchestrator": orchestrators}
     with tempfile.TemporaryDirectory(prefix="routing-bench-") as tmp, fakes() as (slack, _model):
-        broker = start_broker(Path(tmp) / "data", broker_env(slack), replicas={"codex-runner": 0})
+        broker = start_broker(Path(tmp) / "data", broker_env(slack), replicas=replicas)
         redis = Redis.from_url(REDIS_URL)
         stop = asyncio.Event()
-        keys = broker.keys
-        consumer = BenchConsumer(redis, keys)
+        consumer = BenchConsumer(redis, broker.keys)
         task = asyncio.create_task(consumer.run(stop))
         try:
             slack.client.wait_connected(timeout_s=60)
-            pids = service_pids(broker)
-            answered = 0
-            for source in ["slack", *sources]:  # the first slack round warms every path up
-                size = 20 if answered == 0 else n
-                before = Usage.sample(pids)
-                started = time.monotonic()
-                marks = await burst(source, size, slack, redis, keys)
-                done = await asyncio.to_thread(slack.wait_answers, answered + size, 600)
-                answers_at = time.monotonic()
-                answered = done
-                cpu = Usage.sample(pids).since(before)
-                if size != n:
-                    continue
-                _, answers = await asyncio.to_thread(slack.timings)
-                missing = [m for m in marks if m not in consumer.seen or m not in answers]
-                last_run = max(consumer.seen[m] for m in marks if m in consumer.seen)
-                last_answer = max(answers[m][0] for m in marks if m in answers)
-                row = [
-                    source,
-                    f"{n - len(missing)}/{n}",
-                    f"{n / (last_run - started):.0f}",
-                    f"{n / (last_answer - started):.0f}",
-                    f"{answers_at - started:.2f}",
-                    f"{cpu.get('ingress-slack-1', 0):.1f}",
-                    f"{cpu.get('orchestrator-1', 0):.1f}",
-                ]
-                print()
-                print_table(
-                    ["source", "done", "→ runs /s", "→ answer /s", "wall s", "ingress CPU s", "orch CPU s"],
-                    [row],
-                )
+            ctx: dict[str, Any] = {
+                "slack": slack,
+                "redis": redis,
+                "keys": broker.keys,
+                "pids": service_pids(broker),
+                "answered": 0,
+                "warm_up": True,
+            }
+            await one_pass("slack", "round trip", 20, ctx, consumer)  # warms every path up
+            rows = []
+            for source in sources:
+                for mode in ("routing", "round trip"):
+                    row = await one_pass(source, mode, n, ctx, consumer)
+                    assert row is not None
+                    rows.append(row)
+            print()
+            print_table(
+                [
+                    "source",
+                    "pass",
+                    "routed",
+                    "answered",
+                    "→ runs /s",
+                    "→ answer /s",
+                    "wall s",
+                    "ingress CPU ms/ev",
+                    "orch CPU ms/ev",
+                ],
+                rows,
+            )
             print(f"after: {load_note()}")
         finally:
             stop.set()
@@ -212,8 +293,9 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--sources", default="slack,stream")
+    parser.add_argument("--orchestrators", type=int, default=1, help="orchestrator replicas")
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.sources.split(",")))
+    asyncio.run(run(args.events, args.sources.split(","), args.orchestrators))
 
 
 if __name__ == "__main__":

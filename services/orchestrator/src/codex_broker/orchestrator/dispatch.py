@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections import deque
@@ -53,9 +54,9 @@ Handler = Callable[[WorkItem], Awaitable[None]]
 @dataclass
 class AckBatcher:
     """Group commit for XACK: the acks of every item finished while one XACK round trip is in
-    flight go out together in the next one. An item still waits for its own ack before it counts
-    as done (a crash before the ack redelivers it, as with one XACK per item), but a burst costs
-    a round trip per batch instead of one per item."""
+    flight go out together in the next one, so a burst costs a round trip per batch instead of
+    one per item. An item counts as done only once its ack landed (a crash before that
+    redelivers it, as with one XACK per item)."""
 
     redis: Any
     group: str
@@ -63,14 +64,20 @@ class AckBatcher:
     _next: asyncio.Future[None] | None = None
     _flusher: asyncio.Task[None] | None = None
 
-    async def ack(self, stream: str, entry_id: str) -> None:
+    @property
+    def unsent(self) -> int:
+        """Acks queued for the next batch (not yet handed to Redis)."""
+        return sum(len(ids) for ids in self._pending.values())
+
+    def ack(self, stream: str, entry_id: str) -> asyncio.Future[None]:
+        """Queue the ack; the future resolves when the batch holding it has been acked."""
         self._pending.setdefault(stream, []).append(entry_id)
         if self._next is None:
             self._next = asyncio.get_running_loop().create_future()
         if self._flusher is None:
             # started on the next loop turn: items finishing in this turn join the same batch
             self._flusher = asyncio.create_task(self._flush())
-        await asyncio.shield(self._next)
+        return self._next
 
     async def _flush(self) -> None:
         try:
@@ -161,14 +168,29 @@ class SessionDispatcher:
                 item = queue[0]
                 if self._slots is None:
                     self._slots = asyncio.Semaphore(self.max_concurrent)
+                acked: asyncio.Future[None] | None = None
                 try:
                     async with self._slots:  # bounds Redis connections and memory in a burst
-                        await self._run(item)
+                        acked = await self._run(item)
                 finally:
                     queue.popleft()
-                    await self._finished(item)
+                    if acked is None:
+                        await self._finished(item)
+                    else:  # the session's next item need not wait for this one's XACK
+                        acked.add_done_callback(functools.partial(self._after_ack, item))
         finally:
             self._queues.pop(session_key, None)
+
+    def _after_ack(self, item: WorkItem, done: asyncio.Future[None]) -> None:
+        """The item counts as finished (shard load, in-flight set) only once its ack landed.
+
+        An ack that failed leaves the entry pending: it is reclaimed and handled again, which
+        the handlers' idempotency makes a no-op."""
+        if done.cancelled() or done.exception() is not None:
+            log.warning("xack failed; the entry will be redelivered", extra={"session_key": item.session_key})
+        task = asyncio.ensure_future(self._finished(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _finished(self, item: WorkItem) -> None:
         if item.delivery is not None:
@@ -180,19 +202,19 @@ class SessionDispatcher:
             self._shard_load[item.shard] = self._shard_load.get(item.shard, 1) - 1
             self._idle.notify_all()
 
-    async def _run(self, item: WorkItem) -> None:
-        """Handle with in-place retries, so a later item of the session never overtakes this one."""
+    async def _run(self, item: WorkItem) -> asyncio.Future[None] | None:
+        """Handle with in-place retries, so a later item of the session never overtakes this one.
+        Returns the pending ack of a handled entry (None: nothing to wait for)."""
         attempt = 0
         backoff = 0.1
         while True:
             try:
                 await self.handler(item)
-                await self._ack(item)
                 metrics.ITEMS.labels(kind=item.kind, result="ok").inc()
-                return
+                return self._ack(item)
             except (DeadLetter, ContractError) as exc:
                 await self._dead_letter(item, f"{type(exc).__name__}: {exc}")
-                return
+                return None
             except REDIS_ERRORS as exc:
                 log.warning("redis error while handling; retrying: %r", exc, extra={"error": str(exc)})
             except asyncio.CancelledError:
@@ -208,17 +230,18 @@ class SessionDispatcher:
                     await self._dead_letter(
                         item, f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
                     )
-                    return
+                    return None
             if self.stop.is_set():
-                return  # left pending: the next holder of the shard handles it
+                return None  # left pending: the next holder of the shard handles it
             await asyncio.sleep(backoff * (0.5 + random.random()))
             backoff = min(backoff * 2, 5.0)
 
-    async def _ack(self, item: WorkItem) -> None:
-        if item.delivery is not None:
-            if self._acks is None:
-                self._acks = AckBatcher(self.bus.redis, GROUP_ORCHESTRATOR)
-            await self._acks.ack(item.delivery.stream, item.delivery.entry_id)
+    def _ack(self, item: WorkItem) -> asyncio.Future[None] | None:
+        if item.delivery is None:
+            return None
+        if self._acks is None:
+            self._acks = AckBatcher(self.bus.redis, GROUP_ORCHESTRATOR)
+        return self._acks.ack(item.delivery.stream, item.delivery.entry_id)
 
     async def _dead_letter(self, item: WorkItem, reason: str) -> None:
         metrics.ITEMS.labels(kind=item.kind, result="dead_letter").inc()
