@@ -142,10 +142,9 @@ class ProgressViews:
     async def handle(self, action: OutboundAction) -> None:
         progress = action.payload
         assert isinstance(progress, ProgressPayload)
-        async with self._locked(progress.progress_id, wait_s=LOCK_WAIT_S) as locked:
-            if not locked:
+        async with self._locked(progress.progress_id, wait_s=LOCK_WAIT_S) as state:
+            if state is None:
                 raise RuntimeError(f"progress view {progress.progress_id} busy on another replica")
-            state = await self._load(progress.progress_id)
             if state.finished or progress.seq <= max(state.seq, state.pending_seq):
                 metrics.PROGRESS.labels(surface=state.surface or "none", result="stale").inc()
                 return
@@ -164,11 +163,10 @@ class ProgressViews:
 
     async def flush(self, progress_id: str) -> None:
         """Apply the parked snapshot of one view now (timer, shutdown)."""
-        async with self._locked(progress_id, wait_s=0.5) as locked:
-            if not locked:
+        async with self._locked(progress_id, wait_s=0.5) as state:
+            if state is None:
                 self._schedule(progress_id, self.interval_ms / 1000)
                 return
-            state = await self._load(progress_id)
             if state.finished or state.pending_seq <= state.seq or not state.pending:
                 return
             await self._apply(decode(OutboundAction, state.pending), state)
@@ -448,9 +446,6 @@ class ProgressViews:
     def _key(self, progress_id: str) -> str:
         return self.keys.outbound_ref("slack", f"progress:{progress_id}")
 
-    async def _load(self, progress_id: str) -> ViewState:
-        return ViewState.from_hash(await self.redis.hgetall(self._key(progress_id)))
-
     async def _save(self, progress_id: str, state: ViewState) -> None:
         key = self._key(progress_id)
         pipe = self.redis.pipeline(transaction=False)
@@ -461,20 +456,30 @@ class ProgressViews:
         await pipe.execute()
 
     @contextlib.asynccontextmanager
-    async def _locked(self, progress_id: str, *, wait_s: float) -> AsyncIterator[bool]:
-        """One applier per view: an asyncio lock in this replica, a Redis lease across replicas."""
+    async def _locked(self, progress_id: str, *, wait_s: float) -> AsyncIterator[ViewState | None]:
+        """One applier per view: an asyncio lock in this replica, a Redis lease across replicas.
+
+        Yields the view's state, read in the lock's own round trip (None: not locked in time).
+        The read is consistent although the pipeline is not atomic: every writer of the state
+        holds the lease, so nothing can change it between our SET NX and the HGETALL."""
         local = self._local_locks.setdefault(progress_id, asyncio.Lock())
         async with local:
             lock_key = self._key(progress_id) + ":lock"
             token = uuid.uuid4().hex
             deadline = time.monotonic() + wait_s
-            while not await self.redis.set(lock_key, token, nx=True, px=LOCK_MS):
+            while True:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.set(lock_key, token, nx=True, px=LOCK_MS)
+                pipe.hgetall(self._key(progress_id))
+                locked, raw_state = await pipe.execute()
+                if locked:
+                    break
                 if time.monotonic() >= deadline:
-                    yield False
+                    yield None
                     return
                 await asyncio.sleep(0.05)
             try:
-                yield True
+                yield ViewState.from_hash(raw_state)
             finally:
                 await self.redis.eval(_RELEASE, 1, lock_key, token)  # type: ignore[misc]
         if not local.locked() and progress_id not in self._timers:
