@@ -425,12 +425,19 @@ RunEventKind = Literal[
     "completed",
     "interrupted",
     "failed",
+    "steer_rejected",  # a steer control never reached a turn (control_id set); outside the sequence
 ]
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset({"completed", "interrupted", "failed"})
 
 
 class RunEvent(Contract):
-    """What happened in a run, in order: `seq` increases by one per event within a run."""
+    """What happened in a run, in order: `seq` increases by one per event within a run.
+
+    `steer_rejected` stands outside that sequence (seq 0, idempotency key `control_id`): the
+    runner reports it even for a run it no longer holds, when it cannot know the run's seq.
+    Added within version 1: the new kind and the optional `control_id` only ever appear on that
+    event, so every other event still decodes with an older consumer.
+    """
 
     run_id: str
     session_key: str
@@ -444,6 +451,7 @@ class RunEvent(Contract):
     approval: ApprovalRequest | None = None
     decision: ApprovalDecision | None = None
     usage: TokenUsage | None = None
+    control_id: str | None = None  # steer_rejected: the RunControl that was not applied
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

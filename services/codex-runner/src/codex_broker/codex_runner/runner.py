@@ -33,7 +33,7 @@ from codex_broker.codex_runner.config import Settings
 from codex_broker.codex_runner.environment import native_codex_bin, prepare_profile
 from codex_broker.codex_runner.events import EventPublisher
 from codex_broker.codex_runner.supervisor import Supervisor
-from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun
+from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun, steer_rejected
 from codex_broker.libs.bus import (
     DATA_FIELD,
     Consumer,
@@ -321,11 +321,20 @@ class Runner:
             log.info(
                 "control for a run not held here", extra={"run_id": control.run_id, "kind": control.kind}
             )
+            if control.kind == "steer":
+                # The run ended (or this is a restarted runner): report it before the control is
+                # acked, so the message goes back to the orchestrator instead of being lost.
+                await self.bus.publish(
+                    self.keys.run_events_stream_for(control.session_key),
+                    steer_rejected(
+                        control, runner_id=self.runner_id, reason="the run is not held by this runner"
+                    ),
+                )
             return
         if control.kind == "interrupt":
             self._spawn(run.interrupt())
         elif control.kind == "steer":
-            self._spawn(run.steer(control.input))
+            self._spawn(run.steer(control))
         else:
             if control.approval is None:
                 raise DeadLetter("approval control without a decision")

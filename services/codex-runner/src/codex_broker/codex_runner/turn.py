@@ -39,7 +39,13 @@ from codex_broker.codex_runner.translate import (
     turn_overrides,
     user_inputs,
 )
-from codex_broker.libs.contracts import TERMINAL_RUN_EVENTS, ApprovalDecision, RunEvent, RunInput, RunRequest
+from codex_broker.libs.contracts import (
+    TERMINAL_RUN_EVENTS,
+    ApprovalDecision,
+    RunControl,
+    RunEvent,
+    RunRequest,
+)
 from codex_broker.libs.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,21 @@ WRITER_WAIT_S = 10.0  # how long a resume waits for another process to let go of
 
 class ThreadNotFound(Exception):
     pass
+
+
+def steer_rejected(control: RunControl, *, runner_id: str, reason: str) -> RunEvent:
+    """The report of a steer that no turn took: the orchestrator puts its message back in the
+    session queue. Outside the run's sequence (seq 0): a runner that no longer holds the run
+    cannot know its seq, and the orchestrator keys the report by `control_id`."""
+    return RunEvent(
+        run_id=control.run_id,
+        session_key=control.session_key,
+        seq=0,
+        kind="steer_rejected",
+        runner_id=runner_id,
+        control_id=control.control_id,
+        text=reason[:1000],
+    )
 
 
 @dataclass
@@ -95,7 +116,7 @@ class TurnRun:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._terminal_published: asyncio.Future[None] | None = None
         self._interrupt_reason: str | None = None
-        self._queued_steers: list[list[RunInput]] = []
+        self._queued_steers: list[RunControl] = []
         self._approvals: dict[str, _PendingApproval] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -285,20 +306,30 @@ class TurnRun:
             await asyncio.wait_for(self.finished.wait(), INTERRUPT_GRACE_S)
         self._finish("interrupted", self._interrupt_reason or "interrupted")
 
-    async def steer(self, inputs: list[RunInput]) -> None:
+    async def steer(self, control: RunControl) -> None:
+        """Add input to the running turn; whatever Codex does not take is reported back, never
+        dropped (the orchestrator then runs it as the next turn)."""
         if self.terminal is not None:
-            log.warning("steer after the turn ended; dropped", extra={"run_id": self.run_id})
+            self._reject_steer(control, f"the turn already ended ({self.terminal})")
             return
         if self.turn_id is None or self._server is None:
-            self._queued_steers.append(inputs)
+            self._queued_steers.append(control)  # applied once the turn has an id, else rejected
             return
         params = p.TurnSteerParams(
-            threadId=self.thread_id or "", expectedTurnId=self.turn_id, input=user_inputs(inputs)
+            threadId=self.thread_id or "", expectedTurnId=self.turn_id, input=user_inputs(control.input)
         )
         try:
             await self._server.request("turn/steer", dump(params), timeout_s=self.settings.request_timeout_s)
         except (AppServerError, AppServerGone) as exc:
+            # typically the turn ended while the steer was on its way ("no active turn")
             log.warning("turn/steer failed", extra={"run_id": self.run_id, "error": str(exc)})
+            detail = exc.message if isinstance(exc, AppServerError) else str(exc)
+            self._reject_steer(control, f"turn/steer failed: {detail}")
+
+    def _reject_steer(self, control: RunControl, reason: str) -> None:
+        log.info("steer rejected", extra={"run_id": self.run_id, "control_id": control.control_id})
+        # through the run's publisher: it reaches Redis after every event queued before it
+        self.publisher.publish(self.stream, steer_rejected(control, runner_id=self.runner_id, reason=reason))
 
     def decide(self, decision: ApprovalDecision, *, text: str | None = None) -> bool:
         pending = self._approvals.pop(decision.request_id, None)
@@ -332,8 +363,8 @@ class TurnRun:
             await self.interrupt()
             return
         steers, self._queued_steers = self._queued_steers, []
-        for inputs in steers:
-            await self.steer(inputs)
+        for control in steers:
+            await self.steer(control)
 
     # ---- events ------------------------------------------------------------------------------
     def _emit_all(self, emits: list[Emit]) -> None:
@@ -414,6 +445,9 @@ class TurnRun:
         metrics.TURNS_FINISHED.labels(outcome=kind).inc()
         metrics.TURN_SECONDS.labels(outcome=kind).observe(time.monotonic() - self.started_at)
         self.finished.set()
+        steers, self._queued_steers = self._queued_steers, []
+        for control in steers:  # the turn ended before it had an id (or with an interrupt pending)
+            self._reject_steer(control, f"the turn ended ({kind}) before the steer was applied")
 
     async def _cleanup(self) -> None:
         if self.thread_id:
