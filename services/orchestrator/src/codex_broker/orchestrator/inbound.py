@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from codex_broker.libs import coauthor_actions
+from codex_broker.libs.bus import DATA_FIELD
 from codex_broker.libs.contracts import (
     ApprovalDecision,
     EphemeralPayload,
     InboundEvent,
     RunControl,
     UpdatePayload,
+    encode,
 )
 from codex_broker.orchestrator import commands, metrics, prompt, render, timers
 from codex_broker.orchestrator.commands import Command
@@ -31,6 +33,7 @@ from codex_broker.orchestrator.policy import access_denial, route_message, valid
 
 log = logging.getLogger(__name__)
 
+CONTROL_MAXLEN = 10_000  # as Core.publish_control: control streams are short-lived
 CONFIG_KEYS = {
     "sandbox": ("cfg_sandbox", ("read-only", "workspace-write", "danger-full-access")),
     "network": ("cfg_network", ("on", "off")),
@@ -142,18 +145,24 @@ async def _busy(core: Core, event: InboundEvent) -> None:
 
 
 async def steer(core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]) -> None:
-    """Add the message to the running turn (Codex turn/steer through the runner)."""
+    """Add the message to the running turn (Codex turn/steer through the runner).
+
+    The message is kept on the run (field = the control id) in the round trip that publishes
+    the control: if the runner reports `steer_rejected`, run_events puts it back in the queue."""
     run_id = state.get("active_run_id", "")
-    runner_id = text(await core.redis.hget(core.keys.run(run_id), "runner_id") or b"")
-    if not runner_id:  # not claimed yet: the next turn takes it
+    run_key = core.keys.run(run_id)
+    runner_id, cancelled = await core.redis.hmget(run_key, "runner_id", "cancel_requested")
+    if not runner_id or text(cancelled or b"") == "1":  # unclaimed or being stopped: next turn
         await core.enqueue(event, session, phase="running", schedule_ms=None)
         return
+    files = []
+    stored = event
     pipe = core.redis.pipeline(transaction=False)
     entry_download = core.download_request(pipe, event, session)
-    await pipe.execute()
-    files = []
     if entry_download:
+        await pipe.execute()
         files = (await core.collect_downloads([QueueEntry(event, entry_download)]))[event.event_id]
+        stored = event.model_copy(update={"attachments": files})  # put back, it needs no new download
     inputs = prompt.run_inputs(prompt.steer_text(event, files), {event.event_id: files})
     control = RunControl(
         control_id=f"steer:{event.event_id}",
@@ -162,8 +171,14 @@ async def steer(core: Core, event: InboundEvent, session: dict[str, str], state:
         kind="steer",
         input=inputs,
     )
-    await core.publish_control(runner_id, control)
     pipe = core.redis.pipeline(transaction=False)
+    pipe.hset(run_key, control.control_id, QueueEntry(stored).dump())
+    pipe.xadd(
+        core.keys.runner_control_stream(text(runner_id)),
+        {DATA_FIELD: encode(control)},
+        maxlen=CONTROL_MAXLEN,
+        approximate=True,
+    )
     core.touch(pipe, event)
     core.add_timeline(
         pipe, event.session_key, "steer", f"{event.actor.display_name or event.actor.id}: {event.text}"

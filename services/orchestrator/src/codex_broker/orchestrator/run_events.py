@@ -3,6 +3,8 @@
 Idempotency: the run hash keeps `last_seq`; an event with seq ≤ last_seq was handled before and
 is skipped. Every outbound action id is derived from the run id (and the snapshot seq), so the
 ingress drops the repeat if we crash after publishing but before recording `last_seq`.
+`steer_rejected` is outside the sequence: its message is kept on the run under the control id
+and removed in the round trip that puts it back, so a second delivery finds nothing to do.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from codex_broker.libs.contracts import (
     Button,
@@ -24,14 +27,16 @@ from codex_broker.libs.idempotency import DONE_PREFIX
 from codex_broker.orchestrator import metrics, render, timers
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
+    START_SAFETY_MS,
     USER_USAGE_TTL_S,
     Core,
+    QueueEntry,
     as_str_dict,
     now_ms,
     text,
     today,
 )
-from codex_broker.orchestrator.decide import after_run
+from codex_broker.orchestrator.decide import Phase, after_run
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ log = logging.getLogger(__name__)
 OUTBOUND_SCOPE = "outbound"
 LAST_FINAL_FIELD = "last_final_action"
 FINAL_ORDER_POLL_S = 0.25
+STEER_PREFIX = "steer:"  # control ids of steers (inbound.steer); the run field holding the message
+
+RequeueAction = Literal["queue", "debounce", "start"]
 
 
 def ended(run: dict[str, str]) -> bool:
@@ -60,6 +68,9 @@ def load_view(run: dict[str, str]) -> render.ProgressView:
 
 
 async def handle_run_event(core: Core, event: RunEvent) -> None:
+    if event.kind == "steer_rejected":
+        await requeue_rejected_steer(core, event)
+        return
     run = as_str_dict(await core.redis.hgetall(core.keys.run(event.run_id)))
     if not run or "platform" not in run:
         log.warning("run event for an unknown run", extra={"run_id": event.run_id, "kind": event.kind})
@@ -317,6 +328,76 @@ def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage |
         for name in ("input_tokens", "output_tokens", "total_tokens"):
             pipe.hincrby(user_key, name, getattr(usage, name))
         pipe.expire(user_key, USER_USAGE_TTL_S)
+
+
+def requeue_action(phase: Phase, *, debounce_ms: int) -> RequeueAction:
+    """Where a rejected steer's message goes: like a message arriving while a turn runs (into
+    the queue the run's end flushes), or, once the session went idle, into a new turn. No busy
+    bound: the message was accepted already."""
+    if phase != "idle":
+        return "queue"  # a running turn or a pending start flushes the queue
+    return "start" if debounce_ms <= 0 else "debounce"
+
+
+def insert_position(queued: list[datetime], received_at: datetime) -> int | None:
+    """Index of the first queued message that arrived after this one (None: append), so a
+    message put back keeps its place among those that came after it."""
+    return next((i for i, at in enumerate(queued) if at > received_at), None)
+
+
+async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
+    """The runner could not steer a message into the turn: it becomes part of the next turn."""
+    field = event.control_id or ""
+    if not field.startswith(STEER_PREFIX):
+        log.warning("steer_rejected without a steer control id", extra={"run_id": event.run_id})
+        return
+    session_key = event.session_key
+    run_key = core.keys.run(event.run_id)
+    queue_key = core.keys.session_queue(session_key)
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hmget(run_key, field, "cancel_requested")
+    pipe.hget(core.keys.session_state(session_key), "state")
+    pipe.lrange(queue_key, 0, -1)
+    (stored, cancelled), phase, raw_queue = await pipe.execute()
+    if stored is None:
+        return  # put back already (a redelivery), or the run record expired
+    entry = QueueEntry.load(stored)
+    who = entry.event.actor.display_name or entry.event.actor.id
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hdel(run_key, field)
+    if text(cancelled or b"") == "1":
+        # sent before the user stopped the turn: dropped like the queue (a later one is queued)
+        core.add_timeline(pipe, session_key, "steer", f"steer not applied, turn stopped: {who}")
+        await pipe.execute()
+        return
+    position = insert_position(
+        [QueueEntry.load(raw).event.received_at for raw in raw_queue], entry.event.received_at
+    )
+    if position is None:
+        pipe.rpush(queue_key, stored)
+    else:
+        pipe.linsert(queue_key, "BEFORE", raw_queue[position], stored)
+    action = requeue_action(text(phase or b"idle"), debounce_ms=core.settings.debounce_ms)  # type: ignore[arg-type]
+    if action != "queue":
+        state_key = core.keys.session_state(session_key)
+        pipe.hset(state_key, "state", "debouncing")
+        if action == "debounce":
+            timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
+        else:  # started below; the timer only guards against a crash before that
+            timers.add_schedule(
+                pipe, core.keys, "start", session_key, now_ms() + START_SAFETY_MS, nudge=False
+            )
+    reason = (event.text or "")[:120]
+    core.add_timeline(
+        pipe, session_key, "steer", f"steer rejected ({reason}); queued for the next turn: {who}"
+    )
+    await pipe.execute()
+    log.info(
+        "rejected steer queued for the next turn",
+        extra={"session_key": session_key, "run_id": event.run_id, "control_id": field, "action": action},
+    )
+    if action == "start":
+        await core.start_turn(session_key)
 
 
 async def handle_run_lost(core: Core, run_id: str, reason: str) -> None:
