@@ -15,9 +15,10 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from redis import exceptions as redis_errors
@@ -27,6 +28,8 @@ from codex_broker.libs import metrics
 from codex_broker.libs.contracts import ContractError, encode
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DATA_FIELD = "data"
 DEFAULT_MAXLEN = 100_000
@@ -106,8 +109,16 @@ class ConsumerConfig:
     max_deliveries: int = 5
     # entries with the same partition key are handled in order; different keys concurrently
     concurrency: int = 1
+    # entries read but not yet handled, when concurrent (default concurrency * 4); reading waits for room
+    max_in_flight: int | None = None
+    # on stop, how long entries in flight may take before they are cancelled (they stay pending)
+    drain_timeout_s: float = 10.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+
+
+_REDIS_DOWN = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+EntryKey = tuple[str, str]  # (stream, entry id)
 
 
 @dataclass
@@ -115,7 +126,12 @@ class Consumer:
     """A consumer-group loop over one or more streams.
 
     `streams` may be a callable so that the set can change while running (shard leases).
-    `partition_key` maps a delivery to its ordering key when `concurrency > 1`.
+
+    With `concurrency > 1` and a `partition_key`, the reader does not wait for what it read: each
+    partition gets an in-order queue worked by its own task (started on demand, ended when the
+    queue is empty), at most `concurrency` handlers run at once, and reading pauses while
+    `max_in_flight` entries are unfinished. So one slow entry (a Retry-After, a big upload) holds
+    up only its own partition. Otherwise entries are handled one after another as read.
     """
 
     bus: StreamBus
@@ -125,19 +141,52 @@ class Consumer:
     partition_key: Callable[[Delivery], str] | None = None
     _known_groups: set[str] = field(default_factory=set)
     _last_claim: float = 0.0
+    # entries handed to partition queues and not finished yet → their delivery count
+    _in_flight: dict[EntryKey, int] = field(default_factory=dict)
+    _queues: dict[str, deque[Delivery]] = field(default_factory=dict)
+    _workers: set[asyncio.Task[None]] = field(default_factory=set)
+    _room: asyncio.Event = field(default_factory=asyncio.Event)
+    _slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(max(1, self.config.concurrency))
+
+    @property
+    def concurrent(self) -> bool:
+        return self.config.concurrency > 1 and self.partition_key is not None
+
+    @property
+    def max_in_flight(self) -> int:
+        return max(1, self.config.max_in_flight or self.config.concurrency * 4)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
 
     def current_streams(self) -> list[str]:
         streams = self.streams() if callable(self.streams) else self.streams
         return list(streams)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; reconnects with backoff and jitter when Redis goes away."""
+        """Consume until `stop` is set; reconnects with backoff and jitter when Redis goes away.
+
+        On stop, reading ends and the entries in flight get `drain_timeout_s` to finish; what is
+        left then is cancelled and stays pending for a later reclaim. Cancelling `run` cancels
+        them at once. Either way no handler outlives `run`.
+        """
+        try:
+            await self._consume(stop)
+            await self._wait_idle(self.config.drain_timeout_s)
+        finally:
+            await self._cancel_in_flight()
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         backoff = self.config.backoff_initial_s
         while not stop.is_set():
             try:
                 await self.run_once(block=True, stop=stop)
                 backoff = self.config.backoff_initial_s
-            except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            except _REDIS_DOWN as exc:
                 metrics.REDIS_ERRORS.labels(operation="consume").inc()
                 self._known_groups.clear()
                 log.warning("redis unavailable, retrying", extra={"error": str(exc), "backoff_s": backoff})
@@ -145,30 +194,49 @@ class Consumer:
                 backoff = min(backoff * 2, self.config.backoff_max_s)
 
     async def run_once(self, *, block: bool = False, stop: asyncio.Event | None = None) -> int:
-        """One pass: reclaim stale entries when due, then read new ones. Returns entries handled."""
+        """One pass: reclaim stale entries when due, then read new ones.
+
+        Returns the entries taken on: handled already, or (when concurrent) queued to their
+        partition; waits for room first when `max_in_flight` entries are unfinished.
+        """
         streams = self.current_streams()
         if not streams:
             if block:
                 await _sleep_or_stop(stop, self.config.block_ms / 1000)
             return 0
         await self._ensure_groups(streams)
-        handled = 0
+        if not await self._wait_for_room(stop):
+            return 0
+        taken = 0
         if not block or time.monotonic() - self._last_claim >= self.config.claim_interval_s:
             self._last_claim = time.monotonic()
             for stream in streams:
-                handled += await self._handle_batch(await self._reclaim(stream))
-        deliveries = await self._read_new(streams, block=block and handled == 0)
-        handled += await self._handle_batch(deliveries)
-        return handled
+                taken += await self._take(await self._reclaim(stream, self._room_left()))
+        if not await self._wait_for_room(stop):
+            return taken
+        deliveries = await self._read_new(
+            streams, block=block and taken == 0, count=self._room_left(), stop=stop
+        )
+        taken += await self._take(deliveries)
+        return taken
 
     async def drain(self, *, max_rounds: int = 100) -> int:
-        """Burst mode for tests: handle everything available now, then return the count."""
+        """Burst mode for tests: handle everything available now, then return the count.
+
+        Returns only when every entry taken on is handled, also when concurrent.
+        """
         total = 0
-        for _ in range(max_rounds):
-            n = await self.run_once(block=False)
-            total += n
-            if n == 0:
-                break
+        try:
+            for _ in range(max_rounds):
+                n = await self.run_once(block=False)
+                total += n
+                if n == 0:
+                    if not self._workers:
+                        break
+                    await self._wait_idle(None)  # what they finish may be redelivered: read again
+            await self._wait_idle(None)
+        finally:
+            await self._cancel_in_flight()
         return total
 
     async def _ensure_groups(self, streams: Sequence[str]) -> None:
@@ -177,15 +245,20 @@ class Consumer:
                 await self.bus.ensure_group(stream, self.config.group)
                 self._known_groups.add(stream)
 
-    async def _read_new(self, streams: Sequence[str], *, block: bool) -> list[Delivery]:
+    async def _read_new(
+        self, streams: Sequence[str], *, block: bool, count: int, stop: asyncio.Event | None = None
+    ) -> list[Delivery]:
+        read = self.bus.redis.xreadgroup(
+            self.config.group,
+            self.config.consumer,
+            dict.fromkeys(streams, ">"),
+            count=count,
+            block=self.config.block_ms if block else None,
+        )
         try:
-            response: Any = await self.bus.redis.xreadgroup(
-                self.config.group,
-                self.config.consumer,
-                dict.fromkeys(streams, ">"),
-                count=self.config.count,
-                block=self.config.block_ms if block else None,
-            )
+            # a stop ends a blocking read at once; entries Redis handed out in that instant stay
+            # pending and are reclaimed (redis-py drops the connection of a cancelled command)
+            response: Any = await (_unless_stopped(read, stop) if block and stop is not None else read)
         except redis_errors.ResponseError as exc:
             # the stream (and its group) was deleted under us, before or while blocking: recreate
             if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
@@ -198,7 +271,9 @@ class Consumer:
                 deliveries.append(_delivery(_text(stream), entry_id, fields, 1))
         return deliveries
 
-    async def _reclaim(self, stream: str) -> list[Delivery]:
+    async def _reclaim(self, stream: str, count: int) -> list[Delivery]:
+        if count <= 0:  # the streams before this one filled the room
+            return []
         try:
             result: Any = await self.bus.redis.xautoclaim(
                 stream,
@@ -206,7 +281,7 @@ class Consumer:
                 self.config.consumer,
                 min_idle_time=self.config.claim_idle_ms,
                 start_id="0-0",
-                count=self.config.count,
+                count=count,
             )
         except redis_errors.ResponseError as exc:
             if "NOGROUP" in str(exc):  # stream deleted since the group check: recreate next pass
@@ -214,15 +289,42 @@ class Consumer:
                 return []
             raise
         entries = result[1] if result else []
-        claimed = [(eid, fields) for eid, fields in entries if fields]
+        # entries still being handled here (slower than claim_idle_ms) are not delivered again
+        ours = {
+            _text(eid): self._in_flight[(stream, _text(eid))]
+            for eid, _ in entries
+            if (stream, _text(eid)) in self._in_flight
+        }
+        claimed = [(eid, fields) for eid, fields in entries if fields and _text(eid) not in ours]
         deleted = [eid for eid, fields in entries if not fields]
         if deleted:  # trimmed away by MAXLEN while pending: nothing left to deliver
             await self.bus.redis.xack(stream, self.config.group, *deleted)
+        if ours:
+            await self._restore_delivery_counts(stream, ours)
         if not claimed:
             return []
         counts = await self._delivery_counts(stream, [_text(eid) for eid, _ in claimed])
         metrics.STREAM_RECLAIMED.labels(stream=metrics.stream_label(stream)).inc(len(claimed))
         return [_delivery(stream, eid, fields, counts.get(_text(eid), 2)) for eid, fields in claimed]
+
+    async def _restore_delivery_counts(self, stream: str, counts: dict[str, int]) -> None:
+        """XAUTOCLAIM counted a delivery of entries in flight here; put their counts back.
+
+        XCLAIM with JUSTID does not count one and RETRYCOUNT sets the count; an entry acked
+        meanwhile is no longer pending, and XCLAIM without FORCE leaves it alone.
+        """
+        pipe = self.bus.redis.pipeline(transaction=False)
+        for entry_id, deliveries in counts.items():
+            pipe.xclaim(
+                stream,
+                self.config.group,
+                self.config.consumer,
+                0,
+                [entry_id],
+                retrycount=deliveries,
+                justid=True,
+            )
+        await pipe.execute()
 
     async def _delivery_counts(self, stream: str, entry_ids: list[str]) -> dict[str, int]:
         pending = await self.bus.redis.xpending_range(
@@ -235,25 +337,101 @@ class Consumer:
         )
         return {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
 
-    async def _handle_batch(self, deliveries: list[Delivery]) -> int:
-        if not deliveries:
-            return 0
-        if self.config.concurrency <= 1 or self.partition_key is None:
+    # ---- handing entries to the handler --------------------------------------------------------
+
+    async def _take(self, deliveries: list[Delivery]) -> int:
+        if not self.concurrent:
             for delivery in deliveries:
                 await self._handle(delivery)
             return len(deliveries)
-        groups: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
-            groups.setdefault(self._partition(delivery), []).append(delivery)
-        semaphore = asyncio.Semaphore(self.config.concurrency)
-
-        async def handle_group(group: list[Delivery]) -> None:
-            async with semaphore:
-                for delivery in group:
-                    await self._handle(delivery)
-
-        await asyncio.gather(*(handle_group(g) for g in groups.values()))
+            self._submit(delivery)
         return len(deliveries)
+
+    def _submit(self, delivery: Delivery) -> None:
+        """Queue behind the earlier entries of its partition; start the partition's worker if idle."""
+        self._in_flight[(delivery.stream, delivery.entry_id)] = delivery.deliveries
+        key = self._partition(delivery)
+        queue = self._queues.get(key)
+        if queue is not None:
+            queue.append(delivery)
+            return
+        queue = self._queues[key] = deque([delivery])
+        worker = asyncio.create_task(self._work(key, queue), name=f"consumer:{self.config.group}:{key}")
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
+
+    async def _work(self, key: str, queue: deque[Delivery]) -> None:
+        try:
+            while queue:
+                delivery = queue[0]
+                try:
+                    async with self._slots:
+                        await self._handle(delivery)
+                except _REDIS_DOWN as exc:
+                    # this entry and the rest of its queue stay pending; the reclaim brings them back
+                    metrics.REDIS_ERRORS.labels(operation="consume").inc()
+                    log.warning("redis unavailable while handling an entry", extra={"error": str(exc)})
+                    return
+                except Exception:
+                    log.exception(
+                        "handling failed; entry stays pending",
+                        extra={"stream": delivery.stream, "entry_id": delivery.entry_id},
+                    )
+                queue.popleft()
+                self._finished(delivery)
+        finally:
+            # an empty queue is forgotten in the same step as its last check (no await between),
+            # so an entry submitted later starts a new worker instead of joining a finished one
+            for delivery in queue:
+                self._finished(delivery)
+            queue.clear()
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+
+    def _finished(self, delivery: Delivery) -> None:
+        self._in_flight.pop((delivery.stream, delivery.entry_id), None)
+        self._room.set()
+
+    def _room_left(self) -> int:
+        if not self.concurrent:
+            return self.config.count
+        return max(0, min(self.config.count, self.max_in_flight - len(self._in_flight)))
+
+    async def _wait_for_room(self, stop: asyncio.Event | None) -> bool:
+        """Until an entry can be taken on (False: `stop` was set first)."""
+        while self._room_left() == 0:
+            if stop is not None and stop.is_set():
+                return False
+            self._room.clear()
+            if stop is None:
+                await self._room.wait()
+            else:
+                await _unless_stopped(self._room.wait(), stop)
+        return stop is None or not stop.is_set()
+
+    async def _wait_idle(self, timeout_s: float | None) -> None:
+        """Until every submitted entry is finished, or `timeout_s` has passed."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self._workers:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                log.warning(
+                    "entries still in flight after the drain timeout; cancelled, they stay pending",
+                    extra={"in_flight": len(self._in_flight), "group": self.config.group},
+                )
+                return
+            await asyncio.wait(set(self._workers), timeout=left)
+
+    async def _cancel_in_flight(self) -> None:
+        workers = set(self._workers)
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.wait(workers)
+        # a worker cancelled before its first step never ran its cleanup
+        self._queues.clear()
+        self._in_flight.clear()
 
     def _partition(self, delivery: Delivery) -> str:
         assert self.partition_key is not None
@@ -324,6 +502,22 @@ def entry_data(fields: Any) -> tuple[str, str | None]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """`awaitable`'s result, or None when `stop` is set first (it is cancelled then).
+
+    A result that is ready when `stop` is set too is returned, not dropped.
+    """
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work.cancel()  # no-op when done
+        stopped.cancel()
+        await asyncio.gather(work, stopped, return_exceptions=True)
+    return None if work.cancelled() else work.result()
 
 
 async def _sleep_or_stop(stop: asyncio.Event | None, seconds: float) -> None:
