@@ -1,8 +1,10 @@
 """schemathesis against the real http-api (`/openapi.json`, positive and negative cases for every
-operation, admin API included) at bench size: ≥ 2,000 cases by default.
+operation, admin API included) at bench size: ≥ 2,000 cases by default. The same harness as
+`tests/fuzz/test_api.py` (tests/fuzz/api_target.py), with more examples.
 
-Prints one table: cases, operations, responses by status class (2xx / 4xx / 5xx), failed checks
-(status code, content type and schema conformance), wall time, and the slowest operations.
+Prints one table: cases, operations, responses by status class (2xx / 4xx / 5xx), admin-API
+cases sent again without the admin token, failed checks (status code, content type and schema
+conformance, 401 without the admin token), wall time, and the slowest operations.
 Exit status 1 if any 5xx or failed check. Needs Redis on REDIS_URL (default 127.0.0.1:6379).
 
     uv run python bench/fuzz_api.py [--examples 60] [--min-cases 2000]
@@ -33,6 +35,8 @@ def table(stats: ApiFuzzStats, examples: int) -> str:
         ("4xx", str(stats.statuses["4xx"])),
         ("5xx", str(stats.statuses["5xx"])),
         ("other", str(sum(v for k, v in stats.statuses.items() if k not in ("2xx", "4xx", "5xx")))),
+        ("admin-only operations", str(stats.admin_only)),
+        ("  cases resent without token", str(stats.refused)),
         ("failed checks", str(len(stats.failures))),
         ("wall time", f"{stats.wall_s:.1f} s"),
         ("cases per second", f"{stats.cases / stats.wall_s:.0f}" if stats.wall_s else "-"),

@@ -1,11 +1,14 @@
-"""schemathesis over the http-api's /openapi.json: the served process and a counting runner.
+"""The one schemathesis harness of the http-api: the served process and a counting runner.
 
-`served_http_api()` starts the real process the way tests/http_api/test_openapi_fuzz.py does
-(same helpers from tests/http_api/support.py: a session with a token, an ingress stand-in that
-answers the RPCs, fresh heartbeats so that /readyz is 200) and, in addition, an admin token so
-that the admin API is exercised past its auth check. `run_api_fuzz()` runs every operation in
-positive and negative generation mode and counts every response by status class instead of
-stopping at the first failure, so that the bench can print a full table.
+`served_http_api()` starts the real process (helpers of tests/http_api/support.py: a session with
+a token, an ingress stand-in that answers the RPCs, fresh heartbeats so that /readyz is 200) with
+an admin token, so that the admin API is exercised past its auth check. `run_api_fuzz()` runs
+every operation in positive and negative generation mode with both tokens and checks every
+response; the first cases of each operation that only the admin token opens are sent a second
+time with the session token alone and must be refused with 401 (the guard reads headers only, so
+a few per operation and mode cover it). It counts every response by status class instead of
+stopping at the first failure: `tests/fuzz/test_api.py` asserts on the counts (CI size),
+`bench/fuzz_api.py` prints them as a table (bench size).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.errors import FailureGroup
+from schemathesis.schemas import APIOperation
 
 from codex_broker.libs.contracts import Coordinates
 from codex_broker.libs.keys import Keys
@@ -47,18 +52,26 @@ from tests.http_api.support import (
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+ADMIN_HEADER = "x-admin-token"
+ADMIN_SCHEME = "adminHeader"  # the securityScheme of the admin token in /openapi.json
+SESSION_SCHEMES = {"sessionBearer", "sessionHeader", "jobToken"}
+REFUSED_PER_MODE = 3  # admin-API cases per operation and mode sent again without the admin token
 
 
 @dataclass
 class Target:
     base_url: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # session token and admin token
     log_path: Path
+
+    @property
+    def session_headers(self) -> dict[str, str]:
+        return {name: value for name, value in self.headers.items() if name != ADMIN_HEADER}
 
 
 @contextmanager
 def served_http_api(redis_url: str, key_prefix: str, root: Path) -> Iterator[Target]:
-    """The real http-api process on 127.0.0.1 with real Redis; stopped, its log checked, its keys gone."""
+    """The real http-api process on 127.0.0.1 with real Redis; stopped, its keys gone."""
     keys = Keys(prefix=key_prefix, shard_count=4)
     redis = SyncRedis.from_url(redis_url)
     data_root = root / "data"
@@ -82,7 +95,7 @@ def served_http_api(redis_url: str, key_prefix: str, root: Path) -> Iterator[Tar
     try:
         with Responder(redis_url, keys):
             wait_http(f"http://127.0.0.1:{port}/healthz")
-            headers = {"authorization": f"Bearer {token}", "x-admin-token": admin_token}
+            headers = {"authorization": f"Bearer {token}", ADMIN_HEADER: admin_token}
             yield Target(f"http://127.0.0.1:{port}", headers, log_path)
     finally:
         stop_process(api, sig=signal.SIGTERM)
@@ -95,6 +108,8 @@ def served_http_api(redis_url: str, key_prefix: str, root: Path) -> Iterator[Tar
 class ApiFuzzStats:
     cases: int = 0
     operations: int = 0
+    admin_only: int = 0  # operations that only the admin token opens
+    refused: int = 0  # their cases sent again without the admin token
     statuses: Counter[str] = field(default_factory=Counter)  # "2xx", "4xx", "5xx", …
     per_mode: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -108,6 +123,12 @@ class ApiFuzzStats:
         self.statuses[f"{status // 100}xx"] += 1
 
 
+def admin_only(operation: APIOperation) -> bool:
+    """Its security names the admin token and no session or job token (the admin API)."""
+    names = {name for requirement in operation.definition.raw.get("security") or [] for name in requirement}
+    return ADMIN_SCHEME in names and not names & SESSION_SCHEMES
+
+
 def run_api_fuzz(
     target: Target, *, max_examples: int, modes: tuple[GenerationMode, ...] = MODES
 ) -> ApiFuzzStats:
@@ -117,6 +138,7 @@ def run_api_fuzz(
     schema = schemathesis.openapi.from_url(f"{target.base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     stats.operations = len(operations)
+    stats.admin_only = sum(1 for operation in operations if admin_only(operation))
     for operation in operations:
         for mode in modes:
             began = time.perf_counter()
@@ -128,9 +150,27 @@ def run_api_fuzz(
     return stats
 
 
+def _check(
+    target: Target, case: schemathesis.Case, headers: dict[str, str], where: str, stats: ApiFuzzStats
+) -> int:
+    response = case.call(base_url=target.base_url, headers=headers, timeout=30)
+    if response.status_code >= 500:
+        stats.server_errors.append(f"{where} → {response.status_code}: {case.as_curl_command(headers)}")
+    # keep generating: the table counts every case. Several failed checks come as a FailureGroup,
+    # a BaseExceptionGroup that `except Exception` would let through to hypothesis.
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers)
+    except (FailureGroup, Exception) as exc:
+        stats.failures.append(f"{where}: {str(exc)[:1200]}")
+    return response.status_code
+
+
 def _run_operation(
-    target: Target, operation: object, mode: GenerationMode, max_examples: int, stats: ApiFuzzStats
+    target: Target, operation: APIOperation, mode: GenerationMode, max_examples: int, stats: ApiFuzzStats
 ) -> None:
+    admin = admin_only(operation)
+    refused_before = stats.refused
+
     @settings(
         max_examples=max_examples,
         deadline=None,
@@ -139,19 +179,15 @@ def _run_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=mode))  # type: ignore[attr-defined]
+    @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
-        response = case.call(base_url=target.base_url, headers=target.headers, timeout=30)
-        stats.record(mode.value, response.status_code)
         where = f"{case.operation.method.upper()} {case.operation.path} [{mode.value}]"
-        if response.status_code >= 500:
-            stats.server_errors.append(
-                f"{where} → {response.status_code}: {case.as_curl_command(target.headers)}"
-            )
-        try:
-            case.validate_response(response, checks=CHECKS, headers=target.headers)
-        except Exception as exc:  # keep generating: the table counts every case
-            stats.failures.append(f"{where}: {str(exc)[:1200]}")
+        stats.record(mode.value, _check(target, case, target.headers, where, stats))
+        if admin and stats.refused - refused_before < REFUSED_PER_MODE:
+            stats.refused += 1
+            status = _check(target, case, target.session_headers, f"{where} without admin token", stats)
+            if status != 401:
+                stats.failures.append(f"{where} without admin token → {status}, not 401")
 
     with contextlib.suppress(Unsatisfiable):  # nothing to make invalid (no parameters): skip this mode
         run()
