@@ -71,7 +71,18 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     if event.kind == "steer_rejected":
         await requeue_rejected_steer(core, event)
         return
-    run = as_str_dict(await core.redis.hgetall(core.keys.run(event.run_id)))
+    # What the event will need of its session is read with the run, in one round trip (the
+    # event names its session; the session's items run one at a time, so nothing changes it
+    # between this read and our writes).
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hgetall(core.keys.run(event.run_id))
+    if event.is_terminal:
+        pipe.hgetall(core.keys.session_state(event.session_key))
+        pipe.llen(core.keys.session_queue(event.session_key))
+    elif event.kind == "turn_started":
+        pipe.hget(core.keys.session(event.session_key), "epoch")
+    raw_run, *session_reads = await pipe.execute()
+    run = as_str_dict(raw_run)
     if not run or "platform" not in run:
         log.warning("run event for an unknown run", extra={"run_id": event.run_id, "kind": event.kind})
         return
@@ -80,8 +91,19 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     if ended(run):
         await core.redis.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
         return  # already ended (e.g. reported lost); a late event changes nothing
+    same_session = run["session_key"] == event.session_key
     if event.is_terminal:
-        await finish_run(core, run, event.run_id, event.kind, event.text, event.usage, seq=event.seq)  # type: ignore[arg-type]
+        session_now = (as_str_dict(session_reads[0]), int(session_reads[1])) if same_session else None
+        await finish_run(
+            core,
+            run,
+            event.run_id,
+            event.kind,  # type: ignore[arg-type]
+            event.text,
+            event.usage,
+            seq=event.seq,
+            session_now=session_now,
+        )
         return
     pipe = core.redis.pipeline(transaction=False)
     run_key = core.keys.run(event.run_id)
@@ -98,7 +120,12 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         )
         pipe.hset(core.keys.session_state(session_key), "turn_active", "1")
         if event.thread_id:
-            await _remember_thread(core, pipe, run, session_key, event.thread_id)
+            epoch = (
+                session_reads[0]
+                if same_session
+                else await core.redis.hget(core.keys.session(session_key), "epoch")
+            )
+            _remember_thread(core, pipe, run, session_key, event.thread_id, epoch)
     elif event.kind == "token_usage" and event.usage is not None:
         pipe.hset(run_key, "usage", event.usage.model_dump_json())
     elif event.kind == "approval_requested" and event.approval is not None:
@@ -110,11 +137,10 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     await pipe.execute()
 
 
-async def _remember_thread(
-    core: Core, pipe: Any, run: dict[str, str], session_key: str, thread_id: str
+def _remember_thread(
+    core: Core, pipe: Any, run: dict[str, str], session_key: str, thread_id: str, epoch: Any
 ) -> None:
     """Keep the Codex thread for the next turn — unless /new or /cd came after this run started."""
-    epoch = await core.redis.hget(core.keys.session(session_key), "epoch")
     current = epoch.decode() if isinstance(epoch, bytes) else str(epoch or "0")
     if current == run.get("epoch", "0"):
         pipe.hset(core.keys.session(session_key), "thread_id", thread_id)
@@ -229,15 +255,20 @@ async def finish_run(
     *,
     seq: int | None,
     lost: bool = False,
+    session_now: tuple[dict[str, str], int] | None = None,
 ) -> None:
-    """The run ended: answer, status, usage, free the slot, and move the session on."""
+    """The run ended: answer, status, usage, free the slot, and move the session on.
+
+    `session_now`: the session's state and queue length, when the caller read them already."""
     session_key = run["session_key"]
     coords = run_coords(run)
-    pipe = core.redis.pipeline(transaction=False)
-    pipe.hgetall(core.keys.session_state(session_key))
-    pipe.llen(core.keys.session_queue(session_key))
-    raw_state, queue_len = await pipe.execute()
-    state = as_str_dict(raw_state)
+    if session_now is None:
+        pipe = core.redis.pipeline(transaction=False)
+        pipe.hgetall(core.keys.session_state(session_key))
+        pipe.llen(core.keys.session_queue(session_key))
+        raw_state, raw_queue_len = await pipe.execute()
+        session_now = as_str_dict(raw_state), int(raw_queue_len)
+    state, queue_len = session_now
     await wait_previous_final(core, session_key, state.get(LAST_FINAL_FIELD), run_id)
     final_posted = state.get("codex_final_posted_run") == run_id
     final_text = render.final_text_for(outcome, reason, final_posted_by_codex=final_posted)
