@@ -56,6 +56,7 @@ USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500
 TRIM_CHANCE = 1 / 8  # capped lists/sets are trimmed on one write in eight (bounded all the same)
+CONTROL_MAXLEN = 10_000  # a runner's control stream: short-lived entries, read at once
 START_SAFETY_MS = 5_000  # with DEBOUNCE_MS=0 the timer entry only guards against a crash
 
 # Fair FIFO admission for MAX_ACTIVE_RUNS; KEYS share one cluster slot (see keys.runs_waiting).
@@ -193,7 +194,16 @@ class Core:
         await self.bus.publish(self.outbound_stream(coords), action)
 
     async def publish_control(self, runner_id: str, control: RunControl) -> None:
-        await self.bus.publish(self.keys.runner_control_stream(runner_id), control, maxlen=10_000)
+        await self.bus.publish(self.keys.runner_control_stream(runner_id), control, maxlen=CONTROL_MAXLEN)
+
+    def add_control(self, pipe: Any, runner_id: str, control: RunControl) -> None:
+        """`publish_control` as part of the caller's round trip."""
+        pipe.xadd(
+            self.keys.runner_control_stream(runner_id),
+            {"data": encode(control)},
+            maxlen=CONTROL_MAXLEN,
+            approximate=True,
+        )
 
     def in_background(self, work: Any, what: str) -> None:
         """Run bookkeeping beside the turn (BRIEF §5b: nothing extra on the path to turn/start)."""

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from codex_broker.libs import coauthor_actions
-from codex_broker.libs.bus import DATA_FIELD
 from codex_broker.libs.contracts import (
     ApprovalDecision,
     EphemeralPayload,
     InboundEvent,
     RunControl,
     UpdatePayload,
-    encode,
 )
 from codex_broker.orchestrator import commands, metrics, prompt, render, timers
 from codex_broker.orchestrator.commands import Command
@@ -33,7 +31,6 @@ from codex_broker.orchestrator.policy import access_denial, route_message, valid
 
 log = logging.getLogger(__name__)
 
-CONTROL_MAXLEN = 10_000  # as Core.publish_control: control streams are short-lived
 CONFIG_KEYS = {
     "sandbox": ("cfg_sandbox", ("read-only", "workspace-write", "danger-full-access")),
     "network": ("cfg_network", ("on", "off")),
@@ -173,12 +170,7 @@ async def steer(core: Core, event: InboundEvent, session: dict[str, str], state:
     )
     pipe = core.redis.pipeline(transaction=False)
     pipe.hset(run_key, control.control_id, QueueEntry(stored).dump())
-    pipe.xadd(
-        core.keys.runner_control_stream(text(runner_id)),
-        {DATA_FIELD: encode(control)},
-        maxlen=CONTROL_MAXLEN,
-        approximate=True,
-    )
+    core.add_control(pipe, text(runner_id), control)
     core.touch(pipe, event)
     core.add_timeline(
         pipe, event.session_key, "steer", f"{event.actor.display_name or event.actor.id}: {event.text}"

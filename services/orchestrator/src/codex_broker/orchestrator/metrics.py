@@ -18,6 +18,11 @@ RUNS_FINISHED = Counter("cb_orchestrator_runs_finished_total", "Runs ended", ["o
 RUNS_LOST = Counter("cb_orchestrator_runs_lost_total", "Runs reported failed by reconciliation", ["reason"])
 RUNS_WAITING = Counter("cb_orchestrator_runs_waiting_total", "Turns that waited for a MAX_ACTIVE_RUNS slot")
 PROGRESS_SNAPSHOTS = Counter("cb_orchestrator_progress_snapshots_total", "Progress snapshots published")
+STEERS_REJECTED = Counter(
+    "cb_orchestrator_steers_rejected_total",
+    "Steers a runner could not apply, by what became of the message",
+    ["result"],  # requeued, dropped_stopped
+)
 COMMANDS = Counter("cb_orchestrator_commands_total", "Chat commands handled", ["command"])
 RPC_TIMEOUTS = Counter(
     "cb_orchestrator_rpc_timeouts_total", "History/download RPCs without a reply", ["kind"]

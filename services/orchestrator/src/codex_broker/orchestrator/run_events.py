@@ -400,6 +400,7 @@ async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
         # sent before the user stopped the turn: dropped like the queue (a later one is queued)
         core.add_timeline(pipe, session_key, "steer", f"steer not applied, turn stopped: {who}")
         await pipe.execute()
+        metrics.STEERS_REJECTED.labels(result="dropped_stopped").inc()
         return
     position = insert_position(
         [QueueEntry.load(raw).event.received_at for raw in raw_queue], entry.event.received_at
@@ -423,6 +424,7 @@ async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
         pipe, session_key, "steer", f"steer rejected ({reason}); queued for the next turn: {who}"
     )
     await pipe.execute()
+    metrics.STEERS_REJECTED.labels(result="requeued").inc()
     log.info(
         "rejected steer queued for the next turn",
         extra={"session_key": session_key, "run_id": event.run_id, "control_id": field, "action": action},
