@@ -223,3 +223,18 @@ async def driver_for(redis: Redis, keys: Keys) -> AsyncIterator[Driver]:
         yield driver
     finally:
         await driver.close()
+
+
+async def running_turn(driver: Driver, text: str) -> tuple[InboundEvent, RunRequest, FakeRunnerScript]:
+    """A mention in a new thread whose turn a scripted runner has claimed and started."""
+    first = message(text)
+    await driver.inbound(first)
+    [request] = await driver.wait_runs(1)
+    runner = FakeRunnerScript(driver, request)
+    await runner.claim()
+
+    async def turn_active() -> bool:
+        return await driver.redis.hget(driver.keys.session_state(request.session_key), "turn_active") == b"1"
+
+    await wait_for(turn_active, what="turn active")
+    return first, request, runner

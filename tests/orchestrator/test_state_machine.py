@@ -7,7 +7,7 @@ from collections.abc import Callable
 from codex_broker.libs.contracts import ProgressPayload
 from codex_broker.orchestrator.config import Settings
 from tests.helpers import wait_for
-from tests.orchestrator.harness import Driver, FakeRunnerScript, button, message
+from tests.orchestrator.harness import Driver, FakeRunnerScript, button, message, running_turn
 
 
 async def test_debounce_flushes_messages_into_one_turn(
@@ -46,16 +46,7 @@ async def test_queue_mode_flushes_after_run(driver: Driver, settings_for: Callab
 
 async def test_steer_during_run(driver: Driver, settings_for: Callable[..., Settings]) -> None:
     await driver.start(settings_for())
-    first = message("refactor")
-    await driver.inbound(first)
-    [request] = await driver.wait_runs(1)
-    runner = FakeRunnerScript(driver, request)
-    await runner.claim()
-
-    async def turn_active() -> bool:
-        return await driver.redis.hget(driver.keys.session_state(request.session_key), "turn_active") == b"1"
-
-    await wait_for(turn_active, what="turn active")
+    first, request, runner = await running_turn(driver, "refactor")
     await driver.inbound(message("use pathlib please", mention=False, root=first.root_message_id))
 
     async def steered() -> list | None:

@@ -6,24 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from codex_broker.libs.contracts import Actor, InboundEvent, JobCallback, RunControl, RunRequest
+from codex_broker.libs.contracts import Actor, InboundEvent, JobCallback, RunControl
 from codex_broker.orchestrator.config import Settings
 from tests.helpers import wait_for
-from tests.orchestrator.harness import Driver, FakeRunnerScript, message
-
-
-async def _running(driver: Driver, text: str) -> tuple[InboundEvent, RunRequest, FakeRunnerScript]:
-    first = message(text)
-    await driver.inbound(first)
-    [request] = await driver.wait_runs(1)
-    runner = FakeRunnerScript(driver, request)
-    await runner.claim()
-
-    async def turn_active() -> bool:
-        return await driver.redis.hget(driver.keys.session_state(request.session_key), "turn_active") == b"1"
-
-    await wait_for(turn_active, what="turn active")
-    return first, request, runner
+from tests.orchestrator.harness import Driver, FakeRunnerScript, message, running_turn
 
 
 async def _steer(driver: Driver, runner: FakeRunnerScript, event: InboundEvent) -> RunControl:
@@ -53,7 +39,7 @@ async def test_rejected_steer_runs_as_the_next_turn_exactly_once(
     driver: Driver, settings_for: Callable[..., Settings]
 ) -> None:
     await driver.start(settings_for())
-    first, request, runner = await _running(driver, "refactor the parser")
+    first, request, runner = await running_turn(driver, "refactor the parser")
     late = message("and use pathlib-marker-41", mention=False, root=first.root_message_id)
     control = await _steer(driver, runner, late)
 
@@ -82,7 +68,7 @@ async def test_rejected_after_the_session_went_idle_starts_a_new_turn(
     driver: Driver, settings_for: Callable[..., Settings]
 ) -> None:
     await driver.start(settings_for())
-    first, request, runner = await _running(driver, "write the report")
+    first, request, runner = await running_turn(driver, "write the report")
     control = await _steer(
         driver, runner, message("cite sources-marker-7", mention=False, root=first.root_message_id)
     )
@@ -108,7 +94,7 @@ async def test_put_back_before_what_was_queued_after_it(
     driver: Driver, settings_for: Callable[..., Settings]
 ) -> None:
     await driver.start(settings_for())
-    first, request, runner = await _running(driver, "start the build")
+    first, request, runner = await running_turn(driver, "start the build")
     control = await _steer(
         driver, runner, message("steer-first-marker", mention=False, root=first.root_message_id)
     )
@@ -140,7 +126,7 @@ async def test_stop_drops_a_rejected_steer_and_queues_later_messages(
     driver: Driver, settings_for: Callable[..., Settings]
 ) -> None:
     await driver.start(settings_for())
-    first, request, runner = await _running(driver, "long task")
+    first, request, runner = await running_turn(driver, "long task")
     control = await _steer(
         driver, runner, message("before-stop-marker", mention=False, root=first.root_message_id)
     )
