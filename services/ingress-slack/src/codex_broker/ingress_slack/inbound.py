@@ -26,6 +26,7 @@ from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 
 from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.normalize import (
@@ -165,6 +166,25 @@ class SlackInbound:
         self.raw_log.write({"payload": body}, session_key=raw_session_key(body))
         return await next()
 
+    def ignorable(self, payload: Any) -> bool:
+        """An Events API payload that `on_event` would ignore (our own posts echoed back, edits,
+        joins, other bots…): it is acked without going through Bolt's per-envelope middleware
+        and listener matching, which cost more than the rest of its handling. Not when every
+        envelope is to be raw-logged."""
+        if self.raw_log is not None or not isinstance(payload, dict):
+            return False
+        event = payload.get("event")
+        if payload.get("type") != "event_callback" or not isinstance(event, dict):
+            return False
+        me = replace(self.me, app_id=str(payload.get("api_app_id") or self.me.app_id))
+        if ignore_reason(event, me) is None:
+            return False
+        kind = event.get("type")
+        metrics.INBOUND.labels(
+            kind=kind if kind in ("message", "app_mention") else "other", result="ignored"
+        ).inc()
+        return True
+
     async def on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         started = time.perf_counter()
         body, event = scrub_surrogates(body), scrub_surrogates(event)
@@ -258,7 +278,8 @@ class SlackInbound:
 class GuardedSocketModeHandler(AsyncSocketModeHandler):
     """Bolt itself raises on some payloads of the wrong shape (building a listener's arguments,
     before any listener or error handler runs), and such an envelope would never be acked: it is
-    dead-lettered and acked here instead. Otherwise the same as Bolt's `handle`."""
+    dead-lettered and acked here instead. Events the ingress ignores anyway (`ignorable`) are
+    acked at once, without Bolt. Otherwise the same as Bolt's `handle`."""
 
     def __init__(
         self,
@@ -266,13 +287,18 @@ class GuardedSocketModeHandler(AsyncSocketModeHandler):
         app_token: str,
         *,
         reject: Callable[[Any, str], Awaitable[BoltResponse | None]],
+        ignorable: Callable[[Any], bool] = lambda _: False,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, app_token, **kwargs)
         self._reject = reject
+        self._ignorable = ignorable
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         started = time.time()
+        if req.type == "events_api" and self._ignorable(req.payload):
+            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            return
         try:
             response = await run_async_bolt_app(self.app, req)
         except Exception as exc:

@@ -76,7 +76,11 @@ class SlackService:
         )
         inbound.register(app)
         handler = GuardedSocketModeHandler(
-            app, self.settings.slack_app_token.get_secret_value(), web_client=client, reject=inbound.reject
+            app,
+            self.settings.slack_app_token.get_secret_value(),
+            web_client=client,
+            reject=inbound.reject,
+            ignorable=inbound.ignorable,
         )
         self._handler = handler
         self.state = "connecting"
