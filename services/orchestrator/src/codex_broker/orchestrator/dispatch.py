@@ -186,7 +186,7 @@ class SessionDispatcher:
 
         An ack that failed leaves the entry pending: it is reclaimed and handled again, which
         the handlers' idempotency makes a no-op."""
-        if done.cancelled() or done.exception() is not None:
+        if not done.cancelled() and done.exception() is not None:  # (cancelled: shutting down)
             log.warning("xack failed; the entry will be redelivered", extra={"session_key": item.session_key})
         task = asyncio.ensure_future(self._finished(item))
         self._tasks.add(task)
