@@ -1,6 +1,6 @@
 """Shared pieces of the whole-broker benchmarks: the timed fakes as processes, the broker under
-`codex-broker up`, the direct app-server floor (runner_bench's `Direct`), percentiles, per-process
-CPU and RSS from /proc, and the table printer.
+`codex-broker up` on them (`broker_bench`), the direct app-server floor (runner_bench's `Direct`),
+percentiles, per-process CPU and RSS from /proc, and the table printer.
 
 All clocks are `time.monotonic()` (CLOCK_MONOTONIC), shared by every process on the machine, so
 a time taken in the fake Slack and one taken in the fake model can be subtracted.
@@ -8,14 +8,16 @@ a time taken in the fake Slack and one taken in the fake model can be subtracted
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
-import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,10 +30,12 @@ if str(ROOT) not in sys.path:
 
 from bench.runner_bench import Direct, child_env, rss_kb  # noqa: E402
 from codex_broker.codex_runner.app_server import AppServer  # noqa: E402
-from codex_broker.codex_runner.environment import ALWAYS_OVERRIDES, APPS_FEATURES  # noqa: E402
+from codex_broker.codex_runner.environment import ALWAYS_OVERRIDES, APPS_FEATURES, native_codex_bin  # noqa: E402
+from codex_broker.libs import paths  # noqa: E402
+from codex_broker.libs.codex_bin import find_codex_bin  # noqa: E402
 from tests.e2e.harness import BrokerProcess, descendants  # noqa: E402
-from tests.fakes.codex_home import FAKE_API_KEY  # noqa: E402
-from tests.fakes.fake_slack_client import FakeSlackClient  # noqa: E402
+from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home  # noqa: E402
+from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -70,6 +74,13 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         print("  ".join(cells))
         if index == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def arg_parser(doc: str) -> argparse.ArgumentParser:
+    """A bench's parser: the first line of its docstring as the description, the rest as written."""
+    return argparse.ArgumentParser(
+        description=doc.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def load_note() -> str:
@@ -172,33 +183,12 @@ class TimedModel:
 class TimedSlack:
     """bench/_timed_slack.py as a process; `client` is the fake's ordinary driving client."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench._timed_slack"],
-            cwd=ROOT,
-            env=_NO_PROXY_ENV,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline().strip()
-        if not line:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            raise RuntimeError("timed fake Slack did not start")
-        self.info = json.loads(line)
-        self.client = FakeSlackClient(self.info["base_url"], timeout_s=120)
-        self.http = httpx.Client(base_url=self.info["base_url"], trust_env=False, timeout=660)
+    def __init__(self, fake: FakeSlackProcess) -> None:
+        self.info = fake.info
+        self.env = fake.env
+        self.client = fake.client
         self.client.add_user(BENCH_USER, "bench", display_name="Bench")
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "SLACK_API_URL": self.info["api_url"],
-            "SLACK_BOT_TOKEN": self.info["bot_token"],
-            "SLACK_APP_TOKEN": self.info["app_token"],
-        }
+        self.http = httpx.Client(base_url=self.info["base_url"], trust_env=False, timeout=660)
 
     def mention_text(self, mark: str) -> str:
         return f"<@{self.info['bot_user_id']}> task {mark}"
@@ -224,30 +214,18 @@ class TimedSlack:
         answered = {k: (float(v[0]), str(v[1])) for k, v in raw["answered"].items()}
         return {k: float(v) for k, v in raw["pushed"].items()}, answered
 
-    def close(self) -> None:
-        self.client.close()
-        self.http.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
 
 @contextlib.contextmanager
 def fakes() -> Iterator[tuple[TimedSlack, TimedModel]]:
     model = TimedModel()
     try:
-        slack = TimedSlack()
-    except BaseException:
-        model.close()
-        raise
-    try:
-        yield slack, model
+        with start_fake_slack_process(module="bench._timed_slack", client_timeout_s=120) as fake:
+            slack = TimedSlack(fake)
+            try:
+                yield slack, model
+            finally:
+                slack.http.close()
     finally:
-        slack.close()
         model.close()
 
 
@@ -303,15 +281,54 @@ def drop_keys(prefix: str) -> None:
         client.close()
 
 
+@dataclass
+class BrokerBench:
+    root: Path  # a temporary directory; the broker's DATA_ROOT is `root / "data"`
+    slack: TimedSlack
+    model: TimedModel
+    broker: BrokerProcess
+
+    @property
+    def codex_home(self) -> Path:
+        return paths.codex_home(self.root / "data")
+
+
+@contextlib.contextmanager
+def broker_bench(
+    name: str, extra_env: Mapping[str, str] | None = None, *, replicas: Mapping[str, int] | None = None
+) -> Iterator[BrokerBench]:
+    """The timed fakes and the broker on them (`broker_env(slack, extra_env)`) in a temporary
+    directory, once the ingress holds its Socket Mode connection; stopped and its keys dropped
+    on exit."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-bench-") as tmp, fakes() as (slack, model):
+        root = Path(tmp)
+        write_codex_home(paths.codex_home(root / "data"), model.base_url)
+        broker = start_broker(root / "data", broker_env(slack, extra_env), replicas=replicas)
+        try:
+            slack.client.wait_connected(timeout_s=60)
+            yield BrokerBench(root, slack, model, broker)
+        finally:
+            broker.stop()
+            drop_keys(broker.key_prefix)
+
+
 # ---- the floor: the same fake model through one app-server, no broker ---------------------------
 
 
-async def start_direct(codex: str, codex_home: Path, home: Path, overrides: Sequence[str] = ()) -> Direct:
-    """runner_bench's bare client, started with the runner's own command line (apps and plugins
-    disabled, the same -c overrides) so that the floor runs the same Codex configuration.
-    `overrides`: extra `-c key=value`, as the runner gets them from CODEX_CONFIG_OVERRIDES."""
-    import asyncio
+def codex_bin() -> str:
+    """The native Codex binary the floor runs (the runner resolves the same one)."""
+    codex = find_codex_bin()
+    if codex is None:
+        raise SystemExit("Codex CLI not installed: scripts/install-codex.sh")
+    return native_codex_bin(codex)
 
+
+@contextlib.asynccontextmanager
+async def floor(codex: str, bench: BrokerBench, overrides: Sequence[str] = ()) -> AsyncIterator[Direct]:
+    """runner_bench's bare client, started with the runner's own command line (apps and plugins
+    disabled, the same -c overrides) so that the floor runs the same Codex configuration, on the
+    bench's CODEX_HOME and fake model. `overrides`: extra `-c key=value`, as the runner gets them
+    from CODEX_CONFIG_OVERRIDES."""
     completed: dict[str, asyncio.Future[None]] = {}
     completed_at: dict[str, float] = {}  # thread id → when its last turn/completed arrived
 
@@ -322,6 +339,8 @@ async def start_direct(codex: str, codex_home: Path, home: Path, overrides: Sequ
             if future is not None and not future.done():
                 future.set_result(None)
 
+    home = bench.root / "home"
+    home.mkdir()
     command = [codex, "app-server"]
     for feature in APPS_FEATURES:
         command += ["--disable", feature]
@@ -329,13 +348,16 @@ async def start_direct(codex: str, codex_home: Path, home: Path, overrides: Sequ
         command += ["-c", override]
     server = await AppServer.spawn(
         command,
-        child_env(codex_home, home),
-        codex_home,
+        child_env(bench.codex_home, home),
+        bench.codex_home,
         on_notification=on_notification,
         on_server_request=lambda *_: None,
         name="bench-floor",
     )
-    await server.initialize("bench", "0", timeout_s=60)
-    direct = Direct(server, completed)
-    direct.completed_at = completed_at  # type: ignore[attr-defined]
-    return direct
+    try:
+        await server.initialize("bench", "0", timeout_s=60)
+        direct = Direct(server, completed)
+        direct.completed_at = completed_at  # type: ignore[attr-defined]
+        yield direct
+    finally:
+        await server.close()

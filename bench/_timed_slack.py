@@ -4,7 +4,8 @@ websocket, and when the answer to it (`ok <marker>`, see `_timed_model`) reached
 The final answer counts when it arrives in `chat.postMessage` (fallback surface) or in
 `chat.appendStream` / `chat.stopStream` (native streaming). Times are `time.monotonic()`.
 
-    python -m bench._timed_slack        # prints the fake's JSON info line, serves until SIGTERM
+    python -m bench._timed_slack [--port N ...]   # the fake's own options (tests/fakes/fake_slack.py):
+                                                  # prints its JSON info line, serves until SIGTERM
 
 Extra control endpoints (besides the fake's own `/_fake/*`):
     POST /_bench/burst {"messages": [{channel, user, text, thread_ts?}, ...]} -> {"ts": [...]}
@@ -16,15 +17,13 @@ Extra control endpoints (besides the fake's own `/_fake/*`):
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import signal
 import time
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.fake_slack import FakeSlack
+from tests.fakes.fake_slack import FakeSlack, main
 
 MARKER = re.compile(r"bm[0-9a-f]{12}")
 ANSWER = re.compile(r"ok (bm[0-9a-f]{12})")
@@ -88,7 +87,7 @@ class TimedSlack(FakeSlack):
     def _add_control_routes(self, app: web.Application) -> None:
         super()._add_control_routes(app)
         app.router.add_post("/_bench/burst", self._burst)
-        app.router.add_get("/_bench/wait", self._wait)
+        app.router.add_get("/_bench/wait", self._wait_answers)
         app.router.add_get("/_bench/timings", self._timings)
 
     async def _burst(self, request: web.Request) -> web.Response:
@@ -96,7 +95,7 @@ class TimedSlack(FakeSlack):
         sent = [self._user_message(**m) for m in body["messages"]]
         return web.json_response({"ts": [s.ts for s in sent]})
 
-    async def _wait(self, request: web.Request) -> web.Response:
+    async def _wait_answers(self, request: web.Request) -> web.Response:
         count = int(request.query["count"])
         deadline = time.monotonic() + float(request.query.get("timeout", "60"))
         if self._changed is None:
@@ -121,30 +120,5 @@ def _chunk_texts(args: dict[str, Any]) -> list[str]:
     return texts
 
 
-def main() -> None:
-    fake = TimedSlack()
-
-    def announce() -> None:
-        info = {
-            "api_url": fake.api_url,
-            "base_url": fake.base_url,
-            "port": fake.port,
-            "bot_token": fake.bot_token,
-            "app_token": fake.app_token,
-            "team_id": fake.team_id,
-            "bot_user_id": fake.bot_user_id,
-        }
-        print(json.dumps(info), flush=True)
-
-    async def run() -> None:
-        server = asyncio.create_task(fake.serve(on_ready=announce))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda: fake._stopped.set() if fake._stopped else None)
-        await server
-
-    asyncio.run(run())
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main(fake_class=TimedSlack))

@@ -13,10 +13,8 @@ floor, and their ratio.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,21 +24,16 @@ from bench._common import (
     BENCH_USER,
     Direct,
     TimedSlack,
-    broker_env,
-    drop_keys,
-    fakes,
+    arg_parser,
+    broker_bench,
+    codex_bin,
+    floor,
     load_note,
     marker,
     ms_row,
     pct,
     print_table,
-    start_broker,
-    start_direct,
 )
-from codex_broker.codex_runner.environment import native_codex_bin
-from codex_broker.libs import paths
-from codex_broker.libs.codex_bin import find_codex_bin
-from tests.fakes.codex_home import write_codex_home
 
 
 def broker_burst(slack: TimedSlack, size: int, answered_before: int, channel: str) -> tuple[list[str], float]:
@@ -70,27 +63,16 @@ async def floor_burst(direct: Direct, size: int, workspaces: Path) -> tuple[list
 
 
 async def run(size: int, rounds: int) -> None:
-    codex = find_codex_bin()
-    if codex is None:
-        raise SystemExit("Codex CLI not installed: scripts/install-codex.sh")
-    codex = native_codex_bin(codex)
+    codex = codex_bin()
     print(f"burst bench: {rounds} rounds of {size} new threads at once")
     print(f"before: {load_note()}")
-    with tempfile.TemporaryDirectory(prefix="burst-bench-") as tmp, fakes() as (slack, model):
-        root = Path(tmp)
-        data_root = root / "data"
-        codex_home = paths.codex_home(data_root)
-        write_codex_home(codex_home, model.base_url)
-        broker = start_broker(data_root, broker_env(slack))
-        direct: Direct | None = None
-        try:
-            slack.client.wait_connected(timeout_s=60)
-            (root / "home").mkdir()
-            direct = await start_direct(codex, codex_home, root / "home")
+    with broker_bench("burst") as bench:
+        slack, model = bench.slack, bench.model
+        async with floor(codex, bench) as direct:
             answered = 0
             broker_burst(slack, 2, answered, "CWARM")  # warm: first-use costs are not the subject
             answered += 2
-            await floor_burst(direct, 2, root / "floor-ws")
+            await floor_burst(direct, 2, bench.root / "floor-ws")
             broker_marks: list[str] = []
             floor_marks: list[tuple[str, float]] = []
             finishes = []
@@ -99,38 +81,31 @@ async def run(size: int, rounds: int) -> None:
                 answered += size
                 broker_marks += marks
                 finishes.append(finished)
-                marks, started = await floor_burst(direct, size, root / "floor-ws")
+                marks, started = await floor_burst(direct, size, bench.root / "floor-ws")
                 floor_marks += [(m, started) for m in marks]
             pushed, _ = slack.timings()
             turns = model.turns()
             via_broker = [turns[m][0] - pushed[m] for m in broker_marks]
-            floor = [turns[m][0] - started for m, started in floor_marks]
+            floor_times = [turns[m][0] - started for m, started in floor_marks]
             print()
             headers = ["measure", "p50 ms", "p95 ms", "p99 ms", "n"]
             print_table(
                 headers,
                 [
                     ms_row(f"{size} at once: mention → first model request (broker)", via_broker),
-                    ms_row(f"{size} at once: thread/start+turn/start → request (floor)", floor),
+                    ms_row(f"{size} at once: thread/start+turn/start → request (floor)", floor_times),
                 ],
             )
-            ratio = pct(via_broker, 0.99) / pct(floor, 0.99)
+            ratio = pct(via_broker, 0.99) / pct(floor_times, 0.99)
             print()
             print(f"p99 broker / p99 floor: {ratio:.2f} (target ≤ 1.1)")
-            print(f"max: broker {max(via_broker) * 1000:.0f} ms, floor {max(floor) * 1000:.0f} ms")
+            print(f"max: broker {max(via_broker) * 1000:.0f} ms, floor {max(floor_times) * 1000:.0f} ms")
             print(f"last answer after the push, per round (s): {[round(f, 2) for f in finishes]}")
             print(f"after: {load_note()}")
-        finally:
-            if direct is not None:
-                await direct.server.close()
-            broker.stop()
-            drop_keys(broker.key_prefix)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

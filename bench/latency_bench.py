@@ -20,11 +20,9 @@ Prints p50 / p95 / p99 and the broker overhead (p50 minus the floor's p50). Stop
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,21 +32,16 @@ from bench._common import (
     Direct,
     TimedModel,
     TimedSlack,
-    broker_env,
-    drop_keys,
-    fakes,
+    arg_parser,
+    broker_bench,
+    codex_bin,
+    floor,
     load_note,
     marker,
     ms_row,
     pct,
     print_table,
-    start_broker,
-    start_direct,
 )
-from codex_broker.codex_runner.environment import native_codex_bin
-from codex_broker.libs import paths
-from codex_broker.libs.codex_bin import find_codex_bin
-from tests.fakes.codex_home import write_codex_home
 
 CHANNEL = "CBENCH"
 
@@ -100,29 +93,17 @@ class Turns:
 
 
 async def run(turns: int, threads: int, native: bool, overrides: list[str]) -> None:
-    codex = find_codex_bin()
-    if codex is None:
-        raise SystemExit("Codex CLI not installed: scripts/install-codex.sh")
-    codex = native_codex_bin(codex)
+    codex = codex_bin()
     print(f"latency bench: {turns} turns per kind, native streaming {'on' if native else 'off'}")
     if overrides:
         print(f"Codex overrides (runner and floor): {overrides}")
     print(f"before: {load_note()}")
-    with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp, fakes() as (slack, model):
-        root = Path(tmp)
-        data_root = root / "data"
-        codex_home = paths.codex_home(data_root)
-        write_codex_home(codex_home, model.base_url)
-        extra = {"SLACK_NATIVE_STREAMING": "true"} if native else {}
-        if overrides:
-            extra["CODEX_CONFIG_OVERRIDES"] = json.dumps(overrides)
-        broker = start_broker(data_root, broker_env(slack, extra))
-        direct: Direct | None = None
-        try:
-            slack.client.wait_connected(timeout_s=60)
-            (root / "home").mkdir()
-            direct = await start_direct(codex, codex_home, root / "home", overrides)
-            bench = Turns(slack, direct, root / "floor-ws")
+    extra = {"SLACK_NATIVE_STREAMING": "true"} if native else {}
+    if overrides:
+        extra["CODEX_CONFIG_OVERRIDES"] = json.dumps(overrides)
+    with broker_bench("latency", extra) as setup:
+        async with floor(codex, setup, overrides) as direct:
+            bench = Turns(setup.slack, direct, setup.root / "floor-ws")
             for _ in range(3):  # warm both paths (first-use costs: imports, caches, connections)
                 bench.broker_new()
                 await bench.floor_new()
@@ -142,13 +123,8 @@ async def run(turns: int, threads: int, native: bool, overrides: list[str]) -> N
                     floor_mark = await bench.floor_follow(floor_thread)
                     follow_pairs.append((broker_mark, floor_mark))
             elapsed = time.monotonic() - started_at
-            report(slack, model, bench, new_pairs, follow_pairs)
+            report(setup.slack, setup.model, bench, new_pairs, follow_pairs)
             print(f"measured in {elapsed:.0f} s; after: {load_note()}")
-        finally:
-            if direct is not None:
-                await direct.server.close()
-            broker.stop()
-            drop_keys(broker.key_prefix)
 
 
 def report(
@@ -201,9 +177,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--turns", type=int, default=200, help="turns per kind (new, follow-up)")
     parser.add_argument("--threads", type=int, default=10, help="threads the follow-ups are spread over")
     parser.add_argument("--native", action="store_true", help="Slack native streaming on")

@@ -15,10 +15,8 @@ the step, read from /proc; RSS is taken right after the step.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,103 +25,90 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     BENCH_USER,
     Usage,
-    broker_env,
-    drop_keys,
-    fakes,
+    arg_parser,
+    broker_bench,
     load_note,
     marker,
     pct,
     print_table,
     service_pids,
-    start_broker,
     tree_rss_mib,
 )
-from codex_broker.libs import paths
-from tests.fakes.codex_home import write_codex_home
 
 
 def run(steps: list[int]) -> None:
     print(f"load bench: steps {steps} (new threads at once, instant model)")
     print(f"before: {load_note()}")
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp, fakes() as (slack, model):
-        data_root = Path(tmp) / "data"
-        write_codex_home(paths.codex_home(data_root), model.base_url)
-        broker = start_broker(data_root, broker_env(slack))
-        try:
-            slack.client.wait_connected(timeout_s=60)
-            answered = 0
-            for _ in range(2):  # warm
-                slack.mention("CWARM", marker())
-                answered += 1
-                slack.wait_answers(answered, timeout_s=60)
-            pids = service_pids(broker)
-            rows = []
-            usage_rows = []
-            for step in steps:
-                time.sleep(2)  # let the previous step's tail (status clears, view updates) settle
-                marks = [marker() for _ in range(step)]
-                before = Usage.sample(pids)
-                started = time.monotonic()
-                slack.burst(
-                    [
-                        {"channel": f"CLOAD{step}", "user": BENCH_USER, "text": slack.mention_text(m)}
-                        for m in marks
-                    ]
-                )
-                done = slack.wait_answers(answered + step, timeout_s=300) - answered
-                elapsed = time.monotonic() - started
-                answered += done
-                cpu = Usage.sample(pids).since(before)
-                pushed, answers = slack.timings()
-                turns = model.turns()
-                latencies = [answers[m][0] - pushed[m] for m in marks if m in answers]
-                to_model = [turns[m][0] - pushed[m] for m in marks if m in turns]
-                way_back = [answers[m][0] - turns[m][1] for m in marks if m in answers and m in turns]
-                rows.append(
-                    [
-                        str(step),
-                        f"{done}/{step}",
-                        *(f"{pct(latencies, q):.2f}" if latencies else "-" for q in (0.5, 0.99)),
-                        *(f"{pct(v, 0.99):.2f}" if v else "-" for v in (to_model, way_back)),
-                        f"{elapsed:.2f}",
-                        f"{os.getloadavg()[0]:.1f}",
-                    ]
-                )
-                for name in sorted(pids):
-                    usage_rows.append(
-                        [
-                            f"{step}: {name}",
-                            f"{cpu[name]:.2f}",
-                            f"{cpu[name] / elapsed * 100:.0f}",
-                            f"{tree_rss_mib(pids[name]):.0f}",
-                        ]
-                    )
-            print()
-            print_table(
+    with broker_bench("load") as bench:
+        slack, model = bench.slack, bench.model
+        answered = 0
+        for _ in range(2):  # warm
+            slack.mention("CWARM", marker())
+            answered += 1
+            slack.wait_answers(answered, timeout_s=60)
+        pids = service_pids(bench.broker)
+        rows = []
+        usage_rows = []
+        for step in steps:
+            time.sleep(2)  # let the previous step's tail (status clears, view updates) settle
+            marks = [marker() for _ in range(step)]
+            before = Usage.sample(pids)
+            started = time.monotonic()
+            slack.burst(
                 [
-                    "threads",
-                    "answered",
-                    "p50 s",
-                    "p99 s",
-                    "p99 → model s",
-                    "p99 done → answer s",
-                    "all done s",
-                    "load1",
-                ],
-                rows,
+                    {"channel": f"CLOAD{step}", "user": BENCH_USER, "text": slack.mention_text(m)}
+                    for m in marks
+                ]
             )
-            print()
-            print_table(["step: service", "CPU s", "CPU %", "RSS MiB"], usage_rows)
-            print(f"after: {load_note()}")
-        finally:
-            broker.stop()
-            drop_keys(broker.key_prefix)
+            done = slack.wait_answers(answered + step, timeout_s=300) - answered
+            elapsed = time.monotonic() - started
+            answered += done
+            cpu = Usage.sample(pids).since(before)
+            pushed, answers = slack.timings()
+            turns = model.turns()
+            latencies = [answers[m][0] - pushed[m] for m in marks if m in answers]
+            to_model = [turns[m][0] - pushed[m] for m in marks if m in turns]
+            way_back = [answers[m][0] - turns[m][1] for m in marks if m in answers and m in turns]
+            rows.append(
+                [
+                    str(step),
+                    f"{done}/{step}",
+                    *(f"{pct(latencies, q):.2f}" if latencies else "-" for q in (0.5, 0.99)),
+                    *(f"{pct(v, 0.99):.2f}" if v else "-" for v in (to_model, way_back)),
+                    f"{elapsed:.2f}",
+                    f"{os.getloadavg()[0]:.1f}",
+                ]
+            )
+            for name in sorted(pids):
+                usage_rows.append(
+                    [
+                        f"{step}: {name}",
+                        f"{cpu[name]:.2f}",
+                        f"{cpu[name] / elapsed * 100:.0f}",
+                        f"{tree_rss_mib(pids[name]):.0f}",
+                    ]
+                )
+        print()
+        print_table(
+            [
+                "threads",
+                "answered",
+                "p50 s",
+                "p99 s",
+                "p99 → model s",
+                "p99 done → answer s",
+                "all done s",
+                "load1",
+            ],
+            rows,
+        )
+        print()
+        print_table(["step: service", "CPU s", "CPU %", "RSS MiB"], usage_rows)
+        print(f"after: {load_note()}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--steps", default="50,100,200")
     args = parser.parse_args()
     run([int(n) for n in args.steps.split(",")])

@@ -11,9 +11,7 @@ arrived and a few seconds of idling: the runner process alone, its app-server ch
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,19 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
     BENCH_USER,
-    broker_env,
-    drop_keys,
-    fakes,
+    arg_parser,
+    broker_bench,
     load_note,
     marker,
     own_rss_mib,
     print_table,
     service_pids,
-    start_broker,
     tree_rss_mib,
 )
-from codex_broker.libs import paths
-from tests.fakes.codex_home import write_codex_home
 
 SETTLE_S = 5.0
 
@@ -41,47 +35,36 @@ SETTLE_S = 5.0
 def run(counts: list[int]) -> None:
     print(f"memory bench: runner RSS with {counts} idle sessions")
     print(f"before: {load_note()}")
-    with tempfile.TemporaryDirectory(prefix="memory-bench-") as tmp, fakes() as (slack, model):
-        data_root = Path(tmp) / "data"
-        write_codex_home(paths.codex_home(data_root), model.base_url)
-        broker = start_broker(data_root, broker_env(slack))
-        try:
-            slack.client.wait_connected(timeout_s=60)
-            runner = service_pids(broker)["codex-runner-1"]
-            loaded = 0
-            rows = []
-            baseline = 0.0
-            for count in sorted(counts):
-                while loaded < count:
-                    batch = min(50, count - loaded)
-                    marks = [marker() for _ in range(batch)]
-                    messages = [
-                        {"channel": "CMEM", "user": BENCH_USER, "text": slack.mention_text(m)} for m in marks
-                    ]
-                    slack.burst(messages)
-                    if slack.wait_answers(loaded + batch, timeout_s=300) < loaded + batch:
-                        raise TimeoutError("sessions did not all answer within 300 s")
-                    loaded += batch
-                time.sleep(SETTLE_S)
-                own, total = own_rss_mib(runner), tree_rss_mib(runner)
-                if count == 0:
-                    baseline = total
-                per = f"{(total - baseline) / count * 1024:.0f}" if count else "-"
-                rows.append([str(count), f"{own:.1f}", f"{total - own:.1f}", f"{total:.1f}", per])
-            print()
-            print_table(
-                ["idle sessions", "runner MiB", "app-server MiB", "total MiB", "KiB per session"], rows
-            )
-            print(f"after: {load_note()}")
-        finally:
-            broker.stop()
-            drop_keys(broker.key_prefix)
+    with broker_bench("memory") as bench:
+        slack = bench.slack
+        runner = service_pids(bench.broker)["codex-runner-1"]
+        loaded = 0
+        rows = []
+        baseline = 0.0
+        for count in sorted(counts):
+            while loaded < count:
+                batch = min(50, count - loaded)
+                marks = [marker() for _ in range(batch)]
+                messages = [
+                    {"channel": "CMEM", "user": BENCH_USER, "text": slack.mention_text(m)} for m in marks
+                ]
+                slack.burst(messages)
+                if slack.wait_answers(loaded + batch, timeout_s=300) < loaded + batch:
+                    raise TimeoutError("sessions did not all answer within 300 s")
+                loaded += batch
+            time.sleep(SETTLE_S)
+            own, total = own_rss_mib(runner), tree_rss_mib(runner)
+            if count == 0:
+                baseline = total
+            per = f"{(total - baseline) / count * 1024:.0f}" if count else "-"
+            rows.append([str(count), f"{own:.1f}", f"{total - own:.1f}", f"{total:.1f}", per])
+        print()
+        print_table(["idle sessions", "runner MiB", "app-server MiB", "total MiB", "KiB per session"], rows)
+        print(f"after: {load_note()}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--sessions", default="0,50,200")
     args = parser.parse_args()
     run([int(n) for n in args.sessions.split(",")])

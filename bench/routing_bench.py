@@ -25,11 +25,9 @@ RunRequest), through to the final answer at the fake Slack, and CPU per event of
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,14 +42,12 @@ from bench._common import (
     REDIS_URL,
     TimedSlack,
     Usage,
-    broker_env,
-    drop_keys,
-    fakes,
+    arg_parser,
+    broker_bench,
     load_note,
     marker,
     print_table,
     service_pids,
-    start_broker,
 )
 from codex_broker.libs.bus import DATA_FIELD
 from codex_broker.libs.contracts import Actor, InboundEvent, RunEvent, RunRequest, decode, encode
@@ -240,16 +236,15 @@ async def run(n: int, sources: list[str], orchestrators: int) -> None:
     )
     print(f"before: {load_note()}")
     replicas = {"codex-runner": 0, "orchestrator": orchestrators}
-    with tempfile.TemporaryDirectory(prefix="routing-bench-") as tmp, fakes() as (slack, _model):
-        broker = start_broker(Path(tmp) / "data", broker_env(slack), replicas=replicas)
+    with broker_bench("routing", replicas=replicas) as bench:
+        broker = bench.broker
         redis = Redis.from_url(REDIS_URL)
         stop = asyncio.Event()
         consumer = BenchConsumer(redis, broker.keys)
         task = asyncio.create_task(consumer.run(stop))
         try:
-            slack.client.wait_connected(timeout_s=60)
             ctx: dict[str, Any] = {
-                "slack": slack,
+                "slack": bench.slack,
                 "redis": redis,
                 "keys": broker.keys,
                 "pids": service_pids(broker),
@@ -283,14 +278,10 @@ async def run(n: int, sources: list[str], orchestrators: int) -> None:
             stop.set()
             await task
             await redis.aclose()
-            broker.stop()
-            drop_keys(broker.key_prefix)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arg_parser(__doc__)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--sources", default="slack,stream")
     parser.add_argument("--orchestrators", type=int, default=1, help="orchestrator replicas")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -176,15 +178,11 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-async def bench_latency(codex: str, root: Path, turns: int) -> None:
-    data_root = root / "data"
-    codex_home = paths.codex_home(data_root)
+@contextlib.asynccontextmanager
+async def instant_model(codex_home: Path) -> AsyncIterator[None]:
+    """The project's fake model in instant mode as a process, and `codex_home` configured for it."""
     port = free_port()
     fake = spawn([sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port), "--instant"], cwd=ROOT)
-    runner: subprocess.Popen[bytes] | None = None
-    redis = Redis.from_url(REDIS_URL)
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    keys = Keys(prefix=prefix, shard_count=8)
     try:
         client = FakeModelClient(port)
         for _ in range(100):
@@ -192,108 +190,115 @@ async def bench_latency(codex: str, root: Path, turns: int) -> None:
                 break
             await asyncio.sleep(0.05)
         write_codex_home(codex_home, client.base_url)
-        home = root / "home"
-        home.mkdir()
-
-        colds = []
-        for _ in range(3):
-            direct, cold = await Direct.start(codex, codex_home, home)
-            colds.append(cold)
-            await direct.server.close()
-        direct, _ = await Direct.start(codex, codex_home, home)
-        workspace = root / "direct-ws"
-        workspace.mkdir()
-        starts = []
-        for _ in range(10):
-            began = time.perf_counter()
-            await direct.thread_start(workspace)
-            starts.append(time.perf_counter() - began)
-
-        runner_env = {
-            **child_env(codex_home, home),
-            "REDIS_URL": REDIS_URL,
-            "KEY_PREFIX": prefix,
-            "SHARD_COUNT": "8",
-            "DATA_ROOT": str(data_root),
-            "INSTANCE_ID": "bench-runner",
-            "METRICS_PORT": "0",
-            "LOG_LEVEL": "WARNING",
-            "MAX_CONCURRENT_TURNS": "8",
-        }
-        runner_env.pop("CODEX_HOME")
-        runner = spawn(
-            [sys.executable, "-m", "codex_broker.codex_runner"],
-            cwd=root,
-            env=runner_env,
-            stdout=subprocess.DEVNULL,
-        )
-        via = ViaRunner(redis, keys, data_root)
-        await via.turn("warmup", "warm up", None)  # waits for the runner's app-server too
-
-        # follow-up turns on one loaded thread, alternating blocks to share any drift
-        direct_thread = await direct.thread_start(workspace)
-        _, runner_thread = await via.turn("follow", "first", None)
-        direct_follow: list[float] = []
-        runner_follow: list[float] = []
-        runner_cpu_before = cpu_s(runner.pid)
-        for i in range(turns):  # interleaved, so both see the same machine load
-            began = time.perf_counter()
-            await direct.turn(direct_thread, f"direct {i}")
-            direct_follow.append(time.perf_counter() - began)
-            elapsed, _ = await via.turn("follow", f"runner {i}", runner_thread)
-            runner_follow.append(elapsed)
-        runner_cpu_per_turn = (cpu_s(runner.pid) - runner_cpu_before) / turns
-        direct_new: list[float] = []
-        runner_new: list[float] = []
-        for i in range(max(10, turns // 2)):
-            began = time.perf_counter()
-            await direct.turn(await direct.thread_start(workspace), f"new {i}")
-            direct_new.append(time.perf_counter() - began)
-            elapsed, _ = await via.turn(f"new-{i}", f"new {i}", None)
-            runner_new.append(elapsed)
-        await direct.server.close()
-
-        print(f"{'measure':<44}{'p50 ms':>9}{'p95 ms':>9}{'n':>5}")
-        cold_name = "cold app-server start (spawn → initialize)"
-        print(f"{cold_name:<44}{ms(statistics.median(colds))}{ms(max(colds))}{len(colds):>5}")
-        print(f"{'thread/start (direct)':<44}{ms(pct(starts, 0.5))}{ms(pct(starts, 0.95))}{len(starts):>5}")
-        rows = [
-            ("follow-up turn, direct app-server", direct_follow),
-            ("follow-up turn, via runner", runner_follow),
-            ("new-thread turn, direct app-server", direct_new),
-            ("new-thread turn, via runner", runner_new),
-        ]
-        for name, values in rows:
-            print(f"{name:<44}{ms(pct(values, 0.5))}{ms(pct(values, 0.95))}{len(values):>5}")
-        added = statistics.median(r - d for r, d in zip(runner_follow, direct_follow, strict=True))
-        added_new = statistics.median(r - d for r, d in zip(runner_new, direct_new, strict=True))
-        print(f"{'runner adds per follow-up turn (median of pairs)':<44}{ms(added)}")
-        print(f"{'runner adds per new-thread turn (median of pairs)':<44}{ms(added_new)}")
-        print(f"{'runner process CPU per follow-up turn':<44}{ms(runner_cpu_per_turn)}")
-        print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        yield
     finally:
-        if runner is not None:
-            runner.terminate()
-            runner.wait(timeout=60)
         fake.terminate()
         fake.wait(timeout=10)
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
-            await redis.delete(key)
-        await redis.aclose()
+
+
+async def bench_latency(codex: str, root: Path, turns: int) -> None:
+    data_root = root / "data"
+    codex_home = paths.codex_home(data_root)
+    runner: subprocess.Popen[bytes] | None = None
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    keys = Keys(prefix=prefix, shard_count=8)
+    async with instant_model(codex_home):
+        try:
+            home = root / "home"
+            home.mkdir()
+
+            colds = []
+            for _ in range(3):
+                direct, cold = await Direct.start(codex, codex_home, home)
+                colds.append(cold)
+                await direct.server.close()
+            direct, _ = await Direct.start(codex, codex_home, home)
+            workspace = root / "direct-ws"
+            workspace.mkdir()
+            starts = []
+            for _ in range(10):
+                began = time.perf_counter()
+                await direct.thread_start(workspace)
+                starts.append(time.perf_counter() - began)
+
+            runner_env = {
+                **child_env(codex_home, home),
+                "REDIS_URL": REDIS_URL,
+                "KEY_PREFIX": prefix,
+                "SHARD_COUNT": "8",
+                "DATA_ROOT": str(data_root),
+                "INSTANCE_ID": "bench-runner",
+                "METRICS_PORT": "0",
+                "LOG_LEVEL": "WARNING",
+                "MAX_CONCURRENT_TURNS": "8",
+            }
+            runner_env.pop("CODEX_HOME")
+            runner = spawn(
+                [sys.executable, "-m", "codex_broker.codex_runner"],
+                cwd=root,
+                env=runner_env,
+                stdout=subprocess.DEVNULL,
+            )
+            via = ViaRunner(redis, keys, data_root)
+            await via.turn("warmup", "warm up", None)  # waits for the runner's app-server too
+
+            # follow-up turns on one loaded thread, alternating blocks to share any drift
+            direct_thread = await direct.thread_start(workspace)
+            _, runner_thread = await via.turn("follow", "first", None)
+            direct_follow: list[float] = []
+            runner_follow: list[float] = []
+            runner_cpu_before = cpu_s(runner.pid)
+            for i in range(turns):  # interleaved, so both see the same machine load
+                began = time.perf_counter()
+                await direct.turn(direct_thread, f"direct {i}")
+                direct_follow.append(time.perf_counter() - began)
+                elapsed, _ = await via.turn("follow", f"runner {i}", runner_thread)
+                runner_follow.append(elapsed)
+            runner_cpu_per_turn = (cpu_s(runner.pid) - runner_cpu_before) / turns
+            direct_new: list[float] = []
+            runner_new: list[float] = []
+            for i in range(max(10, turns // 2)):
+                began = time.perf_counter()
+                await direct.turn(await direct.thread_start(workspace), f"new {i}")
+                direct_new.append(time.perf_counter() - began)
+                elapsed, _ = await via.turn(f"new-{i}", f"new {i}", None)
+                runner_new.append(elapsed)
+            await direct.server.close()
+
+            print(f"{'measure':<44}{'p50 ms':>9}{'p95 ms':>9}{'n':>5}")
+            cold_name = "cold app-server start (spawn → initialize)"
+            print(f"{cold_name:<44}{ms(statistics.median(colds))}{ms(max(colds))}{len(colds):>5}")
+            print(
+                f"{'thread/start (direct)':<44}{ms(pct(starts, 0.5))}{ms(pct(starts, 0.95))}{len(starts):>5}"
+            )
+            rows = [
+                ("follow-up turn, direct app-server", direct_follow),
+                ("follow-up turn, via runner", runner_follow),
+                ("new-thread turn, direct app-server", direct_new),
+                ("new-thread turn, via runner", runner_new),
+            ]
+            for name, values in rows:
+                print(f"{name:<44}{ms(pct(values, 0.5))}{ms(pct(values, 0.95))}{len(values):>5}")
+            added = statistics.median(r - d for r, d in zip(runner_follow, direct_follow, strict=True))
+            added_new = statistics.median(r - d for r, d in zip(runner_new, direct_new, strict=True))
+            print(f"{'runner adds per follow-up turn (median of pairs)':<44}{ms(added)}")
+            print(f"{'runner adds per new-thread turn (median of pairs)':<44}{ms(added_new)}")
+            print(f"{'runner process CPU per follow-up turn':<44}{ms(runner_cpu_per_turn)}")
+            print(f"(load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        finally:
+            if runner is not None:
+                runner.terminate()
+                runner.wait(timeout=60)
+            async for key in redis.scan_iter(match=f"{prefix}:*", count=1000):
+                await redis.delete(key)
+            await redis.aclose()
 
 
 async def bench_memory(codex: str, root: Path, counts: list[int]) -> None:
     data_root = root / "mem"
     codex_home = paths.codex_home(data_root)
-    port = free_port()
-    fake = spawn([sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port), "--instant"], cwd=ROOT)
-    try:
-        client = FakeModelClient(port)
-        for _ in range(100):
-            if client.ready():
-                break
-            await asyncio.sleep(0.05)
-        write_codex_home(codex_home, client.base_url)
+    async with instant_model(codex_home):
         home = root / "mem-home"
         home.mkdir(parents=True)
         direct, _ = await Direct.start(codex, codex_home, home)
@@ -314,9 +319,6 @@ async def bench_memory(codex: str, root: Path, counts: list[int]) -> None:
             per = (rss - baseline) / count if count else 0
             print(f"{count:<24}{rss / 1024:>10.1f}{per:>16.0f}")
         await direct.server.close()
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
 
 
 async def main() -> None:

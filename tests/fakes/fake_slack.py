@@ -1238,7 +1238,8 @@ def _fail_args(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, fake_class: type[FakeSlack] = FakeSlack) -> int:
+    """Serve a fake as a process. `fake_class`: a subclass to serve instead (bench/_timed_slack.py)."""
     parser = argparse.ArgumentParser(description="Fake Slack (Web API + Socket Mode) for tests")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
@@ -1249,7 +1250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-echo", action="store_true", help="do not echo the bot's posts as events")
     parser.add_argument("--spread", action="store_true", help="round-robin envelopes over all connections")
     args = parser.parse_args(argv)
-    fake = FakeSlack(
+    fake = fake_class(
         host=args.host,
         port=args.port,
         bot_token=args.bot_token,

@@ -203,11 +203,17 @@ class FakeSlackProcess:
 
 
 @contextlib.contextmanager
-def start_fake_slack_process(*args: str, timeout_s: float = 20.0) -> Iterator[FakeSlackProcess]:
-    """Spawn `python -m tests.fakes.fake_slack --port 0 ARGS…`; stopped (and waited for) on exit."""
+def start_fake_slack_process(
+    *args: str,
+    timeout_s: float = 20.0,
+    module: str = "tests.fakes.fake_slack",
+    client_timeout_s: float = 10.0,
+) -> Iterator[FakeSlackProcess]:
+    """Spawn `python -m tests.fakes.fake_slack --port 0 ARGS…`; stopped (and waited for) on exit.
+    `module`: a module that serves a subclass the same way (bench/_timed_slack.py)."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_slack", "--port", "0", *args],
+        [sys.executable, "-m", module, "--port", "0", *args],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -223,7 +229,9 @@ def start_fake_slack_process(*args: str, timeout_s: float = 20.0) -> Iterator[Fa
         if not line:
             raise RuntimeError("fake slack process did not start")
         info = json.loads(line)
-        handle = FakeSlackProcess(process=process, info=info, client=FakeSlackClient(info["base_url"]))
+        handle = FakeSlackProcess(
+            process=process, info=info, client=FakeSlackClient(info["base_url"], timeout_s=client_timeout_s)
+        )
         yield handle
     finally:
         if handle is not None:
