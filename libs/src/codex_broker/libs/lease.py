@@ -7,10 +7,16 @@ whose lease already lapsed and was taken over can never extend or delete the new
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
 
 RENEW_IF_HELD = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -67,3 +73,27 @@ class Lease:
 
     async def release(self) -> None:
         await self._script(RELEASE_IF_HELD)(keys=[self.key], args=[self.holder])
+
+    @contextlib.asynccontextmanager
+    async def renewed(self, every_s: float) -> AsyncIterator[None]:
+        """Keep a lease we hold alive while the block runs (renewed every `every_s`, well under
+        `ttl_ms`), then release it. A holder that dies mid-block stops renewing, so the lease
+        lapses one `ttl_ms` later however long the work would have taken."""
+        renewing = asyncio.create_task(self._keep(every_s))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            await asyncio.wait([renewing])  # unlike `await renewing`, never swallows our own cancel
+            with contextlib.suppress(Exception):  # unreleased, it lapses after ttl_ms
+                await self.release()
+
+    async def _keep(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if not await self.renew():
+                    log.warning("lease lost while held", extra={"key": self.key})
+                    return
+            except Exception as exc:  # a missed renewal only shortens the lease
+                log.warning("lease renewal failed", extra={"key": self.key, "error": str(exc)[:200]})

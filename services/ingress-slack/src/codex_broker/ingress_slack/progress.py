@@ -47,20 +47,20 @@ from codex_broker.ingress_slack.render import (
 from codex_broker.ingress_slack.slack_api import SlackApi
 from codex_broker.libs.contracts import OutboundAction, ProgressPayload, decode, encode
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.lease import Lease
 
 log = logging.getLogger(__name__)
 
 STATE_TTL_S = 2 * 86400
-LOCK_MS = 30_000
+# One applier per view: a short lease renewed while it applies, so a replica killed mid-apply
+# blocks the view (and the run's answer marker) for about LOCK_MS, well inside the redeliveries
+# of MAX_DELIVERIES; a long fixed lease outlived them and the final answer was dead-lettered.
+LOCK_MS = 10_000
+LOCK_RENEW_S = 3.0
 LOCK_WAIT_S = 5.0
 NATIVE = "native"
 MESSAGE = "message"
 FLUSH_RETRIES = 5
-
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 def _text(value: Any) -> str:
@@ -478,10 +478,8 @@ class ProgressViews:
                     yield None
                     return
                 await asyncio.sleep(0.05)
-            try:
+            async with Lease(self.redis, lock_key, token, LOCK_MS).renewed(every_s=LOCK_RENEW_S):
                 yield ViewState.from_hash(raw_state)
-            finally:
-                await self.redis.eval(_RELEASE, 1, lock_key, token)  # type: ignore[misc]
         if not local.locked() and progress_id not in self._timers:
             self._local_locks.pop(progress_id, None)
 
