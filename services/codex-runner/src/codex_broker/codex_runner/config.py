@@ -43,6 +43,11 @@ class Settings(RawLogSettings, GitIdentitySettings):
         default_factory=list,
         description='Extra `-c key=value` overrides for the app-server (JSON list, e.g. ["model=\\"o3\\""])',
     )
+    seal_sessions: bool = Field(
+        default=True,
+        description="Seal each workspace-write session's commands in a permission profile of its own "
+        "(no other session, CODEX_HOME secrets, logs or broker data); see docs/security.md",
+    )
     watchdog_idle_s: float = Field(
         default=900.0, gt=0, description="Interrupt and report a turn with no event for this many seconds"
     )

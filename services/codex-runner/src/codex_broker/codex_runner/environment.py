@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_broker.codex_runner import git_identity
+from codex_broker.codex_runner import git_identity, sealing
 from codex_broker.codex_runner.config import Settings
 from codex_broker.libs import paths
 
@@ -57,6 +57,7 @@ def prepare_profile(settings: Settings, name: str) -> Profile:
     home.mkdir(parents=True, exist_ok=True)
     os.chmod(home, 0o700)
     link_team_entries(paths.team_home(data_root), home)
+    sealing.prepare_codex_home(home)
     git_identity.prepare_git_home(home, settings, api_base=settings.api_base, child_path=settings.path)
     if name == "default" and settings.codex_auth_json_path is not None:
         install_auth_json(settings.codex_auth_json_path, home)

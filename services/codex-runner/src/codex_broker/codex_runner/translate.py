@@ -136,15 +136,21 @@ def effective_settings(response: p.ThreadStartResponse | p.ThreadResumeResponse)
 
 
 def turn_overrides(
-    current: ThreadSettings | None, wanted: ThreadSettings, sandbox: Sandbox
+    current: ThreadSettings | None, wanted: ThreadSettings, sandbox: Sandbox, *, sealed: bool = False
 ) -> dict[str, Any]:
-    """`turn/start` fields for whatever differs between the thread's settings and the run's."""
+    """`turn/start` fields for whatever differs between the thread's settings and the run's.
+
+    A sealed thread never gets a `sandboxPolicy`: that legacy policy would replace the session's
+    permission profile (its network switch is part of the profile, set at thread start/resume).
+    """
     overrides: dict[str, Any] = {}
     if current is None or current.cwd != wanted.cwd:
         overrides["cwd"] = wanted.cwd
     if current is None or current.approval != wanted.approval:
         overrides["approvalPolicy"] = wanted.approval
-    if current is None or (current.sandbox_type, current.network) != (wanted.sandbox_type, wanted.network):
+    if not sealed and (
+        current is None or (current.sandbox_type, current.network) != (wanted.sandbox_type, wanted.network)
+    ):
         overrides["sandboxPolicy"] = dump(sandbox_policy(sandbox, wanted.network))
     if wanted.model and (current is None or current.model != wanted.model):
         overrides["model"] = wanted.model

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_broker.codex_runner import metrics
+from codex_broker.codex_runner import metrics, sealing
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.coalesce import DeltaCoalescer
 from codex_broker.codex_runner.config import Settings
@@ -45,6 +45,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     RunEvent,
     RunRequest,
+    Sandbox,
 )
 from codex_broker.libs.keys import Keys
 
@@ -151,6 +152,9 @@ class TurnRun:
             await self.finished.wait()
         except ThreadNotFound as exc:
             self._finish("failed", f"thread_not_found: {exc}")
+        except sealing.WorkspaceRefused as exc:
+            log.warning("run refused: foreign workspace", extra={"run_id": self.run_id, "error": str(exc)})
+            self._finish("failed", f"workspace_refused: {exc}")
         except AppServerError as exc:
             self._finish("failed", f"Codex refused {exc.method}: {exc.message}")
         except AppServerGone as exc:
@@ -174,11 +178,12 @@ class TurnRun:
                 await self._resume(server, request.thread_id)
             return request.thread_id
         _ensure_dir(request.workspace)
+        sandbox, config = self._thread_sandbox()
         params = p.ThreadStartParams(
             cwd=request.workspace,
             approvalPolicy=approval_policy(request.approval_policy),
-            sandbox=request.sandbox,
-            config=thread_config(request.sandbox, request.network_access),
+            sandbox=sandbox,
+            config=config,
             developerInstructions=request.developer_instructions,
             model=request.model,
         )
@@ -187,15 +192,40 @@ class TurnRun:
         self.supervisor.loaded_threads[response.thread.id] = effective_settings(response)
         return response.thread.id
 
+    @property
+    def sealed(self) -> bool:
+        """Whether this run's commands are sealed in the session's own permission profile
+        (the default for `workspace-write`; `read-only` and `danger-full-access` are the
+        operator's explicit choices and keep Codex's own meaning)."""
+        return self.settings.seal_sessions and self.request.sandbox == "workspace-write"
+
+    def _thread_sandbox(self) -> tuple[Sandbox | None, dict[str, Any] | None]:
+        """`sandbox` and `config` of thread/start and thread/resume. A sealed thread names no
+        legacy sandbox mode: Codex would use it instead of the permission profile."""
+        request = self.request
+        if not self.sealed:
+            return request.sandbox, thread_config(request.sandbox, request.network_access)
+        data_root = self.settings.data_root
+        workspace = sealing.check_workspace(data_root, request.session_key, request.workspace)
+        config = sealing.sealed_config(
+            data_root,
+            request.session_key,
+            workspace,
+            self.supervisor.profile.codex_home,
+            network_access=request.network_access,
+        )
+        return None, config
+
     async def _resume(self, server: AppServer, thread_id: str) -> None:
         request = self.request
         _ensure_dir(request.workspace)
+        sandbox, config = self._thread_sandbox()
         params = p.ThreadResumeParams(
             threadId=thread_id,
             cwd=request.workspace,
             approvalPolicy=approval_policy(request.approval_policy),
-            sandbox=request.sandbox,
-            config=thread_config(request.sandbox, request.network_access),
+            sandbox=sandbox,
+            config=config,
             developerInstructions=request.developer_instructions,
             model=request.model,
             excludeTurns=True,
@@ -242,7 +272,7 @@ class TurnRun:
         params = {
             "threadId": thread_id,
             "input": [dump(item) for item in user_inputs(request.input)],
-            **turn_overrides(loaded.get(thread_id), wanted, request.sandbox),
+            **turn_overrides(loaded.get(thread_id), wanted, request.sandbox, sealed=self.sealed),
         }
         p.TurnStartParams.model_validate(params)  # what we send is what the schema allows
         raw = await server.request("turn/start", params, timeout_s=self.settings.request_timeout_s)

@@ -1,0 +1,127 @@
+"""The permission profile that seals one session's Codex commands inside its own room.
+
+Codex 0.169 enforces a user-defined permission profile (`[permissions.<id>]`, selected by
+`default_permissions`) with its bundled bubblewrap and a seccomp filter, reads included. The
+runner builds one per thread from its own settings and the session key and passes it as
+`thread/start`'s per-thread `config`; nothing of it comes from the stream entry but the
+workspace, which is checked against the session (docs/security.md).
+
+Measured rules the shape below follows: a `read` grant inside a denied tree is lost, a `write`
+grant inside one works, and hiding the whole CODEX_HOME is fine for the sandbox itself but would
+hide the git identity files the commit hook needs; so DATA_ROOT's private trees are denied one by
+one and CODEX_HOME is denied entry by entry, keeping only what commands are meant to use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codex_broker.codex_runner import git_identity
+from codex_broker.libs import paths
+
+PROFILE_ID = "cb-session"
+# DATA_ROOT trees no session may see: other sessions, logs, the embedded Redis's files, upload
+# copies and job directories. Codex homes (auth, config, rollouts) are handled apart: the
+# session's own is hidden entry by entry, every other profile's whole.
+PRIVATE_TREES = ("sessions", "logs", "redis", "outbox", "jobs")
+# What commands of a session use from their profile's CODEX_HOME: the git identity (config,
+# commit hook, credential helper), the team's instructions and skills, Codex's own sandbox helper.
+CODEX_HOME_SHARED = (
+    git_identity.GITCONFIG,
+    git_identity.HOOKS_DIR,
+    git_identity.HELPER_DIR,
+    "tmp",
+    "AGENT.md",
+    "AGENTS.md",
+    "skills",
+)
+# Directories Codex fills later (rollouts, logs): created before any thread starts, since a
+# profile is fixed at thread start and Codex's bubblewrap can only hide paths that exist.
+CODEX_HOME_PRIVATE_DIRS = ("sessions", "archived_sessions", "log")
+
+
+class WorkspaceRefused(Exception):
+    """A run names a workspace inside DATA_ROOT that is not its own session's."""
+
+
+def check_workspace(data_root: Path, session_key: str, workspace: str) -> Path:
+    """The run's workspace, if the session may have it: its own session directory, the shared
+    repos cache, or a directory outside DATA_ROOT (an admin's `/cd`)."""
+    root = Path(data_root).resolve()
+    path = Path(workspace).resolve()
+    if not paths.is_within(path, root):
+        return path
+    allowed = (paths.session_dir(root, session_key), paths.repos_root(root))
+    if any(paths.is_within(path, tree) for tree in allowed):
+        return path
+    raise WorkspaceRefused(f"workspace {workspace} belongs to another part of DATA_ROOT")
+
+
+def prepare_codex_home(codex_home: Path) -> None:
+    for name in CODEX_HOME_PRIVATE_DIRS:
+        (codex_home / name).mkdir(mode=0o700, exist_ok=True)
+
+
+def codex_home_denials(codex_home: Path, entries: list[str]) -> list[Path]:
+    """Every existing entry of CODEX_HOME but the shared ones."""
+    names = set(entries) | set(CODEX_HOME_PRIVATE_DIRS)
+    return [codex_home / name for name in sorted(names - set(CODEX_HOME_SHARED))]
+
+
+def _entries(directory: Path) -> list[str]:
+    try:
+        return [entry.name for entry in directory.iterdir()]
+    except OSError:
+        return []
+
+
+def _denial_target(entry: Path, team_home: Path) -> Path | None:
+    """What to hide for a CODEX_HOME entry. bubblewrap mounts over a symlink's target: the team
+    entries linked from team-home are shared anyway, another link's target is hidden itself."""
+    if not entry.is_symlink():
+        return entry
+    target = entry.resolve()
+    if not target.exists() or paths.is_within(target, team_home):
+        return None
+    return target
+
+
+def codex_homes(data_root: Path) -> list[Path]:
+    """Every profile's CODEX_HOME under DATA_ROOT (default and the others)."""
+    others = paths.codex_home(data_root, "x").parent
+    return [paths.codex_home(data_root), *(others / name for name in sorted(_entries(others)))]
+
+
+def filesystem_rules(data_root: Path, session_key: str, workspace: Path, codex_home: Path) -> dict[str, str]:
+    root = Path(data_root).resolve()
+    own_home = codex_home.resolve()
+    rules: dict[str, str] = {"/": "read"}
+    for tree in PRIVATE_TREES:
+        rules[str(root / tree)] = "none"
+    for home in codex_homes(root):
+        if home.resolve() != own_home and home.exists():
+            rules[str(home)] = "none"
+    for entry in codex_home_denials(own_home, _entries(own_home)):
+        target = _denial_target(entry, paths.team_home(root))
+        if target is not None:
+            rules[str(target)] = "none"
+    # The session's own directory: its workspace and the commit hook's token file beside it.
+    rules[str(paths.session_dir(root, session_key))] = "write"
+    rules[str(workspace)] = "write"
+    return rules
+
+
+def sealed_config(
+    data_root: Path, session_key: str, workspace: Path, codex_home: Path, *, network_access: bool
+) -> dict[str, Any]:
+    """`thread/start` / `thread/resume` config selecting the session's own permission profile."""
+    return {
+        "default_permissions": PROFILE_ID,
+        "permissions": {
+            PROFILE_ID: {
+                "filesystem": filesystem_rules(data_root, session_key, workspace, codex_home),
+                "network": {"enabled": network_access},
+            }
+        },
+    }

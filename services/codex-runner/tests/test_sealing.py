@@ -1,0 +1,67 @@
+"""The session permission profile: what each session's commands may read and write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codex_broker.codex_runner import sealing
+from codex_broker.libs import paths
+
+SESSION = "slack:C1:1700000000.000100"
+
+
+def make_root(tmp_path: Path) -> Path:
+    root = (tmp_path / "data").resolve()
+    home = paths.codex_home(root)
+    (home / "git-hooks").mkdir(parents=True)
+    (home / "auth.json").write_text("{}")
+    (home / "state_5.sqlite").write_text("")
+    (paths.codex_home(root, "team-b")).mkdir(parents=True)
+    paths.team_home(root).mkdir()
+    (paths.team_home(root) / "AGENTS.md").write_text("be nice")
+    (home / "AGENTS.md").symlink_to(paths.team_home(root) / "AGENTS.md")
+    sealing.prepare_codex_home(home)
+    return root
+
+
+def test_rules_hide_private_trees_and_codex_home_entries_but_keep_the_shared_ones(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    workspace = paths.session_workspace(root, SESSION)
+    rules = sealing.filesystem_rules(root, SESSION, workspace, paths.codex_home(root))
+    home = paths.codex_home(root)
+    for denied in ("sessions", "logs", "redis", "outbox", "jobs"):
+        assert rules[str(root / denied)] == "none"
+    for denied in ("auth.json", "state_5.sqlite", "sessions", "archived_sessions", "log"):
+        assert rules[str(home / denied)] == "none"
+    assert rules[str(paths.codex_home(root, "team-b"))] == "none"
+    for shared in ("git-hooks", "AGENTS.md", "tmp"):
+        assert str(home / shared) not in rules
+    assert str(home) not in rules  # hiding it whole would hide the git identity
+    assert rules[str(workspace)] == "write"
+    assert rules[str(paths.session_dir(root, SESSION))] == "write"
+    assert rules["/"] == "read"
+
+
+def test_sealed_config_selects_the_profile_and_its_network_switch(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    workspace = paths.session_workspace(root, SESSION)
+    config = sealing.sealed_config(root, SESSION, workspace, paths.codex_home(root), network_access=False)
+    assert config["default_permissions"] == sealing.PROFILE_ID
+    assert config["permissions"][sealing.PROFILE_ID]["network"] == {"enabled": False}
+
+
+def test_workspace_check_allows_own_session_repos_and_outside_but_not_another_session(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    own = paths.session_workspace(root, SESSION)
+    assert sealing.check_workspace(root, SESSION, str(own)) == own
+    repo = paths.repos_root(root) / "acme"
+    assert sealing.check_workspace(root, SESSION, str(repo)) == repo
+    outside = tmp_path / "elsewhere"
+    assert sealing.check_workspace(root, SESSION, str(outside)) == outside
+    for foreign in (paths.session_workspace(root, "slack:C1:other"), paths.codex_home(root), root / "logs"):
+        with pytest.raises(sealing.WorkspaceRefused):
+            sealing.check_workspace(root, SESSION, str(foreign))
+    with pytest.raises(sealing.WorkspaceRefused):
+        sealing.check_workspace(root, SESSION, f"{own}/../../{paths.safe_name('slack:C1:other')}/workspace")
