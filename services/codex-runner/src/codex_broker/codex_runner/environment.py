@@ -16,9 +16,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_broker.codex_runner import git_identity, sealing
+from codex_broker.codex_runner import git_identity
 from codex_broker.codex_runner.config import Settings
-from codex_broker.libs import paths
+from codex_broker.libs import paths, sealing
 
 log = logging.getLogger(__name__)
 

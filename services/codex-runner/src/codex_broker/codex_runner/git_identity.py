@@ -31,9 +31,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-GITCONFIG = "gitconfig"
-HOOKS_DIR = "git-hooks"
-HELPER_DIR = "git-bin"
+from codex_broker.libs import sealing
+
+GITCONFIG = sealing.GITCONFIG
+HOOKS_DIR = sealing.HOOKS_DIR
+HELPER_DIR = sealing.HELPER_DIR
 HELPER_NAME = "git-credential-github-token"
 GITHUB_HTTPS = "https://github.com"
 HOOK_TEMPLATE = "commit-msg"

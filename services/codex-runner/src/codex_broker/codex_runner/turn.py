@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_broker.codex_runner import metrics, sealing
+from codex_broker.codex_runner import metrics
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.coalesce import DeltaCoalescer
 from codex_broker.codex_runner.config import Settings
@@ -39,6 +39,7 @@ from codex_broker.codex_runner.translate import (
     turn_overrides,
     user_inputs,
 )
+from codex_broker.libs import sealing
 from codex_broker.libs.contracts import (
     TERMINAL_RUN_EVENTS,
     ApprovalDecision,

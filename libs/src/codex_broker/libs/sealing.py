@@ -2,9 +2,10 @@
 
 Codex 0.169 enforces a user-defined permission profile (`[permissions.<id>]`, selected by
 `default_permissions`) with its bundled bubblewrap and a seccomp filter, reads included. The
-runner builds one per thread from its own settings and the session key and passes it as
-`thread/start`'s per-thread `config`; nothing of it comes from the stream entry but the
-workspace, which is checked against the session (docs/security.md).
+runner builds one per thread and passes it as `thread/start`'s per-thread `config`; the job
+worker builds the same one per job for `codex sandbox`. Both build it from their own settings
+and the session key; nothing of it comes from a stream entry but the workspace, which is
+checked against the session (docs/security.md).
 
 Measured rules the shape below follows: a `read` grant inside a denied tree is lost, a `write`
 grant inside one works, and hiding the whole CODEX_HOME is fine for the sandbox itself but would
@@ -17,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from codex_broker.codex_runner import git_identity
 from codex_broker.libs import paths
 
 PROFILE_ID = "cb-session"
@@ -27,10 +27,14 @@ PROFILE_ID = "cb-session"
 PRIVATE_TREES = ("sessions", "logs", "redis", "outbox", "jobs")
 # What commands of a session use from their profile's CODEX_HOME: the git identity (config,
 # commit hook, credential helper), the team's instructions and skills, Codex's own sandbox helper.
+# (The runner's git_identity writes these; named here so the job worker shares them.)
+GITCONFIG = "gitconfig"
+HOOKS_DIR = "git-hooks"
+HELPER_DIR = "git-bin"
 CODEX_HOME_SHARED = (
-    git_identity.GITCONFIG,
-    git_identity.HOOKS_DIR,
-    git_identity.HELPER_DIR,
+    GITCONFIG,
+    HOOKS_DIR,
+    HELPER_DIR,
     "tmp",
     "AGENT.md",
     "AGENTS.md",

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_broker.codex_runner import sealing
-from codex_broker.libs import paths
+from codex_broker.libs import paths, sealing
 
 SESSION = "slack:C1:1700000000.000100"
 
