@@ -30,7 +30,7 @@ def test_rules_hide_private_trees_and_codex_home_entries_but_keep_the_shared_one
     workspace = paths.session_workspace(root, SESSION)
     rules = sealing.filesystem_rules(root, SESSION, workspace, paths.codex_home(root))
     home = paths.codex_home(root)
-    for denied in ("sessions", "logs", "redis", "outbox", "jobs"):
+    for denied in ("sessions", "logs", "redis", "secrets", "outbox", "jobs"):
         assert rules[str(root / denied)] == "none"
     for denied in ("auth.json", "state_5.sqlite", "sessions", "archived_sessions", "log"):
         assert rules[str(home / denied)] == "none"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import doctor, embedded_redis, env_example, status
+from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, local_secrets, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
@@ -55,6 +55,12 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     base_env = dict(os.environ)  # children read their own settings from it (and from .env)
     if not embedded:
         base_env["REDIS_URL"] = settings.redis_url
+    notes = []
+    if settings.broker_admin_token is None:
+        # plan.SECRET_OWNERS hands it to the http-api only
+        base_env["BROKER_ADMIN_TOKEN"] = admin_login.admin_token(settings.data_root)
+        path = local_secrets.secret_path(settings.data_root, local_secrets.ADMIN_TOKEN)
+        notes.append(f"BROKER_ADMIN_TOKEN unset: the admin API takes the token in {path}")
     has_worker = worker_available()
     children = plan_children(
         python=sys.executable,
@@ -65,7 +71,6 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         worker_available=has_worker,
         base_env=base_env,
     )
-    notes = []
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
         notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
     return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes))

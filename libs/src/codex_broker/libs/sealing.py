@@ -21,10 +21,11 @@ from typing import Any
 from codex_broker.libs import paths
 
 PROFILE_ID = "cb-session"
-# DATA_ROOT trees no session may see: other sessions, logs, the embedded Redis's files, upload
-# copies and job directories. Codex homes (auth, config, rollouts) are handled apart: the
-# session's own is hidden entry by entry, every other profile's whole.
-PRIVATE_TREES = ("sessions", "logs", "redis", "outbox", "jobs")
+# DATA_ROOT trees no session may see: other sessions, logs, the embedded Redis's files, the
+# secrets `up` generates (Redis password, admin token), upload copies and job directories. Codex
+# homes (auth, config, rollouts) are handled apart: the session's own is hidden entry by entry,
+# every other profile's whole.
+PRIVATE_TREES = ("sessions", "logs", "redis", "secrets", "outbox", "jobs")
 # What commands of a session use from their profile's CODEX_HOME: the git identity (config,
 # commit hook, credential helper), the team's instructions and skills, Codex's own sandbox helper.
 # (The runner's git_identity writes these; named here so the job worker shares them.)

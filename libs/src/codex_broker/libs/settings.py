@@ -8,9 +8,10 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codex_broker.libs.keys import DEFAULT_PREFIX, DEFAULT_SHARD_COUNT, Keys
@@ -20,6 +21,26 @@ def default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """`url` carrying `username:password` (URL-quoted) in place of whatever userinfo it had."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(username or "", safe="")
+    userinfo = f"{user}:{quote(password, safe='')}" if password else user
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}" if userinfo else host))
+
+
+def url_password(url: str) -> str | None:
+    password = urlsplit(url).password
+    return unquote(password) if password else None
+
+
+def _raw(value: Any) -> str | None:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value() or None
+    return str(value) if value else None
+
+
 class CommonSettings(BaseSettings):
     # env_ignore_empty: `SLACK_APP_TOKEN=` (as in .env.example) means unset, not an empty secret
     model_config = SettingsConfigDict(
@@ -27,6 +48,12 @@ class CommonSettings(BaseSettings):
     )
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis connection URL")
+    redis_username: str | None = Field(
+        default=None, description="Redis ACL user, put into REDIS_URL (compose/k8s: one per service)"
+    )
+    redis_password: SecretStr | None = Field(
+        default=None, description="Redis password, put into REDIS_URL (kept out of the URL in config)"
+    )
     data_root: Path = Field(default=Path("./.data"), description="Root of workspaces, repos, logs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
     key_prefix: str = Field(
@@ -51,6 +78,19 @@ class CommonSettings(BaseSettings):
     # each service overrides the default of its own metrics port
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Port of /metrics and health (0 = off)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_into_url(cls, data: Any) -> Any:
+        """REDIS_USERNAME / REDIS_PASSWORD (from a per-service secret) go into REDIS_URL, so every
+        client built from the URL authenticates; compose cannot splice a secret into a URL."""
+        if not isinstance(data, dict):
+            return data
+        password = _raw(data.get("redis_password"))
+        if password is None:
+            return data
+        url = str(data.get("redis_url") or cls.model_fields["redis_url"].default)
+        return {**data, "redis_url": with_credentials(url, _raw(data.get("redis_username")), password)}
+
     @property
     def keys(self) -> Keys:
         return Keys(prefix=self.key_prefix, shard_count=self.shard_count)
@@ -66,6 +106,9 @@ class CommonSettings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
+        in_url = url_password(self.redis_url)  # `up` hands children a URL with the password in it
+        if in_url:
+            values.append(in_url)
         return values
 
 

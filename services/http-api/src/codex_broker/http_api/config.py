@@ -37,7 +37,17 @@ class Settings(RawLogSettings):
         description="Extra directories post-file may read from (comma separated absolute paths)",
     )
     broker_admin_token: SecretStr | None = Field(
-        default=None, description="Token for /admin/api/* (unset: loopback clients only)"
+        default=None, description="Token for /admin/api/* (unset: the admin API refuses every call)"
+    )
+    admin_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Host names the admin page may be reached by with its cookie (comma separated; "
+            "default: localhost, 127.0.0.1, ::1 and HTTP_API_HOST unless it is a wildcard)"
+        ),
+    )
+    admin_session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, le=30 * 86400, description="Lifetime of the admin page's login cookie"
     )
     rpc_timeout_s: float = Field(
         default=20.0, gt=0, le=300, description="Seconds to wait for the ingress to answer history/post"
@@ -80,7 +90,7 @@ class Settings(RawLogSettings):
             return [Path(part.strip()) for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("ready_services", mode="before")
+    @field_validator("ready_services", "admin_allowed_hosts", mode="before")
     @classmethod
     def _split_services(cls, value: object) -> object:
         if isinstance(value, str):
