@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from pathlib import Path
 
 from redis.asyncio import Redis
 
 from codex_broker.cli import local_secrets
+from codex_broker.cli.config import Settings
 from codex_broker.libs.keys import Keys
 
 CODE_TTL_S = 15 * 60
@@ -22,8 +22,15 @@ CODE_BYTES = 24
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
-def admin_token(data_root: Path) -> str:
-    return local_secrets.load_or_create(data_root, local_secrets.ADMIN_TOKEN)
+def ensure_admin_token(settings: Settings, base_env: dict[str, str]) -> list[str]:
+    """Without BROKER_ADMIN_TOKEN (environment or .env), put the stored one into the children's
+    environment (plan.SECRET_OWNERS passes it to the http-api only); the note to print."""
+    if settings.broker_admin_token is not None:
+        return []
+    token = local_secrets.load_or_create(settings.data_root, local_secrets.ADMIN_TOKEN)
+    base_env["BROKER_ADMIN_TOKEN"] = token
+    path = local_secrets.secret_path(settings.data_root, local_secrets.ADMIN_TOKEN)
+    return [f"BROKER_ADMIN_TOKEN unset: the admin API takes the token stored in {path}"]
 
 
 def page_url(host: str, port: int) -> str:

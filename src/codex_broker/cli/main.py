@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, local_secrets, status
+from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
@@ -55,12 +55,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     base_env = dict(os.environ)  # children read their own settings from it (and from .env)
     if not embedded:
         base_env["REDIS_URL"] = settings.redis_url
-    notes = []
-    if settings.broker_admin_token is None:
-        # plan.SECRET_OWNERS hands it to the http-api only
-        base_env["BROKER_ADMIN_TOKEN"] = admin_login.admin_token(settings.data_root)
-        path = local_secrets.secret_path(settings.data_root, local_secrets.ADMIN_TOKEN)
-        notes.append(f"BROKER_ADMIN_TOKEN unset: the admin API takes the token in {path}")
+    notes = admin_login.ensure_admin_token(settings, base_env)
     has_worker = worker_available()
     children = plan_children(
         python=sys.executable,

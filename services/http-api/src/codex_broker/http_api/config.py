@@ -37,7 +37,8 @@ class Settings(RawLogSettings):
         description="Extra directories post-file may read from (comma separated absolute paths)",
     )
     broker_admin_token: SecretStr | None = Field(
-        default=None, description="Token for /admin/api/* (unset: the admin API refuses every call)"
+        default=None,
+        description="Token for /admin/api/* (unset: every admin call is refused; `up` makes one)",
     )
     admin_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
