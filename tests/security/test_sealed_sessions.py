@@ -24,7 +24,8 @@ from tests.codex_runner.harness import (
     wait_terminal,
 )
 from tests.fakes.codex_home import write_codex_home
-from tests.fakes.fake_model import FakeModel, text_reply, tool_call_reply, tool_outputs
+from tests.fakes.fake_model import FakeModel, text_reply
+from tests.security.support import run_session_probes
 
 pytestmark = pytest.mark.codex
 
@@ -58,10 +59,6 @@ def plant(data_root: Path, foreign_session: str) -> None:
     (paths.repos_root(data_root) / "shared" / "README").write_text(REPO_TEXT)
 
 
-def probe(name: str, command: str) -> str:
-    return f"echo '<<{name}:'\"$( {command} 2>&1 )\"'>>'"
-
-
 async def run_probes(
     data_root: Path,
     fake_model: FakeModel,
@@ -72,17 +69,10 @@ async def run_probes(
     probes: dict[str, str],
     **settings: object,
 ) -> str:
-    """Run every probe in one command of a fresh session; the command's output as the model saw it."""
-    foreign = "C0TEST:foreign-thread"
-    plant(data_root, foreign)
-    command = "; ".join(probe(name, cmd) for name, cmd in probes.items())
-    fake_model.script(tool_call_reply(command), text_reply("probed"))
-    async with running_runner(runner_settings(data_root, key_prefix, redis_url, **settings)):
-        request = new_request(data_root, "run the probes")
-        await publish_run(redis, keys, request)
-        events = await wait_terminal(redis, keys, request)
-    assert events[-1].kind == "completed", events[-1].text
-    return "\n".join(tool_outputs(fake_model.requests[-1]))
+    plant(data_root, "C0TEST:foreign-thread")
+    return await run_session_probes(
+        data_root, fake_model, redis, keys, key_prefix, redis_url, probes, **settings
+    )
 
 
 def probes_for(data_root: Path) -> dict[str, str]:
