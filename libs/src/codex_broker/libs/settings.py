@@ -35,6 +35,16 @@ def url_password(url: str) -> str | None:
     return unquote(password) if password else None
 
 
+def _read_secret_file(path: Path) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"REDIS_PASSWORD_FILE {path} cannot be read: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"REDIS_PASSWORD_FILE {path} is empty")
+    return value
+
+
 def _raw(value: Any) -> str | None:
     if isinstance(value, SecretStr):
         return value.get_secret_value() or None
@@ -53,6 +63,9 @@ class CommonSettings(BaseSettings):
     )
     redis_password: SecretStr | None = Field(
         default=None, description="Redis password, put into REDIS_URL (kept out of the URL in config)"
+    )
+    redis_password_file: Path | None = Field(
+        default=None, description="File holding REDIS_PASSWORD (a compose/k8s secret mounted as a file)"
     )
     data_root: Path = Field(default=Path("./.data"), description="Root of workspaces, repos, logs")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level")
@@ -86,6 +99,9 @@ class CommonSettings(BaseSettings):
         if not isinstance(data, dict):
             return data
         password = _raw(data.get("redis_password"))
+        if password is None and data.get("redis_password_file"):
+            password = _read_secret_file(Path(str(data["redis_password_file"])))
+            data = {**data, "redis_password": password}
         if password is None:
             return data
         url = str(data.get("redis_url") or cls.model_fields["redis_url"].default)
