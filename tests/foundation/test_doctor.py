@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_broker.cli import doctor
 from codex_broker.cli.doctor import (
     Check,
     check_codex_auth,
@@ -35,6 +36,14 @@ def test_check_redis() -> None:
     assert check_redis(None, "", None, None).status == "fail"
     assert check_redis("redis://x", "REDIS_URL", "ConnectionError: refused", None).status == "fail"
     assert check_redis("redis://x", "REDIS_URL", None, None).status == "ok"
+
+
+def test_check_redis_auth() -> None:
+    assert doctor.check_redis_auth(None, None).status == "ok"  # type: ignore[union-attr]
+    assert doctor.check_redis_auth("redis://h:1/0", None) is None
+    open_ = doctor.check_redis_auth("redis://:pw@h:1/0", True)
+    assert open_ is not None and open_.status == "warn" and "pw" not in open_.detail
+    assert doctor.check_redis_auth("redis://:pw@h:1/0", False).status == "ok"  # type: ignore[union-attr]
 
 
 def test_check_codex_bin() -> None:
@@ -108,7 +117,9 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
     assert statuses["slack"] == "ok"
     assert statuses["feishu"] == "warn"  # neither set: disabled
     assert statuses["data-root"] == "ok"
-    assert set(statuses) == {"redis", "codex-bin", "codex-auth", "slack", "feishu", "data-root"}
+    # the test Redis has no password: doctor says it is open to a session's commands
+    assert statuses["redis-auth"] == "warn"
+    assert set(statuses) == {"redis", "redis-auth", "codex-bin", "codex-auth", "slack", "feishu", "data-root"}
     assert "sk-doctor-secret" not in done.stdout and "xoxb-doctor" not in done.stdout
     assert done.returncode == (1 if statuses["codex-bin"] == "fail" else 0), done.stdout
 

@@ -101,6 +101,7 @@ async def test_embedded_redis_requires_the_password_and_reuses_it(tmp_path: Path
     assert "bare -NOAUTH Authentication required." in first  # a socket without it gets nothing
     assert password not in first  # not in up's output, embedded.json or doctor's lines
     assert "ok    redis          redis://:***@127.0.0.1:" in first
+    assert "ok    redis-auth     Redis refuses connections without credentials" in first
     assert "--requirepass" not in first and "requirepass" not in " ".join(
         embedded_redis.server_argv("redis-server", 1, Path("/d"), Path("/c"))
     )

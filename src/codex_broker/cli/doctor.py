@@ -16,6 +16,7 @@ from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
+from redis import exceptions as redis_errors
 
 from codex_broker.cli import embedded_redis
 from codex_broker.cli.config import Settings
@@ -54,6 +55,22 @@ def check_redis(url: str | None, source: str, error: str | None, server_bin: str
     if error is not None:
         return Check("fail", "redis", f"{safe_url(url)} ({source}) unreachable: {error}")
     return Check("ok", "redis", f"{safe_url(url)} answers ({source})")
+
+
+def check_redis_auth(url: str | None, answers_anonymously: bool | None) -> Check | None:
+    """A Redis that answers a connection without credentials is open to a session's commands,
+    which can open sockets on the machine (NETWORK_ACCESS)."""
+    if url is None:
+        return Check("ok", "redis-auth", "`up` starts its embedded Redis with a password")
+    if answers_anonymously is None:  # unreachable: the redis line says so
+        return None
+    if answers_anonymously:
+        return Check(
+            "warn",
+            "redis-auth",
+            f"{safe_url(url)} answers without a password: give it one (docs/security.md)",
+        )
+    return Check("ok", "redis-auth", "Redis refuses connections without credentials")
 
 
 def check_codex_bin(path: str | None, version_output: str | None) -> Check:
@@ -126,6 +143,23 @@ def probe_redis(url: str) -> str | None:
         client.close()
 
 
+def probe_anonymous(url: str) -> bool | None:
+    """True when the URL's server answers PING to a connection that sends no credentials."""
+    parts = urlsplit(url)
+    anonymous = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    client = Redis.from_url(anonymous, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis_errors.AuthenticationError:
+        return False
+    except redis_errors.ResponseError as exc:  # NOAUTH / NOPERM spelled as a plain error reply
+        return False if "NOAUTH" in str(exc) or "NOPERM" in str(exc) else None
+    except Exception:
+        return None
+    finally:
+        client.close()
+
+
 def probe_version(path: str) -> str | None:
     try:
         done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
@@ -151,8 +185,13 @@ def gather(settings: Settings) -> list[Check]:
     if "redis_url" not in settings.model_fields_set and embedded_redis.read_state(settings.data_root) is None:
         server = embedded_redis.find_redis_server(settings.redis_server_bin)
         checks.append(check_redis(None, source, None, server))
+        auth = check_redis_auth(None, None)
     else:
-        checks.append(check_redis(url, source, probe_redis(url), None))
+        error = probe_redis(url)
+        checks.append(check_redis(url, source, error, None))
+        auth = check_redis_auth(url, probe_anonymous(url) if error is None else None)
+    if auth is not None:
+        checks.append(auth)
 
     codex = find_codex_bin(settings.codex_bin)
     checks.append(check_codex_bin(codex, probe_version(codex) if codex else None))
