@@ -13,7 +13,9 @@ from codex_broker.http_api.errors import ApiError
 
 def expected_token(settings: Settings) -> str | None:
     token = settings.broker_admin_token
-    return token.get_secret_value() or None if token is not None else None
+    if token is None:
+        return None
+    return token.get_secret_value() or None
 
 
 def hosts(settings: Settings) -> frozenset[str]:
