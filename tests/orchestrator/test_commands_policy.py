@@ -3,9 +3,10 @@ would answer an RPC, the test answers it on the reply key exactly as the contrac
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
+from codex_broker.libs import session_token
 from codex_broker.libs.contracts import (
     Actor,
     ApprovalRequest,
@@ -45,8 +46,15 @@ async def test_plain_channel_message_ignored_and_dm_session(
     assert request.coords.conversation_id == "D1"
 
 
-async def test_status_new_usage_help(driver: Driver, settings_for: Callable[..., Settings]) -> None:
-    await driver.start(settings_for())
+def expected_token_file(settings: Settings, session_key: str) -> Path:
+    return session_token.token_file(Path(settings.data_root).resolve(), session_key)
+
+
+async def test_status_new_usage_help(
+    driver: Driver, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for()
+    await driver.start(settings)
     first = message("start")
     root = first.root_message_id
     await driver.inbound(first)
@@ -62,8 +70,12 @@ async def test_status_new_usage_help(driver: Driver, settings_for: Callable[...,
         "completed", text="ok", usage=TokenUsage(input_tokens=7, output_tokens=3, total_tokens=10)
     )
     await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}")
-    old_hash = await driver.redis.get(driver.keys.session_token_hash(request.session_key))
-    assert old_hash and await driver.redis.get(driver.keys.session_by_token(old_hash.decode())) is not None
+    # the runner minted the thread's API token (libs.session_token); /new must end it at once
+    token_path = await session_token.ensure_session_token(
+        driver.redis, driver.keys, tmp_path, request.session_key, ttl_s=600
+    )
+    old_hash = session_token.token_sha256(token_path.read_text())
+    assert await driver.redis.get(driver.keys.session_by_token(old_hash)) is not None
     await driver.inbound(message("/usage", mention=False, root=root))
     usage = await driver.wait_outbound(
         lambda a: a.payload.kind == "post" and "This session" in a.payload.text
@@ -71,16 +83,14 @@ async def test_status_new_usage_help(driver: Driver, settings_for: Callable[...,
     assert "10 tokens" in usage.payload.text  # type: ignore[union-attr]
     await driver.inbound(message("/new", mention=False, root=root))
     await driver.wait_outbound(lambda a: a.payload.kind == "post" and "fresh Codex thread" in a.payload.text)
-    assert await driver.redis.get(driver.keys.session_by_token(old_hash.decode())) is None
+    assert await driver.redis.get(driver.keys.session_by_token(old_hash)) is None
     await driver.inbound(message("/help", mention=False, root=root))
     await driver.wait_outbound(lambda a: a.payload.kind == "post" and "-stop" in a.payload.text)
     await driver.inbound(message("again", mention=False, root=root))
     requests = await driver.wait_runs(2)
     assert requests[1].thread_id is None
     instructions = requests[1].developer_instructions or ""
-    token = instructions.split("BROKER_SESSION_TOKEN=", 1)[1].split()[0]
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    assert await driver.redis.get(driver.keys.session_by_token(digest)) == request.session_key.encode()
+    assert f"BROKER_SESSION_TOKEN_FILE={expected_token_file(settings, request.session_key)}" in instructions
 
 
 async def test_admin_commands(

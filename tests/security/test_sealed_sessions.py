@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from codex_broker.libs import paths
+from codex_broker.libs import paths, session_token
 from codex_broker.libs.keys import Keys
 from tests.codex_runner.harness import (
     new_request,
@@ -32,6 +32,7 @@ FOREIGN_SECRET = "foreign-workspace-secret-7f3a"
 AUTH_SECRET = "codex-auth-secret-91bd"
 LOG_SECRET = "log-line-secret-5c21"
 REPO_TEXT = "shared-repo-readme-44e0"
+FOREIGN_TOKEN = "foreign-session-token-0d9e"
 
 
 @pytest.fixture
@@ -51,6 +52,7 @@ def plant(data_root: Path, foreign_session: str) -> None:
     foreign = paths.session_workspace(data_root, foreign_session)
     foreign.mkdir(parents=True)
     (foreign / "notes.txt").write_text(FOREIGN_SECRET)
+    session_token.write_private_file(session_token.token_file(data_root, foreign_session), FOREIGN_TOKEN)
     (paths.codex_home(data_root) / "auth.json").write_text(f'{{"OPENAI_API_KEY": "{AUTH_SECRET}"}}')
     (data_root / "logs" / "orchestrator").mkdir(parents=True)
     (data_root / "logs" / "orchestrator" / "00.jsonl").write_text(LOG_SECRET)
@@ -95,7 +97,10 @@ def probes_for(data_root: Path) -> dict[str, str]:
         "auth": f"cat {codex_home}/auth.json",
         "config": f"cat {codex_home}/config.toml",
         "logs": f"cat {data_root}/logs/orchestrator/00.jsonl",
+        "foreign_token": f"cat {sessions}/*/{session_token.TOKEN_FILE}",
         "own_write": "echo own-file-ok > mine.txt && cat mine.txt",
+        # the runner wrote this session's API token beside the workspace before the turn started
+        "own_token": f"test -s ../{session_token.TOKEN_FILE} && echo own-token-ok",
         "repo_read": f"cat {paths.repos_root(data_root)}/shared/README",
         "git_identity": f"ls {codex_home}/git-hooks",
         # .git is writable in the session's own workspace (Codex's legacy workspace-write keeps
@@ -111,8 +116,9 @@ async def test_a_sessions_commands_see_nothing_of_other_sessions_or_codex_home(
     output = await run_probes(
         data_root, fake_model, redis, keys, key_prefix, redis_url, probes_for(data_root)
     )
-    for secret in (FOREIGN_SECRET, AUTH_SECRET, LOG_SECRET, 'model_provider = "fake"'):
+    for secret in (FOREIGN_SECRET, FOREIGN_TOKEN, AUTH_SECRET, LOG_SECRET, 'model_provider = "fake"'):
         assert secret not in output, output
+    assert "<<own_token:own-token-ok>>" in output, output
     assert "<<list_sessions:" in output and "Permission denied" in output
     # the legitimate paths still work: its own workspace, the shared repos cache, git identity
     assert "<<own_write:own-file-ok>>" in output, output
@@ -129,7 +135,7 @@ async def test_the_probes_do_reach_everything_when_sealing_is_switched_off(
     output = await run_probes(
         data_root, fake_model, redis, keys, key_prefix, redis_url, probes_for(data_root), seal_sessions=False
     )
-    for secret in (FOREIGN_SECRET, AUTH_SECRET, LOG_SECRET):
+    for secret in (FOREIGN_SECRET, FOREIGN_TOKEN, AUTH_SECRET, LOG_SECRET):
         assert secret in output, output
 
 

@@ -12,6 +12,7 @@ CTX = prompt.SessionContext(
     workspace="/data/sessions/s/workspace",
     repos_root="/data/repos",
     api_base="http://127.0.0.1:3000",
+    token_file="/data/sessions/s/.broker-api-token",
 )
 
 
@@ -28,14 +29,15 @@ def msg(text: str, user: str = "U1", name: str = "Alice", **fields: object) -> I
     )
 
 
-def test_developer_instructions_carry_token_guide_and_memory() -> None:
-    text = prompt.developer_instructions(CTX, "tok123", "Always run tests.")
-    assert "BROKER_SESSION_TOKEN=tok123" in text
-    assert "Authorization: Bearer $BROKER_SESSION_TOKEN" in text
+def test_developer_instructions_name_the_token_file_never_a_token() -> None:
+    text = prompt.developer_instructions(CTX, "Always run tests.")
+    assert "BROKER_SESSION_TOKEN_FILE=/data/sessions/s/.broker-api-token" in text
+    assert "Authorization: Bearer $(cat /data/sessions/s/.broker-api-token)" in text
+    assert "BROKER_SESSION_TOKEN=" not in text
     for endpoint in ("/chat/thread-history", "/chat/post-message", "/chat/post-file", "/jobs/register"):
         assert endpoint in text
     assert "Always run tests." in text and "/data/repos" in text
-    assert "Team memory" not in prompt.developer_instructions(CTX, "t", None)
+    assert "Team memory" not in prompt.developer_instructions(CTX, None)
 
 
 def test_turn_text_with_backfill_several_messages_and_files() -> None:

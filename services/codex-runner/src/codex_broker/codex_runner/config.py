@@ -43,6 +43,11 @@ class Settings(RawLogSettings, GitIdentitySettings):
         default_factory=list,
         description='Extra `-c key=value` overrides for the app-server (JSON list, e.g. ["model=\\"o3\\""])',
     )
+    session_token_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="Lifetime of a session's http-api token; every run of the session extends it",
+    )
     seal_sessions: bool = Field(
         default=True,
         description="Seal each workspace-write session's commands in a permission profile of its own "

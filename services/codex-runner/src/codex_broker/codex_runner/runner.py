@@ -46,6 +46,7 @@ from codex_broker.libs.bus import (
 from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
 from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
+from codex_broker.libs.session_token import ensure_session_token
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +251,23 @@ class Runner:
         except Exception:  # commits then lack co-author trailers; the turn itself is unaffected
             log.exception("commit hook token not written", extra={"session_key": session_key})
 
+    async def _write_api_token(self, request: RunRequest) -> None:
+        """The session's http-api token into its private file before the turn starts (a new
+        Codex thread gets a new token); Redis outages are waited out like the claim's."""
+        try:
+            await _redis_retry(
+                lambda: ensure_session_token(
+                    self.redis,
+                    self.keys,
+                    self.settings.data_root.resolve(),
+                    request.session_key,
+                    ttl_s=self.settings.session_token_ttl_s,
+                    rotate=request.thread_id is None,
+                )
+            )
+        except Exception:  # the broker API is then closed to this turn; the answer still posts
+            log.exception("session token not written", extra={"session_key": request.session_key})
+
     def _begin(self, request: RunRequest, entry_id: str, stream: str) -> None:
         run = TurnRun(
             request,
@@ -259,6 +277,7 @@ class Runner:
             supervisor=self.supervisor(request.auth_profile),
             publisher=self.publisher,
             on_thread_loaded=self._thread_loaded,
+            api_token_ready=asyncio.ensure_future(self._write_api_token(request)),
         )
         self.runs[request.run_id] = run
         metrics.ACTIVE_TURNS.set(len(self.runs))

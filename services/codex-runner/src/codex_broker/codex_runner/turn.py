@@ -96,8 +96,12 @@ class TurnRun:
         supervisor: Supervisor,
         publisher: EventPublisher,
         on_thread_loaded: Callable[[str], None] | None = None,
+        api_token_ready: asyncio.Future[None] | None = None,
     ) -> None:
         self.request = request
+        # the session's token file is written beside thread/start and awaited before turn/start:
+        # no command of the turn runs before it exists
+        self.api_token_ready = api_token_ready
         self.on_thread_loaded = on_thread_loaded
         self.runner_id = runner_id
         self.keys = keys
@@ -146,6 +150,8 @@ class TurnRun:
             self.thread_id = thread_id
             self.translator = TurnTranslator(thread_id, tail_chars=self.settings.output_tail_chars)
             self.supervisor.bind(thread_id, self)
+            if self.api_token_ready is not None:
+                await self.api_token_ready
             turn = await self._turn_start(server, thread_id)
             self._emit_all(self.translator.turn_started(turn.id))
             self.turn_id = turn.id

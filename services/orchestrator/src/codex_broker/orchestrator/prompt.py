@@ -19,9 +19,10 @@ class SessionContext:
     workspace: str
     repos_root: str
     api_base: str
+    token_file: str  # where the runner keeps the session's http-api token (never the token itself)
 
 
-def api_guide(ctx: SessionContext, token: str) -> str:
+def api_guide(ctx: SessionContext) -> str:
     coords = (
         f'"platform":"{ctx.platform}","conversation_id":"{ctx.conversation_id}",'
         f'"root_message_id":"{ctx.root_message_id}"'
@@ -30,10 +31,11 @@ def api_guide(ctx: SessionContext, token: str) -> str:
     return f"""\
 ## Broker API (local HTTP, only for this thread)
 BROKER_API_BASE={base}
-BROKER_SESSION_TOKEN={token}
-Before calling it from your shell: `export BROKER_API_BASE={base} BROKER_SESSION_TOKEN={token}` and send
-`-H "Authorization: Bearer $BROKER_SESSION_TOKEN"` with every request. The token only opens this thread.
-- Older thread messages: `curl -s -H "Authorization: Bearer $BROKER_SESSION_TOKEN" \
+BROKER_SESSION_TOKEN_FILE={ctx.token_file}
+The token in that file opens only this thread; it changes when the thread restarts, so read it at each
+use and never copy it into the workspace or a message. From your shell: `export BROKER_API_BASE={base}`,
+then send `-H "Authorization: Bearer $(cat {ctx.token_file})"` with every request.
+- Older thread messages: `curl -s -H "Authorization: Bearer $(cat {ctx.token_file})" \
 "$BROKER_API_BASE/chat/thread-history?platform={ctx.platform}&conversation_id={ctx.conversation_id}\
 &root_message_id={ctx.root_message_id}&limit=20&format=text"` (add `before_message_id=` to page back).
 - Post a message now (progress note, or your answer): `POST $BROKER_API_BASE/chat/post-message` with JSON
@@ -46,7 +48,7 @@ Before calling it from your shell: `export BROKER_API_BASE={base} BROKER_SESSION
   as a new turn."""
 
 
-def developer_instructions(ctx: SessionContext, token: str, team_memory: str | None) -> str:
+def developer_instructions(ctx: SessionContext, team_memory: str | None) -> str:
     parts = [
         f"""\
 You are Codex working for a team through a {ctx.platform} thread. Several people may write in it; each
@@ -55,7 +57,7 @@ automatically, so end with a clear answer written for chat (Markdown, concise).
 - Session workspace (your cwd): {ctx.workspace}
 - Shared repository cache: {ctx.repos_root} — keep canonical clones there and create task worktrees or
   scratch directories inside the session workspace.""",
-        api_guide(ctx, token),
+        api_guide(ctx),
     ]
     if team_memory and team_memory.strip():
         parts.append(f"## Team memory (AGENT.md)\n{team_memory.strip()}")
