@@ -64,3 +64,28 @@ def test_workspace_check_allows_own_session_repos_and_outside_but_not_another_se
             sealing.check_workspace(root, SESSION, str(foreign))
     with pytest.raises(sealing.WorkspaceRefused):
         sealing.check_workspace(root, SESSION, f"{own}/../../{paths.safe_name('slack:C1:other')}/workspace")
+
+
+def test_network_off_closes_every_socket_and_on_names_only_the_allowed_hosts() -> None:
+    assert sealing.network_rules(False, ["127.0.0.42"]) == {"enabled": False}
+    assert sealing.network_rules(True, ["127.0.0.42", "github.com"]) == {
+        "enabled": True,
+        "mode": "full",
+        "domains": {"127.0.0.42": "allow", "github.com": "allow"},
+    }
+
+
+def test_the_managed_proxy_is_switched_on_only_with_network(tmp_path: Path) -> None:
+    workspace = paths.session_workspace(tmp_path, SESSION)
+    home = paths.codex_home(tmp_path)
+    on = sealing.sealed_config(tmp_path, SESSION, workspace, home, network_access=True, allowed_hosts=["h"])
+    off = sealing.sealed_config(tmp_path, SESSION, workspace, home, network_access=False)
+    assert on["features"] == {"network_proxy": True}
+    assert on["permissions"][sealing.PROFILE_ID]["network"]["domains"] == {"h": "allow"}
+    assert "features" not in off
+
+
+def test_the_api_host_comes_from_the_api_base() -> None:
+    assert sealing.api_host("http://127.0.0.42:3000") == "127.0.0.42"
+    assert sealing.api_host("http://http-api:3000/") == "http-api"
+    assert sealing.api_host("http://[::1]:3000") == "::1"

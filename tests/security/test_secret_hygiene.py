@@ -22,10 +22,9 @@ Redis key under the test's KEY_PREFIX and every rq key of its job queue (all dat
 streams entry by entry, compressed rq payloads unpacked), and what left the broker (model
 requests, Slack and Feishu posts). `MAY_HOLD` below is the whole allowance.
 
-Sandbox: the orchestrator's default is SANDBOX=workspace-write with NETWORK_ACCESS=false, in
-which Codex's shell cannot open sockets, so `curl` to the http-api on 127.0.0.1 fails. This
-test sets NETWORK_ACCESS=true (still workspace-write), the setting that lets Codex's shell
-reach the broker's API.
+Sandbox: the defaults, SANDBOX=workspace-write and NETWORK_ACCESS=true, set here explicitly: the
+sealed session's `curl` reaches the http-api's session address (127.0.0.42 under `up`) through
+Codex's managed proxy, the one way out the session's network has.
 """
 
 from __future__ import annotations
@@ -515,7 +514,7 @@ def broker_env(planted: dict[str, str], slack: FakeSlackProcess, feishu: FakeFei
         "DEBOUNCE_MS": "50",
         "MESSAGE_DURING_RUN": "queue",  # the job's callback waits for the turn that registered it
         "SANDBOX": "workspace-write",
-        "NETWORK_ACCESS": "true",  # default false: Codex's shell could not reach the http-api
+        "NETWORK_ACCESS": "true",  # the default, pinned: Codex's shell must reach the http-api
         "JOB_WORKERS": "1",
     }
 

@@ -45,6 +45,19 @@ def worker_available() -> bool:
         return False
 
 
+# Codex's commands reach the http-api on a loopback address of its own, so that the sandbox's
+# network allow-list (hosts, not ports) admits it without 127.0.0.1's other services.
+UP_SESSION_API_HOST = "127.0.0.42"
+
+
+def session_api_env(settings: Settings) -> dict[str, str]:
+    """SESSION_API_HOST for the children, unless the operator chose it or the API base."""
+    chosen = {"session_api_host", "broker_api_base"} & settings.model_fields_set
+    if chosen or not settings.http_api_host.startswith("127."):
+        return {}
+    return {"SESSION_API_HOST": UP_SESSION_API_HOST}
+
+
 def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     try:
         replicas = {**parse_replicas(settings.up_replicas), **parse_replicas(replicas_arg)}
@@ -55,6 +68,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     base_env = dict(os.environ)  # children read their own settings from it (and from .env)
     if not embedded:
         base_env["REDIS_URL"] = settings.redis_url
+    base_env.update(session_api_env(settings))
     has_worker = worker_available()
     children = plan_children(
         python=sys.executable,

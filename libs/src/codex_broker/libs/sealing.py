@@ -15,8 +15,10 @@ one and CODEX_HOME is denied entry by entry, keeping only what commands are mean
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from codex_broker.libs import paths
 
@@ -116,16 +118,42 @@ def filesystem_rules(data_root: Path, session_key: str, workspace: Path, codex_h
     return rules
 
 
+def network_rules(network_access: bool, allowed_hosts: Sequence[str]) -> dict[str, Any]:
+    """Off: seccomp refuses every socket (AF_UNIX included). On: commands get a network
+    namespace of their own whose only way out is Codex's managed proxy, which lets through the
+    allow-listed hosts and nothing local or private that is not named (measured: direct
+    connects to 127.0.0.1 are refused; the proxy answers 403 for an unlisted loopback address
+    and blocks 169.254.169.254). The list names hosts, not ports: naming 127.0.0.1 would admit
+    every service on it, so the broker API gets an address of its own (SESSION_API_HOST)."""
+    if not network_access:
+        return {"enabled": False}
+    return {"enabled": True, "mode": "full", "domains": dict.fromkeys(allowed_hosts, "allow")}
+
+
 def sealed_config(
-    data_root: Path, session_key: str, workspace: Path, codex_home: Path, *, network_access: bool
+    data_root: Path,
+    session_key: str,
+    workspace: Path,
+    codex_home: Path,
+    *,
+    network_access: bool,
+    allowed_hosts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`thread/start` / `thread/resume` config selecting the session's own permission profile."""
-    return {
+    config: dict[str, Any] = {
         "default_permissions": PROFILE_ID,
         "permissions": {
             PROFILE_ID: {
                 "filesystem": filesystem_rules(data_root, session_key, workspace, codex_home),
-                "network": {"enabled": network_access},
+                "network": network_rules(network_access, allowed_hosts),
             }
         },
     }
+    if network_access:
+        config["features"] = {"network_proxy": True}  # experimental in 0.169: off unless asked
+    return config
+
+
+def api_host(api_base: str) -> str | None:
+    """The host commands must reach for the broker API (BROKER_API_BASE)."""
+    return urlsplit(api_base).hostname

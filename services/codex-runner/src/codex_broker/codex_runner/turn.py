@@ -206,6 +206,11 @@ class TurnRun:
         operator's explicit choices and keep Codex's own meaning)."""
         return self.settings.seal_sessions and self.request.sandbox == "workspace-write"
 
+    def allowed_hosts(self) -> list[str]:
+        """The runner's own allow-list (never the stream entry's): the broker API's host first."""
+        api = sealing.api_host(self.settings.api_base)
+        return [*([api] if api else []), *self.settings.network_allowed_domains]
+
     def _thread_sandbox(self) -> tuple[Sandbox | None, dict[str, Any] | None]:
         """`sandbox` and `config` of thread/start and thread/resume. A sealed thread names no
         legacy sandbox mode: Codex would use it instead of the permission profile."""
@@ -220,6 +225,7 @@ class TurnRun:
             workspace,
             self.supervisor.profile.codex_home,
             network_access=request.network_access,
+            allowed_hosts=self.allowed_hosts(),
         )
         return None, config
 
