@@ -193,17 +193,37 @@ def test_job_callbacks_reach_the_session(stack: Stack) -> None:
 
 def test_job_past_its_limit_is_killed_and_reported(stack: Stack) -> None:
     coords, token, workspace = session_in(stack, "500.2")
-    script = "echo started\nsleep 300 &\necho $! > child.pid\nwait\n"
+    # the script gets its SIGTERM through the sandbox (and its grace) before the SIGKILL
+    script = "trap 'echo term > term.txt; exit 5' TERM\necho started\nsleep 300 &\nwait\n"
     created = register(stack, coords, token, script=script, timeoutSeconds=2, restartOnBoot=False)
     assert created.status_code == 201, created.text
     job_id = created.json()["jobId"]
+    wait(lambda: job_processes(job_id), "the job running")
     events = wait(lambda: inbound_events(stack.redis, stack.keys, coords.session_key), "timeout report")
     assert events[0]["job"]["status"] == "timeout"
     assert "started" in events[0]["job"]["details"]["outputTail"]
     job = stack.job(job_id, token)
     assert job["status"] == "timeout"
-    child = int((workspace / "child.pid").read_text())
-    wait(lambda: not _alive(child), "the job's child process to be gone")
+    assert (workspace / "term.txt").read_text().strip() == "term"
+    # the sleep included: the sandbox's pid namespace goes with it
+    wait(lambda: not job_processes(job_id), "the job's processes to be gone")
+
+
+def job_processes(job_id: str) -> set[tuple[int, str]]:
+    """(host pid, start time) of every live process carrying the job's JOB_ID: the sandbox's
+    helpers and the script's, whose pids inside the sandbox's namespace mean nothing here."""
+    marker = f"JOB_ID={job_id}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if not entry.name.isdigit() or marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            found.add((int(entry.name), fields[19]))  # field 22 of stat: start time
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -229,7 +249,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
         ),
         "both running",
     )
-    first_pgid = int(stack.redis.hget(stack.keys.job(keep_id), "pgid") or 0)
+    first_attempt = wait(lambda: job_processes(keep_id), "the first attempt's processes")
     stack.kill_worker()
     stack.start_worker()
     wait(
@@ -243,7 +263,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
         lambda: (workspace / "runs.txt").exists() and len((workspace / "runs.txt").read_text().split()) == 2,
         "second run",
     )
-    assert not _alive(first_pgid)
+    assert not first_attempt & job_processes(keep_id)
     once_job = wait(
         lambda: (j := stack.job(once_id, token))["status"] == "failed" and j, "non-restartable reported"
     )

@@ -129,3 +129,38 @@ def sealed_config(
             }
         },
     }
+
+
+def job_filesystem_rules(data_root: Path, session_key: str, workspace: Path, job_dir: Path) -> dict[str, str]:
+    """The rules of one background job of a session: the session's own, with two differences.
+
+    Every CODEX_HOME is hidden whole: a job gets no git identity from it, and the sandbox's own
+    helper lives in the worker's home under `jobs/`. The job's directory (its script, its output)
+    is granted `write` inside the denied `jobs/` tree, which works where a `read` grant would not.
+    """
+    root = Path(data_root).resolve()
+    rules: dict[str, str] = {"/": "read"}
+    for tree in PRIVATE_TREES:
+        rules[str(root / tree)] = "none"
+    for home in codex_homes(root):
+        if home.exists():
+            rules[str(home.resolve())] = "none"
+    rules[str(paths.session_dir(root, session_key))] = "write"
+    rules[str(workspace)] = "write"
+    rules[str(Path(job_dir).resolve())] = "write"
+    return rules
+
+
+def job_config(
+    data_root: Path, session_key: str, workspace: Path, job_dir: Path, *, network_access: bool
+) -> dict[str, Any]:
+    """`codex sandbox` config selecting a job's permission profile (same shape as `sealed_config`)."""
+    return {
+        "default_permissions": PROFILE_ID,
+        "permissions": {
+            PROFILE_ID: {
+                "filesystem": job_filesystem_rules(data_root, session_key, workspace, job_dir),
+                "network": {"enabled": network_access},
+            }
+        },
+    }
