@@ -64,3 +64,21 @@ def test_workspace_check_allows_own_session_repos_and_outside_but_not_another_se
             sealing.check_workspace(root, SESSION, str(foreign))
     with pytest.raises(sealing.WorkspaceRefused):
         sealing.check_workspace(root, SESSION, f"{own}/../../{paths.safe_name('slack:C1:other')}/workspace")
+
+
+def test_job_rules_hide_every_codex_home_whole_and_grant_the_job_its_own_directory(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    workspace = paths.session_workspace(root, SESSION)
+    job = paths.job_dir(root, "j1")
+    rules = sealing.job_filesystem_rules(root, SESSION, workspace, job)
+    for denied in ("sessions", "logs", "redis", "outbox", "jobs"):
+        assert rules[str(root / denied)] == "none"
+    assert rules[str(paths.codex_home(root))] == "none"
+    assert rules[str(paths.codex_home(root, "team-b"))] == "none"
+    assert (rules[str(job)], rules[str(workspace)]) == ("write", "write")
+    assert rules[str(paths.session_dir(root, SESSION))] == "write"
+    assert str(paths.team_home(root)) not in rules and str(paths.repos_root(root)) not in rules
+    assert rules["/"] == "read"
+    config = sealing.job_config(root, SESSION, workspace, job, network_access=True)
+    assert config["default_permissions"] == sealing.PROFILE_ID
+    assert config["permissions"][sealing.PROFILE_ID] == {"filesystem": rules, "network": {"enabled": True}}
