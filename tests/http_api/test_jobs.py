@@ -161,6 +161,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
     )
     assert cancelled.status_code == 202
     wait(lambda: stack.job(keep_id, token)["status"] == "cancelled", "cancel")
+    wait(lambda: not job_processes(keep_id), "the cancelled job's processes to be gone")
 
 
 def test_register_errors(stack: Stack) -> None:
