@@ -140,13 +140,17 @@ def sealed_config(
     allowed_hosts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`thread/start` / `thread/resume` config selecting the session's own permission profile."""
+    filesystem = filesystem_rules(data_root, session_key, workspace, codex_home)
+    return _profile_config(filesystem, network_access, allowed_hosts)
+
+
+def _profile_config(
+    filesystem: dict[str, str], network_access: bool, allowed_hosts: Sequence[str]
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "default_permissions": PROFILE_ID,
         "permissions": {
-            PROFILE_ID: {
-                "filesystem": filesystem_rules(data_root, session_key, workspace, codex_home),
-                "network": network_rules(network_access, allowed_hosts),
-            }
+            PROFILE_ID: {"filesystem": filesystem, "network": network_rules(network_access, allowed_hosts)}
         },
     }
     if network_access:
@@ -157,3 +161,44 @@ def sealed_config(
 def api_host(api_base: str) -> str | None:
     """The host commands must reach for the broker API (BROKER_API_BASE)."""
     return urlsplit(api_base).hostname
+
+
+def allowed_hosts(api_base: str, operator_domains: Sequence[str]) -> list[str]:
+    """The allow-list, from the service's own settings (never a stream entry): the broker API's
+    host first, then NETWORK_ALLOWED_DOMAINS."""
+    api = api_host(api_base)
+    return [*([api] if api else []), *operator_domains]
+
+
+def job_filesystem_rules(data_root: Path, session_key: str, workspace: Path, job_dir: Path) -> dict[str, str]:
+    """The rules of one background job of a session: the session's own, with two differences.
+
+    Every CODEX_HOME is hidden whole: a job gets no git identity from it, and the sandbox's own
+    helper lives in the worker's home under `jobs/`. The job's directory (its script, its output)
+    is granted `write` inside the denied `jobs/` tree, which works where a `read` grant would not.
+    """
+    root = Path(data_root).resolve()
+    rules: dict[str, str] = {"/": "read"}
+    for tree in PRIVATE_TREES:
+        rules[str(root / tree)] = "none"
+    for home in codex_homes(root):
+        if home.exists():
+            rules[str(home.resolve())] = "none"
+    rules[str(paths.session_dir(root, session_key))] = "write"
+    rules[str(workspace)] = "write"
+    rules[str(Path(job_dir).resolve())] = "write"
+    return rules
+
+
+def job_config(
+    data_root: Path,
+    session_key: str,
+    workspace: Path,
+    job_dir: Path,
+    *,
+    network_access: bool,
+    allowed_hosts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`codex sandbox` config selecting a job's permission profile (same shape as `sealed_config`)."""
+    filesystem = job_filesystem_rules(data_root, session_key, workspace, job_dir)
+    return _profile_config(filesystem, network_access, allowed_hosts)

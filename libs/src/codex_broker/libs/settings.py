@@ -43,6 +43,12 @@ class CommonSettings(BaseSettings):
         "address of its own (`up`: 127.0.0.42) that the sandbox's network allow-list can name "
         "without admitting 127.0.0.1's other services; /admin is refused there",
     )
+    network_allowed_domains: list[str] = Field(
+        default_factory=list,
+        description="Hosts a sealed session's commands and jobs may reach besides the broker API when the "
+        'session has network access (JSON list, e.g. ["github.com","*.github.com"]; "*" = any '
+        "public host). Local and private addresses stay blocked unless named",
+    )
     broker_api_base: str | None = Field(
         default=None,
         description="URL Codex uses to reach the http-api (default http://SESSION_API_HOST or HOST:PORT)",

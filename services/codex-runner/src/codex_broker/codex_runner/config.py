@@ -48,12 +48,6 @@ class Settings(RawLogSettings, GitIdentitySettings):
         ge=60,
         description="Lifetime of a session's http-api token; every run of the session extends it",
     )
-    network_allowed_domains: list[str] = Field(
-        default_factory=list,
-        description="Hosts a sealed session's commands may reach besides the broker API when the "
-        'session has network access (JSON list, e.g. ["github.com","*.github.com"]; "*" = any '
-        "public host). Local and private addresses stay blocked unless named",
-    )
     seal_sessions: bool = Field(
         default=True,
         description="Seal each workspace-write session's commands in a permission profile of its own "

@@ -207,9 +207,7 @@ class TurnRun:
         return self.settings.seal_sessions and self.request.sandbox == "workspace-write"
 
     def allowed_hosts(self) -> list[str]:
-        """The runner's own allow-list (never the stream entry's): the broker API's host first."""
-        api = sealing.api_host(self.settings.api_base)
-        return [*([api] if api else []), *self.settings.network_allowed_domains]
+        return sealing.allowed_hosts(self.settings.api_base, self.settings.network_allowed_domains)
 
     def _thread_sandbox(self) -> tuple[Sandbox | None, dict[str, Any] | None]:
         """`sandbox` and `config` of thread/start and thread/resume. A sealed thread names no
