@@ -164,7 +164,7 @@ async def test_backfill_once_and_attachments(driver: Driver, settings_for: Calla
     )
     [request] = await driver.wait_runs(1)
     text = request.input[0].text or ""
-    assert "Bob: CI is red since noon" in text and "Cleo: only on linux" in text
+    assert "- Bob:\n  > CI is red since noon" in text and "- Cleo:\n  > only on linux" in text
     assert text.index("earlier_thread_messages") < text.index("can you look?")
     assert [i.type for i in request.input] == ["text", "local_image"]
     runner = FakeRunnerScript(driver, request)
