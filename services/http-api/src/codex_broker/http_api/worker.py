@@ -31,6 +31,7 @@ from codex_broker.http_api.jobs import JobRecord, bounded_details, encoded_callb
 from codex_broker.http_api.jobs_store import SyncJobStore, now_ms
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.paths import job_dir, repos_root
+from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
 SERVICE = "http-api-worker"
@@ -268,6 +269,7 @@ def beat(rt: WorkerRuntime, *, active: int) -> None:
 def main() -> int:
     global _runtime
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
