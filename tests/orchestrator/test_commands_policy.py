@@ -174,7 +174,7 @@ async def test_backfill_once_and_attachments(driver: Driver, settings_for: Calla
     )
     [request] = await driver.wait_runs(1)
     text = request.input[0].text or ""
-    assert "Bob: CI is red since noon" in text and "Cleo: only on linux" in text
+    assert "- Bob:\n  > CI is red since noon" in text and "- Cleo:\n  > only on linux" in text
     assert text.index("earlier_thread_messages") < text.index("can you look?")
     assert [i.type for i in request.input] == ["text", "local_image"]
     runner = FakeRunnerScript(driver, request)
@@ -201,3 +201,57 @@ async def test_codex_posted_final_is_not_repeated(
     await runner.emit("completed", text="the answer")
     final = await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}")
     assert isinstance(final.payload, ProgressPayload) and final.payload.final_text is None
+
+
+async def test_clicks_act_only_on_the_active_run_of_their_own_thread(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    """A Stop / Approve button is bound to the thread it was clicked in: a value naming the run of
+    another thread, or an earlier run of this one, is refused and reaches no runner."""
+    await driver.start(settings_for(admins=["ADM"], approval_policy="on-request"))
+    thread_a, thread_b = message("task A", user="ADM"), message("task B", user="ADM")
+    await driver.inbound(thread_a)
+    await driver.inbound(thread_b)
+    requests = {r.coords.root_message_id: r for r in await driver.wait_runs(2)}
+    run_a, run_b = requests[thread_a.root_message_id], requests[thread_b.root_message_id]
+    runner_a, runner_b = (
+        FakeRunnerScript(driver, run_a, "runner-a"),
+        FakeRunnerScript(driver, run_b, "runner-b"),
+    )
+    await runner_a.claim()
+    await runner_b.claim()
+    ask = ApprovalRequest(request_id="q1", kind="command", summary="rm -rf build", command="rm -rf build")
+    await runner_b.emit("approval_requested", approval=ask)
+    prompt = await driver.wait_outbound(lambda a: a.action_id == f"approval:{run_b.run_id}:q1")
+    assert isinstance(prompt.payload, PostPayload)
+    approve_b = prompt.payload.buttons[0].value
+
+    async def refused(click_root: str, action: str, value: str, answer: str) -> None:
+        click = button(action, value, root=click_root, user="ADM")
+        await driver.inbound(click)
+        reply = await driver.wait_outbound(lambda a: a.action_id == f"ephemeral:{click.event_id}")
+        assert answer in reply.payload.text  # type: ignore[union-attr]
+
+    await refused(thread_a.root_message_id, "approve", approve_b, "no longer open")
+    await refused(thread_a.root_message_id, "stop", run_b.run_id, "already ended")
+    assert await driver.controls("runner-b") == []
+    assert await driver.redis.hget(driver.keys.run(run_b.run_id), "cancel_requested") is None
+
+    # a stale Stop of thread A's first run while its second run works
+    await runner_a.emit("completed", text="done")
+    await driver.wait_outbound(lambda a: a.action_id == f"final:{run_a.run_id}")
+    await driver.inbound(message("again", user="ADM", root=thread_a.root_message_id, mention=False))
+    second_a = next(r for r in await driver.wait_runs(3) if r.run_id not in (run_a.run_id, run_b.run_id))
+    await FakeRunnerScript(driver, second_a, "runner-a2").claim()
+    await refused(thread_a.root_message_id, "stop", run_a.run_id, "already ended")
+    assert await driver.controls("runner-a2") == []
+
+    # the same buttons in their own thread do act
+    await driver.inbound(button("approve", approve_b, root=thread_b.root_message_id, user="ADM"))
+    await driver.inbound(button("stop", second_a.run_id, root=thread_a.root_message_id, user="ADM"))
+
+    async def acted() -> list | None:
+        kinds = [c.kind for c in await driver.controls("runner-b") + await driver.controls("runner-a2")]
+        return kinds if sorted(kinds) == ["approval", "interrupt"] else None
+
+    await wait_for(acted, what="approval for B and interrupt for A's second run")

@@ -17,6 +17,7 @@ from codex_broker.cli import doctor, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
+from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
 
@@ -82,6 +83,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     notes = []
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
         notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
+    private_data_root(settings.data_root)  # the embedded Redis and every child inherit the umask
     return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes))
 
 

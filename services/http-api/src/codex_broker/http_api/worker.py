@@ -33,6 +33,7 @@ from codex_broker.libs import sealing
 from codex_broker.libs.codex_bin import find_codex_bin, native_codex_bin
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.paths import job_dir, repos_root
+from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
 SERVICE = "http-api-worker"
@@ -345,6 +346,7 @@ def _log_sandbox(state: job_sandbox.SandboxState) -> None:
 def main() -> int:
     global _runtime
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
