@@ -152,3 +152,23 @@ async def test_a_run_naming_another_sessions_workspace_is_refused(
         events = await wait_terminal(redis, keys, request)
     assert events[-1].kind == "failed" and "workspace_refused" in (events[-1].text or "")
     assert fake_model.request_count == 0
+
+
+async def test_a_runner_whose_sandbox_cannot_start_refuses_sealed_runs_and_says_so(
+    data_root: Path, fake_model: FakeModel, redis: Redis, keys: Keys, key_prefix: str, redis_url: str
+) -> None:
+    """The boot probe passes on this host; a host without user namespaces is played by setting
+    what the probe would have found there (bubblewrap's own message)."""
+    fake_model.script(text_reply("should not run"))
+    async with running_runner(runner_settings(data_root, key_prefix, redis_url)) as runner:
+        assert (await runner.ready())["sandbox"] == "ok"
+        runner.sandbox_problem = "bwrap: No permissions to create new namespace"
+        assert (await runner.ready())["sandbox"].startswith("fail: bwrap")
+        request = new_request(data_root, "hi")
+        await publish_run(redis, keys, request)
+        events = await wait_terminal(redis, keys, request)
+    assert events[-1].kind == "failed"
+    assert "sandbox_unavailable" in (events[-1].text or "") and "SEAL_SESSIONS=false" in (
+        events[-1].text or ""
+    )
+    assert fake_model.request_count == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from codex_broker.http_api import job_exec, job_sandbox
-from codex_broker.libs import paths, sealing
+from codex_broker.libs import codex_sandbox, paths, sealing
 
 SESSION = "slack:C1:1700000000.000100"
 
@@ -24,7 +24,7 @@ def test_overrides_carry_the_profile_exactly(tmp_path: Path) -> None:
     root = (tmp_path / 'da ta "q" \\ é').resolve()
     workspace = paths.session_workspace(root, SESSION)
     config = sealing.job_config(root, SESSION, workspace, paths.job_dir(root, "j1"), network_access=False)
-    flags = job_sandbox.config_overrides(config)
+    flags = codex_sandbox.config_overrides(config)
     assert flags[::2] == ["-c"] * (len(flags) // 2)
     values = {p["key"]: p["value"] for p in map(parsed, flags[1::2])}
     profile = config["permissions"][sealing.PROFILE_ID]
@@ -45,7 +45,7 @@ def test_argv_runs_the_command_in_the_sandbox_without_codex_home() -> None:
 
 def test_toml_value_refuses_what_it_cannot_render() -> None:
     with pytest.raises(TypeError):
-        job_sandbox.toml_value(3.5)
+        codex_sandbox.toml_value(3.5)
 
 
 def test_decide_refuses_unless_the_operator_opted_out() -> None:

@@ -61,6 +61,10 @@ class ThreadNotFound(Exception):
     pass
 
 
+class SandboxUnavailable(Exception):
+    """The boot probe found that Codex's sandbox cannot start on this host."""
+
+
 def steer_rejected(control: RunControl, *, runner_id: str, reason: str) -> RunEvent:
     """The report of a steer that no turn took: the orchestrator puts its message back in the
     session queue. Outside the run's sequence (seq 0): a runner that no longer holds the run
@@ -97,7 +101,9 @@ class TurnRun:
         publisher: EventPublisher,
         on_thread_loaded: Callable[[str], None] | None = None,
         api_token_ready: asyncio.Future[None] | None = None,
+        sandbox_problem: str | None = None,
     ) -> None:
+        self.sandbox_problem = sandbox_problem
         self.request = request
         # the session's token file is written beside thread/start and awaited before turn/start:
         # no command of the turn runs before it exists
@@ -159,6 +165,12 @@ class TurnRun:
             await self.finished.wait()
         except ThreadNotFound as exc:
             self._finish("failed", f"thread_not_found: {exc}")
+        except SandboxUnavailable as exc:
+            self._finish(
+                "failed",
+                f"sandbox_unavailable: Codex's sandbox cannot seal this session's commands on this "
+                f"runner ({exc}); the operator must fix the host or set SEAL_SESSIONS=false",
+            )
         except sealing.WorkspaceRefused as exc:
             log.warning("run refused: foreign workspace", extra={"run_id": self.run_id, "error": str(exc)})
             self._finish("failed", f"workspace_refused: {exc}")
@@ -215,6 +227,8 @@ class TurnRun:
         request = self.request
         if not self.sealed:
             return request.sandbox, thread_config(request.sandbox, request.network_access)
+        if self.sandbox_problem is not None:
+            raise SandboxUnavailable(self.sandbox_problem)
         data_root = self.settings.data_root
         workspace = sealing.check_workspace(data_root, request.session_key, request.workspace)
         config = sealing.sealed_config(
