@@ -114,8 +114,15 @@ def filesystem_rules(data_root: Path, session_key: str, workspace: Path, codex_h
             rules[str(target)] = "none"
     # The session's own directory: its workspace and the commit hook's token file beside it.
     rules[str(paths.session_dir(root, session_key))] = "write"
-    rules[str(workspace)] = "write"
+    rules.update(workspace_grants(workspace))
     return rules
+
+
+def workspace_grants(workspace: Path) -> dict[str, str]:
+    """The workspace writable, its own repository included: Codex keeps an existing top-level
+    `.git` of a writable root read-only unless it is granted itself (measured: with the grant a
+    commit works whether `.git` existed at thread start or was made later)."""
+    return {str(workspace): "write", str(Path(workspace) / ".git"): "write"}
 
 
 def network_rules(network_access: bool, allowed_hosts: Sequence[str]) -> dict[str, Any]:
@@ -185,7 +192,7 @@ def job_filesystem_rules(data_root: Path, session_key: str, workspace: Path, job
         if home.exists():
             rules[str(home.resolve())] = "none"
     rules[str(paths.session_dir(root, session_key))] = "write"
-    rules[str(workspace)] = "write"
+    rules.update(workspace_grants(workspace))
     rules[str(Path(job_dir).resolve())] = "write"
     return rules
 
