@@ -172,3 +172,29 @@ async def test_a_runner_whose_sandbox_cannot_start_refuses_sealed_runs_and_says_
         events[-1].text or ""
     )
     assert fake_model.request_count == 0
+
+
+@pytest.mark.parametrize("mode", ["danger-full-access", "read-only"])
+async def test_an_unsealed_mode_named_by_a_run_is_refused_unless_the_runner_allows_it(
+    data_root: Path,
+    fake_model: FakeModel,
+    redis: Redis,
+    keys: Keys,
+    key_prefix: str,
+    redis_url: str,
+    mode: str,
+) -> None:
+    """A RunRequest alone cannot unseal a session: the runner's UNSEALED_SANDBOXES decides."""
+    fake_model.script(text_reply("should not run"))
+    async with running_runner(runner_settings(data_root, key_prefix, redis_url)):
+        request = new_request(data_root, "hi", sandbox=mode)
+        await publish_run(redis, keys, request)
+        events = await wait_terminal(redis, keys, request)
+    assert events[-1].kind == "failed" and "sandbox_refused" in (events[-1].text or "")
+    assert fake_model.request_count == 0
+    fake_model.script(text_reply("allowed"))
+    async with running_runner(runner_settings(data_root, key_prefix, redis_url, unsealed_sandboxes=[mode])):
+        request = new_request(data_root, "hi", sandbox=mode)
+        await publish_run(redis, keys, request)
+        events = await wait_terminal(redis, keys, request)
+    assert events[-1].kind == "completed", events[-1].text

@@ -61,6 +61,10 @@ class ThreadNotFound(Exception):
     pass
 
 
+class SandboxRefused(Exception):
+    """The run asks for a sandbox mode the runner's own policy does not run."""
+
+
 class SandboxUnavailable(Exception):
     """The boot probe found that Codex's sandbox cannot start on this host."""
 
@@ -142,6 +146,7 @@ class TurnRun:
         metrics.TURNS_STARTED.inc()
         try:
             try:
+                self._check_sandbox_mode()
                 server = await self.supervisor.get(self.settings.request_timeout_s)
                 self._server = server
                 loaded_before = self.request.thread_id in self.supervisor.loaded_threads
@@ -165,6 +170,8 @@ class TurnRun:
             await self.finished.wait()
         except ThreadNotFound as exc:
             self._finish("failed", f"thread_not_found: {exc}")
+        except SandboxRefused as exc:
+            self._finish("failed", f"sandbox_refused: {exc}")
         except SandboxUnavailable as exc:
             self._finish(
                 "failed",
@@ -217,6 +224,16 @@ class TurnRun:
         (the default for `workspace-write`; `read-only` and `danger-full-access` are the
         operator's explicit choices and keep Codex's own meaning)."""
         return self.settings.seal_sessions and self.request.sandbox == "workspace-write"
+
+    def _check_sandbox_mode(self) -> None:
+        """The runner's own policy decides which unsealed modes it runs (never the stream entry
+        alone): `read-only` reads every session's files, `danger-full-access` everything."""
+        mode = self.request.sandbox
+        if mode != "workspace-write" and mode not in self.settings.unsealed_sandboxes:
+            raise SandboxRefused(
+                f"this runner runs only sealed workspace-write sessions, not {mode} "
+                f"(the operator may allow it with UNSEALED_SANDBOXES)"
+            )
 
     def allowed_hosts(self) -> list[str]:
         return sealing.allowed_hosts(self.settings.api_base, self.settings.network_allowed_domains)
