@@ -17,6 +17,7 @@ from codex_broker.cli.doctor import (
     check_data_root,
     check_pair,
     check_redis,
+    check_sandbox,
     exit_code,
     safe_url,
 )
@@ -117,9 +118,19 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
     assert statuses["slack"] == "ok"
     assert statuses["feishu"] == "warn"  # neither set: disabled
     assert statuses["data-root"] == "ok"
+    assert statuses["sandbox"] == "ok"  # the real `codex sandbox` sealed a command on this host
     # the test Redis has no password: doctor says it is open to a session's commands
     assert statuses["redis-auth"] == "warn"
-    assert set(statuses) == {"redis", "redis-auth", "codex-bin", "codex-auth", "slack", "feishu", "data-root"}
+    assert set(statuses) == {
+        "redis",
+        "redis-auth",
+        "codex-bin",
+        "sandbox",
+        "codex-auth",
+        "slack",
+        "feishu",
+        "data-root",
+    }
     assert "sk-doctor-secret" not in done.stdout and "xoxb-doctor" not in done.stdout
     assert done.returncode == (1 if statuses["codex-bin"] == "fail" else 0), done.stdout
 
@@ -143,3 +154,10 @@ def test_invalid_setting_stops_doctor_naming_the_variable(tmp_path: Path, value:
     done = _doctor(tmp_path, METRICS_PORT_BASE=value)
     assert done.returncode == 2
     assert "METRICS_PORT_BASE" in done.stderr
+
+
+def test_the_sandbox_check_is_loud_when_codex_cannot_seal() -> None:
+    assert check_sandbox(True, None).status == "ok"
+    failed = check_sandbox(True, "bwrap: No permissions to create new namespace")
+    assert failed.status == "fail" and "SEAL_SESSIONS=false" in failed.detail and "bwrap" in failed.detail
+    assert check_sandbox(False, None).status == "fail"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from redis import exceptions as redis_errors
 
 from codex_broker.cli import embedded_redis
 from codex_broker.cli.config import Settings
+from codex_broker.libs import codex_sandbox
 from codex_broker.libs.codex_bin import CODEX_VERSION, find_codex_bin
 from codex_broker.libs.paths import codex_home
 
@@ -83,6 +85,26 @@ def check_codex_bin(path: str | None, version_output: str | None) -> Check:
     if version != CODEX_VERSION:
         return Check("warn", "codex-bin", f"{path} is {version}, pinned {CODEX_VERSION}")
     return Check("ok", "codex-bin", f"{path} ({version})")
+
+
+def check_sandbox(codex_found: bool, problem: str | None) -> Check:
+    """Can the runner seal sessions (and the worker jobs) on this host?"""
+    if not codex_found:
+        return Check("fail", "sandbox", "not probed: no Codex CLI")
+    if problem is not None:
+        return Check(
+            "fail",
+            "sandbox",
+            f"Codex's sandbox cannot start here ({problem}): the runner refuses sealed sessions and "
+            "the worker refuses jobs; give the host user namespaces, or opt out with "
+            "SEAL_SESSIONS=false / JOBS_UNSANDBOXED=true (docs/security.md)",
+        )
+    return Check("ok", "sandbox", "Codex's sandbox seals a command (bubblewrap + seccomp)")
+
+
+def probe_sandbox(codex: str) -> str | None:
+    with tempfile.TemporaryDirectory(prefix="cb-doctor-") as scratch:
+        return codex_sandbox.probe(codex, Path(scratch) / "probe" / "work", Path(scratch) / "home")
 
 
 def check_codex_auth(
@@ -195,6 +217,7 @@ def gather(settings: Settings) -> list[Check]:
 
     codex = find_codex_bin(settings.codex_bin)
     checks.append(check_codex_bin(codex, probe_version(codex) if codex else None))
+    checks.append(check_sandbox(codex is not None, probe_sandbox(codex) if codex else None))
 
     home = settings.codex_home or codex_home(settings.data_root)
     auth_path = settings.codex_auth_json_path

@@ -77,8 +77,21 @@ class CommonSettings(BaseSettings):
     )
     http_api_port: int = Field(default=3000, ge=1, le=65535, description="Port of the http-api")
     http_api_host: str = Field(default="127.0.0.1", description="Bind address of the http-api")
+    session_api_host: str | None = Field(
+        default=None,
+        description="Second bind address of the http-api, only for Codex's commands: a loopback "
+        "address of its own (`up`: 127.0.0.42) that the sandbox's network allow-list can name "
+        "without admitting 127.0.0.1's other services; /admin is refused there",
+    )
+    network_allowed_domains: list[str] = Field(
+        default_factory=list,
+        description="Hosts a sealed session's commands and jobs may reach besides the broker API when the "
+        'session has network access (JSON list, e.g. ["github.com","*.github.com"]; "*" = any '
+        "public host). Local and private addresses stay blocked unless named",
+    )
     broker_api_base: str | None = Field(
-        default=None, description="URL Codex uses to reach the http-api (default http://HOST:PORT)"
+        default=None,
+        description="URL Codex uses to reach the http-api (default http://SESSION_API_HOST or HOST:PORT)",
     )
     instance_id: str = Field(default_factory=default_instance_id, description="Name of this replica")
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics and health")
@@ -113,7 +126,8 @@ class CommonSettings(BaseSettings):
 
     @property
     def api_base(self) -> str:
-        return self.broker_api_base or f"http://{self.http_api_host}:{self.http_api_port}"
+        host = self.session_api_host or self.http_api_host
+        return self.broker_api_base or f"http://{host}:{self.http_api_port}"
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""

@@ -83,6 +83,18 @@ class Settings(RawLogSettings):
         default=10.0, gt=0, description="Seconds between the worker's checks for orphaned jobs"
     )
     worker_name: str | None = Field(default=None, description="Name of this rq worker (default: INSTANCE_ID)")
+    codex_bin: str | None = Field(
+        default=None, description="Codex CLI executable (default: the pinned one in .tools, then PATH)"
+    )
+    # on by default, as for the session's commands: a job reports back through the broker's API
+    network_access: bool = Field(
+        default=True, description="Network access inside the sandbox (Codex's shell → the broker API)"
+    )
+    jobs_unsandboxed: bool = Field(
+        default=False,
+        description="Where Codex's sandbox cannot start (no user namespaces), run background jobs "
+        "without it instead of refusing them; see docs/security.md",
+    )
 
     @field_validator("allowed_file_roots", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from codex_broker.libs.buttons import SLACK_ACTION_PREFIX
 from codex_broker.libs.contracts import ActionPayload, Actor, Attachment, HistoryMessage, InboundEvent
 
 # message subtypes that carry something a person said; every other subtype (edits, deletes,
@@ -21,7 +22,7 @@ from codex_broker.libs.contracts import ActionPayload, Actor, Attachment, Histor
 CONTENT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
 BOT_SUBTYPE = "bot_message"
 
-ACTION_PREFIX = "cb_"
+ACTION_PREFIX = SLACK_ACTION_PREFIX  # the http-api refuses it in blocks Codex posts
 COAUTHOR_CALLBACK = "cb_coauthor"
 METADATA_KEY = "cb"
 
