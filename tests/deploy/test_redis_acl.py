@@ -298,11 +298,13 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["SET", K.heartbeat("http-api-worker", "w1"), "{}"],
             ["HSET", "rq:worker:w1", "state", "busy"],
             ["PUBLISH", "rq:pubsub:w1", "shutdown"],
+            ["HGET", K.session(SK), "cfg_network"],
             ["INFO", "server"],
         ],
         [
-            ["HGETALL", K.session(SK)],
+            ["HSET", K.session(SK), "cfg_network", "1"],  # it reads the session's switch, no more
             ["GET", K.session_token_hash(SK)],
+            ["HGETALL", K.session_state(SK)],
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
             ["XREADGROUP", "GROUP", "codex-runners", "c", "STREAMS", K.runs_stream, ">"],
         ],

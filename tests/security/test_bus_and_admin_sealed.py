@@ -2,10 +2,12 @@
 
 The broker's side is real: the embedded Redis exactly as `codex-broker up` starts it (password in
 DATA_ROOT/secrets), the runner on that Redis, the http-api app under uvicorn with the admin token
-`up` makes. The session's network stays open (NETWORK_ACCESS, the default), so the sockets do
-connect: what must stop the commands is that both ends ask for a secret the session cannot read.
-A control run with sealing off reads the secret files and gets through with them, so the sealed
-run cannot pass because a probe was broken.
+`up` makes. The session has network access (NETWORK_ACCESS, the default), so its commands run
+behind Codex's managed proxy: a direct socket to Redis is refused before Redis is reached, and
+the broker API's host is admitted, so the admin request does arrive and must be turned away for
+want of the token. What would open either door is a secret file the session cannot read. A
+control run with sealing off (no proxy, files readable) shows both walls on their own: the bare
+PING gets NOAUTH, the bare admin GET 401, and the same probes get through with the files.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def _redis_says(port: int, preamble: str) -> str:
     """python3 in the session's shell: raw RESP over a socket (redis-cli may not exist)."""
     script = (
         "import socket,sys;"
+        f"p={preamble};"  # the secret first: a refused socket must not hide an unreadable file
         f"s=socket.create_connection(('127.0.0.1',{port}),5);"
-        f"s.sendall({preamble}+b'PING\\r\\n');"
+        "s.sendall(p+b'PING\\r\\n');"
         "import time;time.sleep(0.3);"
         "print(s.recv(500).decode().replace(chr(13),'').replace(chr(10),' '))"
     )
@@ -175,6 +178,10 @@ async def _probe(broker: Broker, fake_model: FakeModel, key_prefix: str, **setti
     )
 
 
+def _marker(output: str, name: str) -> str:
+    return output.split(f"<<{name}:", 1)[1].split(">>", 1)[0]
+
+
 def _secrets(broker: Broker) -> list[str]:
     return [broker.password_file.read_text().strip(), broker.admin_token]
 
@@ -185,16 +192,18 @@ async def test_a_sealed_session_reaches_neither_redis_nor_the_admin_api(
     output = await _probe(broker, fake_model, key_prefix)
     for secret in _secrets(broker):
         assert secret not in output, output
-    # the sockets connect (network is on) and are turned away for want of the secret
-    assert "<<redis_bare:-NOAUTH Authentication required." in output, output
+    # Redis: refused by the proxy's network namespace (or, were it reached, NOAUTH); never PONG
+    bare = _marker(output, "redis_bare")
+    assert "PONG" not in bare and ("NOAUTH" in bare or "refused" in bare or "not permitted" in bare), output
+    # the admin API is reached (the broker API's host is allowed) and wants its token
     assert '<<admin_bare:401 {"ok":false,"error":"admin_auth_required"}>>' in output, output
     # the secrets that would open them cannot be read from the session's shell
     for name in ("redis_with_file", "admin_with_file"):
-        marker = output.split(f"<<{name}:", 1)[1].split(">>", 1)[0]
+        marker = _marker(output, name)
         assert "PONG" not in marker and not marker.startswith("200"), output
         assert "Permission denied" in marker or "No such file" in marker, output
     for name in ("read_password", "read_token", "read_redis_conf", "list_secrets"):
-        marker = output.split(f"<<{name}:", 1)[1].split(">>", 1)[0]
+        marker = _marker(output, name)
         assert "Permission denied" in marker or "No such file" in marker, (name, output)
     assert "<<env:0>>" in output, output  # nothing of REDIS_URL or the admin token in its environment
 
