@@ -16,14 +16,18 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from redis import Redis as SyncRedis
 
 from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys
+from tests.conftest import REDIS_URL
 from tests.http_api.jobs_stack import FAKE_SECRETS, Stack, register, running_stack, session_in, wait
 from tests.http_api.support import inbound_events
+
+REDIS_PORT = urlsplit(REDIS_URL).port or 6379  # the tests' Redis, on the machine's loopback
 
 pytestmark = pytest.mark.codex
 
@@ -69,7 +73,8 @@ def probe_script(data_root: Path, files: dict[str, Path]) -> str:
         "grep_data": f"grep -r --exclude=script.sh --exclude=probes.txt planted- {data_root}",
         "environ": "grep -a -o 'SLACK_BOT_TOKEN=[[:alnum:]-]*' /proc/[0-9]*/environ",
         # the shared Redis on the machine's loopback: the job's network is its own
-        "redis_socket": "python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', 6379), 3); "
+        "redis_socket": 'python3 -c "import socket; '
+        f"s=socket.create_connection(('127.0.0.1', {REDIS_PORT}), 3); "
         "s.sendall(b'PING\\r\\n'); print(s.recv(7))\"",
     }
     lines = [f"{probe(name, command)} >> probes.txt" for name, command in probes.items()]

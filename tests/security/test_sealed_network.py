@@ -4,7 +4,7 @@ The runner gives a session with network access a network namespace of its own wh
 out is Codex's managed proxy, allow-listing the broker API's host (SESSION_API_HOST, a loopback
 address of its own) and the operator's NETWORK_ALLOWED_DOMAINS. Two stand-in listeners play the
 parts: "the API" on 127.0.0.42 and "another service" on 127.0.0.1 (as Redis, the metrics ports
-or a developer's database would be); the real Redis on 127.0.0.1:6379 is probed too. Each probe
+or a developer's database would be); the tests' real Redis on 127.0.0.1 is probed too. Each probe
 is its own command: Codex fails a whole command whose request the proxy blocked.
 """
 
@@ -14,6 +14,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -27,12 +28,14 @@ from tests.codex_runner.harness import (
     running_runner,
     wait_terminal,
 )
+from tests.conftest import REDIS_URL
 from tests.fakes.codex_home import write_codex_home
 from tests.fakes.fake_model import FakeModel, text_reply, tool_call_reply, tool_outputs
 
 pytestmark = pytest.mark.codex
 
 SESSION_HOST = "127.0.0.42"
+REDIS_PORT = urlsplit(REDIS_URL).port or 6379
 API_BODY = "stand-in-api-3b8e"
 OTHER_BODY = "other-service-c41d"
 
@@ -150,9 +153,9 @@ async def test_commands_reach_the_broker_api_and_nothing_else_on_the_machine(
         network_settings(redis_url, api),
         [
             probe("api", f"curl -sS -m 10 {api.url}/"),
-            probe("direct_redis", direct_connect("127.0.0.1", 6379)),
+            probe("direct_redis", direct_connect("127.0.0.1", REDIS_PORT)),
             probe("direct_other", direct_connect("127.0.0.1", int(other.url.rsplit(":", 1)[1]))),
-            probe("tunnel_redis", tunnel_ping(6379)),
+            probe("tunnel_redis", tunnel_ping(REDIS_PORT)),
             probe("proxied_other", f"curl -sS -m 10 {other.url}/"),
             # written so that no literal address is in the command: the proxy must stop it
             probe("metadata", "M=169.254; curl -sS -m 10 http://$M.169.254/latest/meta-data/"),

@@ -17,14 +17,16 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
 from redis import Redis as SyncRedis
 from rq import Worker
 from rq.worker_pool import WorkerPool
 
-from codex_broker.http_api import job_exec, job_sandbox, jobs_queue
+from codex_broker.http_api import job_exec, job_sandbox, jobs_queue, worker_health
 from codex_broker.http_api.auth import token_sha256
 from codex_broker.http_api.config import Settings
 from codex_broker.http_api.jobs import JobRecord, bounded_details, encoded_callback, orphan_action
@@ -32,6 +34,7 @@ from codex_broker.http_api.jobs_store import SyncJobStore, now_ms
 from codex_broker.libs import sealing
 from codex_broker.libs.codex_bin import find_codex_bin, native_codex_bin
 from codex_broker.libs.logs import setup_logging
+from codex_broker.libs.metrics import SERVICE_INFO
 from codex_broker.libs.paths import job_dir, repos_root
 from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
@@ -354,6 +357,7 @@ def main() -> int:
     rt = WorkerRuntime.create(settings, check_sandbox(settings, codex_bin), codex_bin)
     _runtime = rt
     _log_sandbox(rt.sandbox)
+    health = start_health(rt)
     beat(rt, active=0)
     counts = recover(rt)
     log.info(
@@ -375,7 +379,29 @@ def main() -> int:
     pool._last_recover = time.monotonic()
     pool.start(logging_level=settings.log_level)
     rt.redis.delete(settings.keys.heartbeat(SERVICE, rt.name))
+    if health is not None:
+        health.shutdown()
     return 0
+
+
+def start_health(rt: WorkerRuntime) -> ThreadingHTTPServer | None:
+    """/healthz, /readyz and /metrics on METRICS_PORT (0: none), as every process serves them."""
+    settings = rt.settings
+    if not settings.metrics_port:
+        return None
+    REGISTRY.register(
+        worker_health.QueueCollector(rt.redis, settings.keys.rq_queue_name, settings.job_workers)
+    )
+    SERVICE_INFO.labels(service=SERVICE).set(1)
+    return worker_health.serve(
+        settings.metrics_host,
+        settings.metrics_port,
+        service=SERVICE,
+        instance=rt.name,
+        redis=rt.redis,
+        registry=REGISTRY,
+        state=lambda: (rt.sandbox.mode, rt.sandbox.reason),
+    )
 
 
 if __name__ == "__main__":
