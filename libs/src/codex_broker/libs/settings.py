@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codex_broker.libs.api_address import pinned_api_base
 from codex_broker.libs.keys import DEFAULT_PREFIX, DEFAULT_SHARD_COUNT, Keys
 
 
@@ -127,7 +128,8 @@ class CommonSettings(BaseSettings):
     @property
     def api_base(self) -> str:
         host = self.session_api_host or self.http_api_host
-        return self.broker_api_base or f"http://{host}:{self.http_api_port}"
+        # what Codex's commands are given: a private host name becomes its address (api_address)
+        return pinned_api_base(self.broker_api_base or f"http://{host}:{self.http_api_port}")
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
