@@ -256,11 +256,12 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["SET", K.codex_thread_runner("th-1"), "r1"],
             ["SET", K.session_git_hook_token(SK), "digest"],
             ["SET", K.git_hook_token("cd" * 32), SK],
+            # it mints the session's http-api token (libs/session_token.py): hashes only
+            ["SET", K.session_token_hash(SK), "digest", "EX", "60"],
+            ["SET", K.session_by_token("ab" * 32), SK, "EX", "60"],
             ["XINFO", "GROUPS", K.runs_stream],  # KEDA's scaler
         ],
         [
-            ["GET", K.session_token_hash(SK)],
-            ["GET", K.session_by_token("ab" * 32)],
             ["HGETALL", K.session(SK)],
             ["XADD", K.inbound_stream(0), "*", "data", "{}"],
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],

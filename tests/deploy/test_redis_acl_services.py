@@ -17,7 +17,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from codex_broker.libs import paths
+from codex_broker.libs import paths, session_token
 from codex_broker.libs.contracts import Coordinates
 from codex_broker.libs.keys import Keys
 from tests.codex_runner.harness import (
@@ -144,7 +144,11 @@ async def test_a_turn_runs_with_the_runner_user(
                 request = new_request(data_root, "hi")
                 await publish_run(orchestrator, KEYS, request)
                 events = await wait_terminal(orchestrator, KEYS, request)
+                # the runner minted the session's API token under its own user (file + hashes)
+                token = session_token.token_file(data_root.resolve(), request.session_key).read_text()
+                owner = await orchestrator.get(KEYS.session_by_token(session_token.token_sha256(token)))
         finally:
             await orchestrator.aclose()
     assert events[-1].kind == "completed", events[-1].text
     assert "hello under ACL" in "".join(e.text or "" for e in events)
+    assert owner == request.session_key.encode()
