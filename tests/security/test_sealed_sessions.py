@@ -8,6 +8,7 @@ independent of how Codex formats the output.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,10 @@ def plant(data_root: Path, foreign_session: str) -> None:
     (data_root / "logs" / "orchestrator" / "00.jsonl").write_text(LOG_SECRET)
     (paths.repos_root(data_root) / "shared").mkdir(parents=True)
     (paths.repos_root(data_root) / "shared" / "README").write_text(REPO_TEXT)
+    shared = paths.repos_root(data_root) / "shared"
+    for args in (["init", "-q"], ["add", "README"], ["commit", "-q", "-m", "shared repo"]):
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+        subprocess.run(git, cwd=shared, check=True, capture_output=True)
 
 
 async def run_probes(
@@ -92,6 +97,8 @@ def probes_for(data_root: Path) -> dict[str, str]:
         # the runner wrote this session's API token beside the workspace before the turn started
         "own_token": f"test -s ../{session_token.TOKEN_FILE} && echo own-token-ok",
         "repo_read": f"cat {paths.repos_root(data_root)}/shared/README",
+        # a clone of the repos cache's canonical copy into the workspace (the documented way)
+        "git_clone": f"git clone -q {paths.repos_root(data_root)}/shared task && cat task/README",
         "git_identity": f"ls {codex_home}/git-hooks",
         # .git is writable in the session's own workspace (Codex's legacy workspace-write keeps
         # it read-only): a commit works without danger-full-access
@@ -113,6 +120,7 @@ async def test_a_sessions_commands_see_nothing_of_other_sessions_or_codex_home(
     # the legitimate paths still work: its own workspace, the shared repos cache, git identity
     assert "<<own_write:own-file-ok>>" in output, output
     assert f"<<repo_read:{REPO_TEXT}>>" in output, output
+    assert f"<<git_clone:{REPO_TEXT}>>" in output, output
     assert "commit-msg" in output, output
     assert "<<git_commit:first>>" in output, output
 
