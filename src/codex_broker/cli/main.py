@@ -17,6 +17,7 @@ from codex_broker.cli import doctor, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
+from codex_broker.ingress_web.config import Settings as WebSettings
 from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
@@ -71,6 +72,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         base_env["REDIS_URL"] = settings.redis_url
     base_env.update(session_api_env(settings))
     has_worker = worker_available()
+    web = load_settings(WebSettings) if replicas.get("ingress-web", 1) > 0 else None
     children = plan_children(
         python=sys.executable,
         replicas=replicas,
@@ -79,8 +81,11 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         with_worker=not no_worker,
         worker_available=has_worker,
         base_env=base_env,
+        http_web_port=web.http_web_port if web is not None else None,
     )
     notes = []
+    if web is not None:
+        notes.append(f"web chat: {web.chat_url} (open it and talk to Codex)")
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
         notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
     private_data_root(settings.data_root)  # the embedded Redis and every child inherit the umask

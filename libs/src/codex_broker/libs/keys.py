@@ -216,6 +216,16 @@ class Keys:
         """Stream: every change of any web thread (a message JSON upsert); browsers follow it by SSE."""
         return f"{self.prefix}:stream:web-feed"
 
+    @property
+    def web_message_ids(self) -> str:
+        """String counter: the next web message id (ids sort in the order they were given)."""
+        return f"{self.prefix}:web:ids"
+
+    @property
+    def web_cookie_key(self) -> str:
+        """String: the random key signing sign-in cookies when no admin token is configured."""
+        return f"{self.prefix}:web:cookie-key"
+
     def web_client_message(self, client_id: str) -> str:
         """String: the message id given to a browser's send (its retry gets the same one)."""
         return f"{self.prefix}:web:client:{client_id}"
