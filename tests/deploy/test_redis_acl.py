@@ -21,7 +21,15 @@ from tests.deploy.test_manifests import ROOT, render
 from tests.helpers import free_port
 
 ACL_DIR = ROOT / "k8s" / "base" / "redis"
-SERVICES = ("ingress-slack", "ingress-feishu", "orchestrator", "codex-runner", "http-api", "worker")
+SERVICES = (
+    "ingress-slack",
+    "ingress-feishu",
+    "ingress-web",
+    "orchestrator",
+    "codex-runner",
+    "http-api",
+    "worker",
+)
 K = Keys(prefix="cb", shard_count=8)
 SK = "slack:C1:1700000000.000100"
 

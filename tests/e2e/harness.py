@@ -65,6 +65,7 @@ from codex_broker.libs.keys import DEFAULT_SHARD_COUNT, Keys
 ALL_SERVICES: tuple[str, ...] = (
     "ingress-slack",
     "ingress-feishu",
+    "ingress-web",
     "orchestrator",
     "codex-runner",
     "http-api",
@@ -187,6 +188,7 @@ class BrokerProcess:
         self.stop_grace_s = stop_grace_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.http_api_port = 0
+        self.http_web_port = 0
         self.metrics_port_base = 0
         self._redis: Redis | None = None
         self._redis_url: str | None = redis_url
@@ -197,15 +199,18 @@ class BrokerProcess:
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
         child_count = sum(self.replicas.get(s, 1) for s in (*ALL_SERVICES, "worker"))
         api_replicas = max(1, self.replicas.get("http-api", 1))
-        base = free_port_range(child_count + api_replicas)
+        base = free_port_range(child_count + api_replicas + 1)
         self.metrics_port_base = base
         self.http_api_port = int(self.extra_env.get("HTTP_API_PORT", base + child_count))
+        # the web chat's port follows the http-api's (one port is enough: it has no replica ports)
+        self.http_web_port = int(self.extra_env.get("HTTP_WEB_PORT", base + child_count + api_replicas))
         env.update(
             {
                 "DATA_ROOT": str(self.data_root),
                 "KEY_PREFIX": self.key_prefix,
                 "METRICS_PORT_BASE": str(base),
                 "HTTP_API_PORT": str(self.http_api_port),
+                "HTTP_WEB_PORT": str(self.http_web_port),
                 "UP_STOP_GRACE_S": str(self.stop_grace_s),
                 "UP_RESTART_BACKOFF_INITIAL_S": "0.2",
                 "UP_RESTART_BACKOFF_MAX_S": "2",

@@ -125,7 +125,7 @@ def test_local_secret_is_made_once_private_and_reused(tmp_path: Path) -> None:
     assert local_secrets.load_or_create(tmp_path, "x") not in ("", first)
 
 
-def test_up_makes_an_admin_token_only_the_http_api_gets(tmp_path: Path) -> None:
+def test_up_makes_an_admin_token_only_the_http_api_and_web_chat_get(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     env: dict[str, str] = {"PATH": "/bin"}
     notes = admin_login.ensure_admin_token(settings, env)
@@ -146,7 +146,7 @@ def test_up_makes_an_admin_token_only_the_http_api_gets(tmp_path: Path) -> None:
         base_env=env,
     )
     holders = {child.service for child in children if "BROKER_ADMIN_TOKEN" in child.env}
-    assert holders == {"http-api"}
+    assert holders == {"http-api", "ingress-web"}  # the web chat signs in with it
     configured = Settings(data_root=tmp_path / "other", broker_admin_token="mine", _env_file=None)  # type: ignore[call-arg,arg-type]
     untouched: dict[str, str] = {}
     assert admin_login.ensure_admin_token(configured, untouched) == [] and untouched == {}

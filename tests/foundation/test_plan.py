@@ -60,7 +60,7 @@ def _plan(**overrides: object) -> list:  # type: ignore[type-arg]
 def test_plan_one_of_each_with_worker() -> None:
     children = _plan()
     assert [c.name for c in children] == [f"{s}-1" for s in SERVICE_NAMES] + ["worker-1"]
-    assert [c.metrics_port for c in children] == list(range(9100, 9106))
+    assert [c.metrics_port for c in children] == list(range(9100, 9107))
     orch = children[2]
     assert orch.argv == ("/venv/bin/python", "-m", "codex_broker.orchestrator")
     assert orch.env["INSTANCE_ID"] == "orchestrator-1"
@@ -85,13 +85,21 @@ def test_plan_replicas_ports_and_missing_worker() -> None:
         "codex-runner-3",
         "http-api-1",
         "http-api-2",
+        "ingress-web-1",
     ]
     ports = [c.metrics_port for c in children]
-    assert ports == list(range(9100, 9108))
+    assert ports == list(range(9100, 9109))
     assert len({c.env["INSTANCE_ID"] for c in children}) == len(children)
     api = [c for c in children if c.service == "http-api"]
     assert "HTTP_API_PORT" not in api[0].env
     assert api[1].env["HTTP_API_PORT"] == "3001"
+
+
+def test_extra_web_chat_replicas_get_their_own_ports() -> None:
+    children = _plan(replicas={"ingress-web": 2}, http_web_port=3100)
+    web = [c for c in children if c.service == "ingress-web"]
+    assert "HTTP_WEB_PORT" not in web[0].env
+    assert web[1].env["HTTP_WEB_PORT"] == "3101"
 
 
 def test_plan_without_worker_flag() -> None:

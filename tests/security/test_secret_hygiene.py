@@ -88,6 +88,7 @@ MAY_HOLD: dict[str, frozenset[str]] = {
     "orchestrator": frozenset(),
     "codex-runner": CODEX_SECRETS,  # Codex auth + the GitHub token it hands to Codex
     "http-api": frozenset({"BROKER_ADMIN_TOKEN"}),
+    "ingress-web": frozenset({"BROKER_ADMIN_TOKEN"}),  # the web chat's sign-in
     "worker": frozenset(),  # JOB_ENV_INCLUDE_GH_TOKEN is off (the default)
     "codex": CODEX_SECRETS,  # the app-server: the API key by design, GH_TOKEN for its shell
     # commands Codex runs (and the workspace env dump): the GitHub token, not the model API key
@@ -100,6 +101,7 @@ MUST_HOLD: dict[str, frozenset[str]] = {
     "ingress-feishu": frozenset({"FEISHU_APP_SECRET"}),
     "codex-runner": CODEX_SECRETS,
     "http-api": frozenset({"BROKER_ADMIN_TOKEN"}),
+    "ingress-web": frozenset({"BROKER_ADMIN_TOKEN"}),
     "codex": frozenset({"OPENAI_API_KEY", "GH_TOKEN", "GITHUB_TOKEN"}),
     "codex-shell": frozenset({"GH_TOKEN", "GITHUB_TOKEN"}),
 }
@@ -108,6 +110,7 @@ MODULE_ROLES = (
     ("codex_broker.cli", "up"),
     ("codex_broker.http_api.worker", "worker"),
     ("codex_broker.ingress_slack", "ingress-slack"),
+    ("codex_broker.ingress_web", "ingress-web"),
     ("codex_broker.ingress_feishu", "ingress-feishu"),
     ("codex_broker.orchestrator", "orchestrator"),
     ("codex_broker.codex_runner", "codex-runner"),

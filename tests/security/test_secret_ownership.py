@@ -47,6 +47,7 @@ def test_each_child_gets_only_the_secrets_it_owns() -> None:
     assert {name: _secrets_in(env) for name, env in children.items()} == {
         "ingress-slack-1": {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"},
         "ingress-feishu-1": {"FEISHU_APP_SECRET"},
+        "ingress-web-1": {"BROKER_ADMIN_TOKEN"},
         "orchestrator-1": set(),
         "codex-runner-1": {"OPENAI_API_KEY", "GH_TOKEN", "GITHUB_TOKEN"},
         "codex-runner-2": {"OPENAI_API_KEY", "GH_TOKEN", "GITHUB_TOKEN"},
@@ -65,9 +66,10 @@ def test_every_secret_setting_has_an_owner() -> None:
     from codex_broker.http_api.config import Settings as ApiSettings
     from codex_broker.ingress_feishu.config import Settings as FeishuSettings
     from codex_broker.ingress_slack.config import Settings as SlackSettings
+    from codex_broker.ingress_web.config import Settings as WebSettings
 
     found = set()
-    for model in (SlackSettings, FeishuSettings, RunnerSettings, ApiSettings, CommonSettings):
+    for model in (SlackSettings, FeishuSettings, WebSettings, RunnerSettings, ApiSettings, CommonSettings):
         for name, info in model.model_fields.items():
             if "SecretStr" in str(info.annotation):
                 found.add(name.upper())

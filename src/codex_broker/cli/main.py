@@ -17,6 +17,7 @@ from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, s
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
+from codex_broker.ingress_web.config import Settings as WebSettings
 from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
@@ -72,6 +73,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     base_env.update(session_api_env(settings))
     notes = admin_login.ensure_admin_token(settings, base_env)
     has_worker = worker_available()
+    web = load_settings(WebSettings) if replicas.get("ingress-web", 1) > 0 else None
     children = plan_children(
         python=sys.executable,
         replicas=replicas,
@@ -80,11 +82,15 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         with_worker=not no_worker,
         worker_available=has_worker,
         base_env=base_env,
+        http_web_port=web.http_web_port if web is not None else None,
     )
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
         notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
     private_data_root(settings.data_root)  # the embedded Redis and every child inherit the umask
-    return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes))
+    chat_url = web.chat_url if web is not None else None
+    return asyncio.run(
+        run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes, web_chat_url=chat_url)
+    )
 
 
 def cmd_doctor(settings: Settings) -> int:

@@ -24,6 +24,7 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("orchestrator", "codex_broker.orchestrator"),
     ServiceDef("codex-runner", "codex_broker.codex_runner"),
     ServiceDef("http-api", "codex_broker.http_api"),
+    ServiceDef("ingress-web", "codex_broker.ingress_web"),
 )
 WORKER = ServiceDef("worker", "codex_broker.http_api.worker")
 ALL_SERVICES: tuple[ServiceDef, ...] = (*SERVICES, WORKER)
@@ -36,6 +37,7 @@ _ALIASES: dict[str, str] = {
     "runner": "codex-runner",
     "slack": "ingress-slack",
     "feishu": "ingress-feishu",
+    "web": "ingress-web",
     "api": "http-api",
     "rq-worker": "worker",
 }
@@ -51,7 +53,8 @@ SECRET_OWNERS: dict[str, frozenset[str]] = {
     "OPENAI_API_KEY": frozenset({"codex-runner"}),
     "GH_TOKEN": frozenset({"codex-runner"}),
     "GITHUB_TOKEN": frozenset({"codex-runner"}),
-    "BROKER_ADMIN_TOKEN": frozenset({"http-api"}),
+    # the web chat's sign-in is the admin token too (it signs the browsers' cookies with it)
+    "BROKER_ADMIN_TOKEN": frozenset({"http-api", "ingress-web"}),
     # every broker service talks to Redis; the embedded redis-server child gets its password from
     # its config file, not from this
     "REDIS_PASSWORD": frozenset(s.name for s in ALL_SERVICES),
@@ -134,10 +137,12 @@ def plan_children(
     with_worker: bool,
     worker_available: bool,
     base_env: Mapping[str, str],
+    http_web_port: int | None = None,
 ) -> list[ChildPlan]:
     """Every child with its argv and env overrides; ports are base, base+1, ... in plan order.
 
-    Extra http-api replicas get consecutive API ports after HTTP_API_PORT so that they can bind.
+    Extra http-api replicas get consecutive API ports after HTTP_API_PORT so that they can bind;
+    extra ingress-web replicas likewise after `http_web_port` (HTTP_WEB_PORT).
     """
     services = [*SERVICES, WORKER] if with_worker and worker_available else list(SERVICES)
     children: list[ChildPlan] = []
@@ -154,6 +159,8 @@ def plan_children(
             }
             if service.name == "http-api" and index > 1:
                 env["HTTP_API_PORT"] = str(http_api_port + index - 1)
+            if service.name == "ingress-web" and index > 1 and http_web_port is not None:
+                env["HTTP_WEB_PORT"] = str(http_web_port + index - 1)
             children.append(
                 ChildPlan(
                     name=name,

@@ -335,6 +335,7 @@ async def run_up(
     stream: TextIO | None = None,
     stop: asyncio.Event | None = None,
     notes: Sequence[str] = (),
+    web_chat_url: str | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (or `stop`); returns the exit code of `up`."""
     out = Output(stream or sys.stdout, prefix_width([c.name for c in children] + ["redis", UP]))
@@ -375,6 +376,8 @@ async def run_up(
         out.up("Redis at REDIS_URL does not answer (yet): services will retry until it does")
     if any(child.service == "http-api" for child in children):
         await announce_admin_login(settings, children, out)
+    if web_chat_url is not None and any(child.service == "ingress-web" for child in children):
+        await announce_web_login(settings, children, out, web_chat_url)
     try:
         group = [Managed(child) for child in children]
         tasks = [] if stop.is_set() else [asyncio.create_task(supervise(m, out, stop, policy)) for m in group]
@@ -405,6 +408,21 @@ async def announce_admin_login(settings: Settings, children: Sequence[ChildPlan]
         )
         return
     out.up(f"admin page: open {page}#code={code} (one-time login, valid {admin_login.CODE_TTL_S // 60} min)")
+
+
+async def announce_web_login(
+    settings: Settings, children: Sequence[ChildPlan], out: Output, chat_url: str
+) -> None:
+    """The web chat's address with a one-time sign-in code (the same kind as the admin page's:
+    signing in to the chat needs what the admin token opens)."""
+    web = next(child for child in children if child.service == "ingress-web")
+    try:
+        code = await admin_login.issue_code(web.env.get("REDIS_URL", settings.redis_url), settings.keys)
+    except Exception as exc:
+        out.up(f"web chat: open {chat_url} and sign in with the admin token ({type(exc).__name__})")
+        return
+    minutes = admin_login.CODE_TTL_S // 60
+    out.up(f"web chat: open {chat_url}#code={code} and talk to Codex (one-time sign-in, valid {minutes} min)")
 
 
 def _with_env(child: ChildPlan, extra: Mapping[str, str]) -> ChildPlan:

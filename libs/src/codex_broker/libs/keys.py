@@ -185,9 +185,54 @@ class Keys:
         """Hash: platform message ids / stream state behind a logical ref (e.g. a progress id)."""
         return f"{self.prefix}:out:{platform}:{ref}"
 
+    def live_view(self, platform: str, view_id: str) -> str:
+        """Hash: one live view's applied seq, pace, platform handle and parked snapshot (ingress kit)."""
+        return self.outbound_ref(platform, f"view:{view_id}")
+
+    def message_ref(self, platform: str, ref: str) -> str:
+        """Hash: the platform message ids behind a logical `ref` of a post (ingress kit)."""
+        return self.outbound_ref(platform, f"kref:{ref}")
+
     def platform_capability(self, platform: str, workspace: str, capability: str) -> str:
         """String: a learned capability ('yes'/'no'), e.g. native streaming refused."""
         return f"{self.prefix}:cap:{platform}:{workspace}:{capability}"
+
+    # ---- the web chat (owned by ingress-web; the thread store is its "platform") ------------
+    @property
+    def web_threads(self) -> str:
+        """Sorted set: web thread root id scored by last activity (ms)."""
+        return f"{self.prefix}:web:threads"
+
+    def web_thread(self, root: str) -> str:
+        """Hash: a web thread's title, creator, created/updated ms, status."""
+        return f"{self.prefix}:web:thread:{root}"
+
+    def web_messages(self, root: str) -> str:
+        """Hash: message id → message JSON (author, text, html, buttons, files, view) of one thread."""
+        return f"{self.prefix}:web:messages:{root}"
+
+    @property
+    def web_feed(self) -> str:
+        """Stream: every change of any web thread (a message JSON upsert); browsers follow it by SSE."""
+        return f"{self.prefix}:stream:web-feed"
+
+    @property
+    def web_message_ids(self) -> str:
+        """String counter: the next web message id (ids sort in the order they were given)."""
+        return f"{self.prefix}:web:ids"
+
+    @property
+    def web_cookie_key(self) -> str:
+        """String: the random key signing sign-in cookies when no admin token is configured."""
+        return f"{self.prefix}:web:cookie-key"
+
+    def web_client_message(self, client_id: str) -> str:
+        """String: the message id given to a browser's send (its retry gets the same one)."""
+        return f"{self.prefix}:web:client:{client_id}"
+
+    def web_file(self, file_id: str) -> str:
+        """Hash: a stored file's name, type, size, path and thread (uploads both ways)."""
+        return f"{self.prefix}:web:file:{file_id}"
 
     # ---- jobs, people ----------------------------------------------------------------------
     def job(self, job_id: str) -> str:

@@ -106,7 +106,7 @@ STR_OR_NUM: dict[str, Any] = {"type": ["string", "integer"]}
 ANY_JSON: dict[str, Any] = {}
 SESSION_SECURITY: list[dict[str, list[str]]] = [{"sessionBearer": []}, {"sessionHeader": []}]
 JOB_SECURITY: list[dict[str, list[str]]] = [{"jobToken": []}, {"sessionBearer": []}]
-PLATFORM = {"type": "string", "enum": ["slack", "feishu"]}
+PLATFORM = {"type": "string", "enum": ["slack", "feishu", "web"]}
 
 
 def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:

@@ -1,0 +1,220 @@
+"""The outbound executor: every OutboundAction of one platform becomes its effect, once.
+
+For an effect (post, update, status, react, upload, ephemeral, form): claim the action id →
+hold the claim with a renewed short lease while the platform call runs → done marker holding
+the result → RPC reply when a requester waits. A replica that finds another's claim waits it
+out: done → nothing happens again (the stored result is the reply); lapsed (its holder died) →
+it does the effect. Reads (history, download) are repeatable and not guarded. Live view
+snapshots go to `LiveViews`; a finished view is marked done like an effect, because the
+orchestrator waits for that marker before it sends the thread's next answer.
+
+Failure policy: a `PlatformError` that is not permanent (and any other exception) leaves the
+entry pending — it is redelivered and dead-lettered after MAX_DELIVERIES by the consumer. A
+permanent one dead-letters the entry at once, answers the requester with ok=false, and marks a
+finished view done, so nothing waits for an answer that can never be posted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from codex_broker.libs.bus import Consumer, ConsumerConfig, DeadLetter, Delivery, StreamBus, loads
+from codex_broker.libs.contracts import (
+    DownloadPayload,
+    EphemeralPayload,
+    HistoryPayload,
+    OpenViewPayload,
+    OutboundAction,
+    OutboundResult,
+    PostPayload,
+    ProgressPayload,
+    ReactPayload,
+    StatusPayload,
+    UpdatePayload,
+    UploadPayload,
+    decode,
+    encode,
+)
+from codex_broker.libs.idempotency import Idempotency
+from codex_broker.libs.ingress_kit import metrics
+from codex_broker.libs.ingress_kit.live_view import LiveViews
+from codex_broker.libs.ingress_kit.platform import Platform, PlatformError, Target
+from codex_broker.libs.ingress_kit.refs import MessageRefs
+from codex_broker.libs.keys import GROUP_INGRESS, Keys
+from codex_broker.libs.rpc import REPLY_TTL_S, send_reply
+
+DONE_SCOPE = "outbound"
+DONE_TTL_S = 86400
+# short and renewed: a replica that dies mid-effect blocks the action for about one lease
+CLAIM_LEASE_MS = 15_000
+LEASE_RENEW_S = 5.0
+HOLDER_WAIT_S = CLAIM_LEASE_MS / 1000 + 2
+
+
+class ClaimHeld(RuntimeError):
+    """A live replica is still doing this action after HOLDER_WAIT_S: redeliver later."""
+
+
+def partition_key(delivery: Delivery) -> str:
+    """One thread's actions stay in order; different threads run concurrently."""
+    data = loads(delivery)
+    return f"{data.get('conversation_id')}:{data.get('root_message_id')}"
+
+
+class OutboundExecutor:
+    def __init__(self, platform: Platform, redis: Redis, keys: Keys, views: LiveViews) -> None:
+        self.platform = platform
+        self.redis = redis
+        self.keys = keys
+        self.views = views
+        self.guard = Idempotency(redis, keys, DONE_SCOPE)
+        self.refs = MessageRefs(redis, keys, platform.name)
+
+    async def handle(self, delivery: Delivery) -> None:
+        action = decode(OutboundAction, delivery.data)
+        if action.platform != self.platform.name:
+            raise DeadLetter(f"platform {action.platform} on the {self.platform.name} stream")
+        kind = action.kind
+        try:
+            if isinstance(action.payload, ProgressPayload):
+                await self.views.handle(action)
+                await self._mark_view_done(action, OutboundResult(action_id=action.action_id, ok=True))
+            elif isinstance(action.payload, (HistoryPayload, DownloadPayload)):
+                await self._reply(action, await self._read(action))
+            else:
+                await self._effect_once(action)
+        except PlatformError as exc:
+            if not exc.permanent:
+                metrics.OUTBOUND.labels(platform=self.platform.name, kind=kind, result="retry").inc()
+                raise
+            await self._give_up(action, exc.error)
+            raise DeadLetter(f"{self.platform.name} {exc}") from exc
+        except DeadLetter as exc:
+            await self._give_up(action, str(exc))
+            raise
+        metrics.OUTBOUND.labels(platform=self.platform.name, kind=kind, result="done").inc()
+
+    async def _give_up(self, action: OutboundAction, error: str) -> None:
+        metrics.OUTBOUND.labels(platform=self.platform.name, kind=action.kind, result="dead_letter").inc()
+        failed = OutboundResult(action_id=action.action_id, ok=False, error=error[:500])
+        await self._mark_view_done(action, failed)
+        await self._reply(action, failed)
+
+    async def _mark_view_done(self, action: OutboundAction, result: OutboundResult) -> None:
+        payload = action.payload
+        if isinstance(payload, ProgressPayload) and payload.phase == "finish":
+            await self.guard.complete(action.action_id, encode(result), ttl_s=DONE_TTL_S)
+
+    async def _reply(self, action: OutboundAction, result: OutboundResult) -> None:
+        if action.reply_to:
+            await send_reply(self.redis, action.reply_to, result)
+
+    # ---- effects, at most once per action id ------------------------------------------------------
+
+    async def _effect_once(self, action: OutboundAction) -> None:
+        claim = await self.guard.claim_waiting(
+            action.action_id, lease_ms=CLAIM_LEASE_MS, wait_s=HOLDER_WAIT_S
+        )
+        if claim.status == "done":
+            metrics.OUTBOUND.labels(platform=self.platform.name, kind=action.kind, result="duplicate").inc()
+            if action.reply_to and claim.result:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.rpush(action.reply_to, claim.result)
+                pipe.expire(action.reply_to, REPLY_TTL_S)
+                await pipe.execute()
+            return
+        if claim.status == "in_progress":
+            raise ClaimHeld(action.action_id)
+        try:
+            async with self.guard.renewing(action.action_id, lease_ms=CLAIM_LEASE_MS, every_s=LEASE_RENEW_S):
+                result = await self._effect(action)
+        except BaseException:
+            await self.guard.release(action.action_id)
+            raise
+        await self.guard.complete(action.action_id, encode(result), ttl_s=DONE_TTL_S)
+        await self._reply(action, result)
+
+    async def _effect(self, action: OutboundAction) -> OutboundResult:
+        payload, target = action.payload, Target.of(action)
+        ok = OutboundResult(action_id=action.action_id, ok=True)
+        if isinstance(payload, PostPayload):
+            ok.message_ids = await self.platform.post(target, payload, parts_id=action.action_id)
+            if payload.ref:
+                await self.refs.remember(payload.ref, action.conversation_id, ok.message_ids)
+        elif isinstance(payload, UpdatePayload):
+            ok.message_ids = [await self._update(action, payload)]
+        elif isinstance(payload, StatusPayload):
+            ok.data = {"surface": await self.platform.set_status(target, payload)}
+        elif isinstance(payload, ReactPayload):
+            await self.platform.react(target, payload.message_id, payload.emoji, remove=payload.remove)
+        elif isinstance(payload, UploadPayload):
+            ok.data = await self.platform.upload(target, payload)
+        elif isinstance(payload, EphemeralPayload):
+            ok.message_ids = [
+                await self.platform.ephemeral(target, payload.user_id, payload.text, payload.buttons)
+            ]
+        elif isinstance(payload, OpenViewPayload):
+            ok.data = await self.platform.open_form(target, payload)
+        else:
+            raise DeadLetter(f"unsupported payload kind {action.kind}")
+        return ok
+
+    async def _update(self, action: OutboundAction, payload: UpdatePayload) -> str:
+        target, message_id = Target.of(action), payload.message_id
+        if payload.ref:
+            found = await self.refs.resolve(payload.ref)
+            if found is not None:
+                target = Target(found[0], action.root_message_id, action.session_key)
+                message_id = found[1]
+            elif not message_id:
+                raise DeadLetter(f"unknown message ref {payload.ref}")
+        if not message_id:
+            raise DeadLetter("update without ref or message_id")
+        return await self.platform.update(target, message_id, payload.text, payload.buttons)
+
+    # ---- reads (RPC) ---------------------------------------------------------------------------------
+
+    async def _read(self, action: OutboundAction) -> OutboundResult:
+        payload, target = action.payload, Target.of(action)
+        if isinstance(payload, HistoryPayload):
+            messages = await self.platform.history(target, payload.before_message_id, payload.limit)
+            return OutboundResult(action_id=action.action_id, ok=True, messages=messages)
+        assert isinstance(payload, DownloadPayload)
+        got = await self.platform.download(target, payload)
+        return OutboundResult(
+            action_id=action.action_id,
+            ok=not got.errors,
+            error=", ".join(f"{k}: {v}" for k, v in got.errors.items()) or None,
+            files=got.saved,
+            data={"errors": got.errors} if got.errors else {},
+        )
+
+
+def outbound_consumer(
+    executor: OutboundExecutor,
+    bus: StreamBus,
+    *,
+    consumer: str,
+    concurrency: int = 8,
+    block_ms: int = 2000,
+    max_deliveries: int = 5,
+    claim_idle_ms: int = 30_000,
+    streams: Sequence[str] | None = None,
+) -> Consumer:
+    """The consumer of `outbound:{platform}` that feeds the executor, partitioned by thread."""
+    return Consumer(
+        bus=bus,
+        streams=list(streams or [executor.keys.outbound_stream(executor.platform.name)]),
+        config=ConsumerConfig(
+            group=GROUP_INGRESS,
+            consumer=consumer,
+            concurrency=concurrency,
+            block_ms=block_ms,
+            max_deliveries=max_deliveries,
+            claim_idle_ms=claim_idle_ms,
+        ),
+        handler=executor.handle,
+        partition_key=partition_key,
+    )

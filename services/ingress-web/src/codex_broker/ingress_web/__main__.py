@@ -1,0 +1,3 @@
+from codex_broker.ingress_web.main import main
+
+raise SystemExit(main())
