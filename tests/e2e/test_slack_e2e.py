@@ -21,7 +21,7 @@ from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
 from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
-from tests.fakes.fake_model import FakeModelClient, slow_reply, text_reply, user_texts
+from tests.fakes.fake_model import FakeModelClient, held_reply, slow_reply, text_reply, user_texts
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
 from tests.helpers import free_port, wait_for
 
@@ -101,7 +101,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeMode
         env = {
             **slack.env,
             "OPENAI_API_KEY": FAKE_API_KEY,
-            "DEBOUNCE_MS": "100",
             "ALLOWED_USERS": ALLOWED,
             "SHARD_LEASE_MS": "3000",
             "SHARD_RENEW_INTERVAL_S": "1",
@@ -167,6 +166,33 @@ async def test_steer_then_stop_during_a_slow_stream(world: World) -> None:
     await until(lambda: world.model_saw("steer-marker-42"), "the steer reaching the model")
     world.slack.client.user_message("C300", "U1", "-stop", thread_ts=sent.ts)
     await until(lambda: "Stopped." in world.thread_text("C300", sent.ts), "Stopped.")
+
+
+async def test_an_answer_before_a_steer_and_the_answer_to_the_steer_both_reach_the_thread(
+    world: World,
+) -> None:
+    """Issue 16 item 2: a slow model answers, a follow-up steers the turn, Codex answers it too;
+    the thread gets both answers as messages, in order, once each."""
+    world.model.script(
+        held_reply("answer-one-s7 is here", hold_s=30, match="question-one"),
+        text_reply("answer-two-s7 is here", match="question-two"),
+    )
+    sent = world.mention("C350", "U1", "question-one please")
+    await until(lambda: "answer-one-s7" in world.thread_text("C350", sent.ts), "the first answer streaming")
+    world.slack.client.user_message("C350", "U1", "and question-two", thread_ts=sent.ts)
+
+    def answers() -> list[str] | None:
+        streams = set(world.slack.client.streams())
+        texts = [
+            m.get("text", "")
+            for m in world.slack.client.messages(channel="C350", thread_ts=sent.ts, from_bot=True)
+            if not m.get("deleted") and m["ts"] not in streams
+        ]
+        return [t for t in texts if "answer-one-s7" in t or "answer-two-s7" in t]
+
+    # in order, once each, and nowhere else once the turn is over (a live view keeps no answer)
+    expected = ["answer-one-s7 is here", "answer-two-s7 is here"]
+    await until(lambda: answers() == expected, f"exactly {expected} in the thread")
 
 
 async def test_backfill_dm_refusal_and_retry(world: World) -> None:

@@ -426,6 +426,7 @@ RunEventKind = Literal[
     "interrupted",
     "failed",
     "steer_rejected",  # a steer control never reached a turn (control_id set); outside the sequence
+    "answer",  # a complete answer of the turn that is not its last (text set); see docs/architecture.md
 ]
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset({"completed", "interrupted", "failed"})
 
@@ -436,7 +437,9 @@ class RunEvent(Contract):
     `steer_rejected` stands outside that sequence (seq 0, idempotency key `control_id`): the
     runner reports it even for a run it no longer holds, when it cannot know the run's seq.
     Added within version 1: the new kind and the optional `control_id` only ever appear on that
-    event, so every other event still decodes with an older consumer.
+    event, so every other event still decodes with an older consumer. `answer` (also added within
+    version 1) is in the sequence: an earlier complete answer of the turn, posted as it comes; the
+    turn's last answer stays the terminal event's text.
     """
 
     run_id: str

@@ -14,7 +14,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, prompt, render, timers
+from codex_broker.orchestrator import commands, metrics, render, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -142,41 +142,18 @@ async def _busy(core: Core, event: InboundEvent) -> None:
 
 
 async def steer(core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]) -> None:
-    """Add the message to the running turn (Codex turn/steer through the runner).
-
-    The message is kept on the run (field = the control id) in the round trip that publishes
-    the control: if the runner reports `steer_rejected`, run_events puts it back in the queue."""
+    """Add the message to the running turn, or to the queue while the run is unclaimed or being
+    stopped (see steering.py)."""
     run_id = state.get("active_run_id", "")
-    run_key = core.keys.run(run_id)
-    runner_id, cancelled = await core.redis.hmget(run_key, "runner_id", "cancel_requested")
+    runner_id, cancelled = await core.redis.hmget(core.keys.run(run_id), "runner_id", "cancel_requested")
     if not runner_id or text(cancelled or b"") == "1":  # unclaimed or being stopped: next turn
         await core.enqueue(event, session, phase="running", schedule_ms=None)
         return
-    files = []
-    stored = event
     pipe = core.redis.pipeline(transaction=False)
-    entry_download = core.download_request(pipe, event, session)
-    if entry_download:
-        await pipe.execute()
-        files = (await core.collect_downloads([QueueEntry(event, entry_download)]))[event.event_id]
-        stored = event.model_copy(update={"attachments": files})  # put back, it needs no new download
-    inputs = prompt.run_inputs(prompt.steer_text(event, files), {event.event_id: files})
-    control = RunControl(
-        control_id=f"steer:{event.event_id}",
-        run_id=run_id,
-        session_key=event.session_key,
-        kind="steer",
-        input=inputs,
-    )
-    pipe = core.redis.pipeline(transaction=False)
-    pipe.hset(run_key, control.control_id, QueueEntry(stored).dump())
-    core.add_control(pipe, text(runner_id), control)
-    core.touch(pipe, event)
-    core.add_timeline(
-        pipe, event.session_key, "steer", f"{event.actor.display_name or event.actor.id}: {event.text}"
-    )
-    core.add_seen(pipe, event.session_key, event.event_id)
-    await pipe.execute()
+    entry = QueueEntry(event, core.download_request(pipe, event, session))
+    if entry.download_reply:
+        await pipe.execute()  # the download must start before we wait for it
+    await steering.send(core, entry, run_id, text(runner_id))
 
 
 # ---- policy -----------------------------------------------------------------------------------
