@@ -233,16 +233,46 @@ async def test_status_and_new(world: World) -> None:
     sent = world.mention("C800", "U1", "remember alpha")
     await until(lambda: "First thread answer." in world.thread_text("C800", sent.ts), "first answer")
     old_thread = world.session("C800", sent.ts)["thread_id"]
-    world.slack.client.user_message("C800", "U1", "/status", thread_ts=sent.ts)
-    await until(lambda: old_thread in world.thread_text("C800", sent.ts), "/status with the Codex thread id")
-    world.slack.client.user_message("C800", "U1", "/new", thread_ts=sent.ts)
-    await until(lambda: "fresh Codex thread" in world.thread_text("C800", sent.ts), "/new reply")
+    # the forms Slack delivers as text (a leading "/" is Slack's own slash command)
+    world.slack.client.user_message("C800", "U1", "-status", thread_ts=sent.ts)
+    await until(lambda: old_thread in world.thread_text("C800", sent.ts), "-status with the Codex thread id")
+    world.slack.client.user_message("C800", "U1", "-new", thread_ts=sent.ts)
+    await until(lambda: "fresh Codex thread" in world.thread_text("C800", sent.ts), "-new reply")
     world.model.script(text_reply("Second thread answer.", match="start over"))
     world.slack.client.user_message("C800", "U1", "start over", thread_ts=sent.ts)
     await until(lambda: "Second thread answer." in world.thread_text("C800", sent.ts), "answer after /new")
     assert world.session("C800", sent.ts)["thread_id"] != old_thread
     fresh = world.model_saw("start over")[-1]
     assert not any("remember alpha" in t for t in user_texts(fresh))  # a fresh Codex thread
+
+
+async def test_the_codex_slash_command_is_acked_and_answered_ephemerally(world: World) -> None:
+    envelope = world.slack.client.slash_command("C810", "U1", "/codex", "help")
+
+    def answered(text: str, **where: str) -> dict | None:
+        return next(
+            (
+                e
+                for e in world.slack.client.ephemerals()
+                if text in e.get("text", "") and all(e.get(k) == v for k, v in where.items())
+            ),
+            None,
+        )
+
+    help_answer = await until(lambda: answered("/codex status", channel="C810", user="U1"), "/codex help")
+    assert "thread_ts" not in help_answer  # no thread given: the channel
+    assert "`/status`" not in help_answer["text"]  # Slack never delivers that form
+    [acked] = [e for e in world.slack.client.envelopes() if e["envelope_id"] == envelope]
+    assert acked["acked"]
+
+    world.model.script(text_reply("Slash thread answer.", match="slash thread"))
+    sent = world.mention("C811", "U1", "slash thread")
+    await until(lambda: "Slash thread answer." in world.thread_text("C811", sent.ts), "the answer")
+    thread_id = world.session("C811", sent.ts)["thread_id"]
+    world.slack.client.slash_command("C811", "U1", "/codex", "status", thread_ts=sent.ts)
+    status = await until(lambda: answered(thread_id, channel="C811", thread_ts=sent.ts), "/codex status")
+    assert status["user"] == "U1"
+    assert thread_id not in world.thread_text("C811", sent.ts)  # only the asker saw it
 
 
 async def test_orchestrator_sigkill_between_mention_and_answer(world: World) -> None:

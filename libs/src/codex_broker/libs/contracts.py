@@ -114,6 +114,10 @@ class JobCallback(BaseModel):
 # ---- inbound --------------------------------------------------------------------------------
 
 
+# root_message_id of a channel-wide scope: a platform command given outside any thread
+CHANNEL_SCOPE = "channel"
+
+
 class InboundEvent(Contract):
     """One normalized platform event (or job callback) for one session scope."""
 
@@ -130,6 +134,9 @@ class InboundEvent(Contract):
     attachments: list[Attachment] = Field(default_factory=list)
     action: ActionPayload | None = None
     job: JobCallback | None = None
+    # a platform command (Slack's /codex): its answers go only to the actor (ephemeral); added
+    # within version 1, only ever set on such events
+    reply_ephemeral: bool = False
     received_at: datetime = Field(default_factory=utcnow)
 
     @property

@@ -8,6 +8,7 @@ from typing import Any
 
 from codex_broker.libs import coauthor_actions
 from codex_broker.libs.contracts import (
+    CHANNEL_SCOPE,
     ApprovalDecision,
     EphemeralPayload,
     InboundEvent,
@@ -66,7 +67,13 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         await refuse(core, event, denial)
         await _mark_seen(core, event)
         return
-    command = commands.parse_command(event.text) if event.kind == "message" else None
+    command = (
+        commands.parse_command(event.text, mentioned=event.is_mention or event.is_direct)
+        if event.kind == "message"
+        else None
+    )
+    if command is None and event.reply_ephemeral:
+        command = Command("help")  # a platform command we do not know: say what there is
     if command is not None:
         metrics.INBOUND.labels(outcome="command").inc()
         metrics.COMMANDS.labels(command=command.name).inc()
@@ -164,8 +171,7 @@ async def refuse(core: Core, event: InboundEvent, denial: str) -> None:
     key = f"refusal:{event.platform}:{event.conversation_id}:{event.actor.id}"
     if not await core.first_time(key, ttl_s=core.settings.refusal_interval_s):
         return
-    body = commands.DM_REFUSAL if denial == "dm" else commands.REFUSAL
-    await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
+    await answer(core, event, commands.DM_REFUSAL if denial == "dm" else commands.REFUSAL)
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -179,35 +185,48 @@ async def handle_command(
     state: dict[str, str],
     queue_len: int,
 ) -> None:
-    reply_id = f"reply:{event.event_id}"
     if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor.id):
-        await core.reply(
-            event.coords, event.session_key, reply_id, commands.ADMIN_ONLY.format(name=command.name)
-        )
+        form = f"-{command.name}" if event.platform == "slack" else f"/{command.name}"
+        await answer(core, event, commands.ADMIN_ONLY.format(name=form))
         return
+    body = await command_body(core, event, command, session, state, queue_len)
+    if body:
+        await answer(core, event, body)
+
+
+async def command_body(
+    core: Core,
+    event: InboundEvent,
+    command: Command,
+    session: dict[str, str],
+    state: dict[str, str],
+    queue_len: int,
+) -> str | None:
+    """Do the command; its answer (None: the run's end answers, as for a stop)."""
+    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage"):
+        return commands.IN_A_THREAD.format(name=command.name)  # a slash command outside a thread
     if command.name == "stop":
-        body = await stop_session(core, event.session_key, state, queue_len)
-        if body:
-            await core.reply(event.coords, event.session_key, reply_id, body)
-    elif command.name == "new":
+        return await stop_session(core, event.session_key, state, queue_len)
+    if command.name == "new":
         await new_thread(core, event, session)
-        await core.reply(event.coords, event.session_key, reply_id, commands.NEW_THREAD)
-    elif command.name == "status":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await status_body(core, session, state, queue_len)
-        )
-    elif command.name == "usage":
-        await core.reply(event.coords, event.session_key, reply_id, await usage_body(core, event, session))
-    elif command.name == "help":
-        await core.reply(event.coords, event.session_key, reply_id, commands.HELP_TEXT)
-    elif command.name == "cd":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await change_dir(core, event, session, command.args)
-        )
-    elif command.name == "config":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await configure(core, event, session, command.args)
-        )
+        return commands.NEW_THREAD
+    if command.name == "status":
+        return await status_body(core, session, state, queue_len)
+    if command.name == "usage":
+        return await usage_body(core, event, session)
+    if command.name == "cd":
+        return await change_dir(core, event, session, command.args)
+    if command.name == "config":
+        return await configure(core, event, session, command.args)
+    return commands.help_text(event.platform)
+
+
+async def answer(core: Core, event: InboundEvent, body: str) -> None:
+    """A command's answer: in the thread, or only to its author for a platform command."""
+    if event.reply_ephemeral:
+        await _ephemeral(core, event, body)
+        return
+    await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
 
 
 async def stop_session(core: Core, session_key: str, state: dict[str, str], queue_len: int) -> str | None:
