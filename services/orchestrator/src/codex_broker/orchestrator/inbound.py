@@ -47,7 +47,8 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
     pipe.hgetall(core.keys.session(session_key))
     pipe.hgetall(core.keys.session_state(session_key))
     pipe.llen(core.keys.session_queue(session_key))
-    seen, raw_session, raw_state, queue_len = await pipe.execute()
+    pipe.get(core.keys.active_auth_profile)  # for a new session: the profile activated now
+    seen, raw_session, raw_state, queue_len, active_profile = await pipe.execute()
     if seen is not None:
         metrics.INBOUND.labels(outcome="duplicate").inc()
         return
@@ -82,7 +83,8 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         return
     pipe = core.redis.pipeline(transaction=False)
     if not session:
-        session = await core.create_session(event, defer=pipe)
+        profile = text(active_profile) if active_profile else core.settings.auth_profile
+        session = await core.create_session(event, defer=pipe, profile=profile)
     await handle_message(core, event, session, state, int(queue_len), pipe=pipe, received_at=received_at)
 
 
