@@ -58,6 +58,7 @@ from typing import Any
 
 from redis import Redis
 
+from codex_broker.cli import embedded_redis
 from codex_broker.cli.plan import canonical_service
 from codex_broker.libs.keys import DEFAULT_SHARD_COUNT, Keys
 
@@ -366,7 +367,8 @@ class BrokerProcess:
                 raise BrokerError(f"embedded Redis not up yet ({state})") from exc
             if self.proc is None or owner != self.proc.pid:  # left over from an earlier run
                 raise BrokerError(f"embedded Redis of this broker not up yet ({state})")
-            self._redis_url = url
+            # embedded.json holds the URL without the password `up` keeps in DATA_ROOT/secrets
+            self._redis_url = embedded_redis.authed_url(self.data_root, url)
         return self._redis_url
 
     @property

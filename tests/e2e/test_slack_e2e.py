@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import subprocess
 import sys
 import uuid
@@ -21,7 +23,15 @@ from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
 from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
-from tests.fakes.fake_model import FakeModelClient, held_reply, slow_reply, text_reply, user_texts
+from tests.fakes.fake_model import (
+    FakeModelClient,
+    held_reply,
+    slow_reply,
+    text_reply,
+    tool_call_reply,
+    tool_outputs,
+    user_texts,
+)
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
 from tests.helpers import free_port, wait_for
 
@@ -93,7 +103,10 @@ def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeMode
 
     root = tmp_path_factory.mktemp("slack-e2e")
     data_root = root / "data"
-    write_codex_home(paths.codex_home(data_root), fake_model_process.base_url)
+    config = write_codex_home(paths.codex_home(data_root), fake_model_process.base_url)
+    # the operator's own file, put in privately: what the broker creates must be private by itself
+    for path, mode in ((data_root, 0o700), (config.parent, 0o700), (config, 0o600)):
+        path.chmod(mode)
     prefix = f"e{uuid.uuid4().hex[:10]}"
     with start_fake_slack_process() as slack:
         for user_id, name in USERS.items():
@@ -286,3 +299,60 @@ async def test_orchestrator_sigkill_between_mention_and_answer(world: World) -> 
     )
     await asyncio.sleep(3)
     assert world.thread_text("C900", sent.ts).count("Survived the crash.") == 1  # exactly once
+
+
+# What Codex 0.169 creates with explicit modes (a umask cannot narrow a chmod), each inside a 0700
+# directory: its analytics id (0644, not a secret) and the empty mount points its sandbox makes for
+# the names it keeps read-only in every writable root (0755)
+CODEX_OWN_FILES = {Path("codex-home/installation_id")}
+SANDBOX_MOUNT_POINTS = {".git", ".codex", ".agents", ".aws"}
+
+
+def _codex_own(relative: Path, path: Path) -> bool:
+    if stat.S_IMODE(path.parent.stat().st_mode) != 0o700:
+        return False
+    if relative in CODEX_OWN_FILES:
+        return True
+    return path.name in SANDBOX_MOUNT_POINTS and path.is_dir() and not any(path.iterdir())
+
+
+def _open_to_others(root: Path) -> list[str]:
+    """Every file or directory below `root` (symlinks aside) with a group or other bit."""
+    found = []
+    for directory, names, files in os.walk(root):
+        for name in [*names, *files]:
+            path = Path(directory) / name
+            info = path.lstat()
+            relative = path.relative_to(root)
+            if stat.S_ISLNK(info.st_mode) or not info.st_mode & 0o077 or _codex_own(relative, path):
+                continue
+            found.append(f"{oct(stat.S_IMODE(info.st_mode))} {relative}")
+    if stat.S_IMODE(root.stat().st_mode) & 0o077:
+        found.append("DATA_ROOT itself")
+    return found
+
+
+async def test_data_root_stays_private_while_codex_writes_and_commits(world: World) -> None:
+    """Every process runs with umask 077 (libs.runtime.private_data_root): logs, sessions,
+    downloads, CODEX_HOME state, uploads' outbox and what Codex and git create in the workspace are
+    closed to group and others, and Codex can still write, run and commit in its workspace."""
+    commit = (
+        "git init -q repo && cd repo && printf 'echo ran' > tool.sh && chmod +x tool.sh && ./tool.sh"
+        " && git add tool.sh && git -c user.name=T -c user.email=t@example.com commit -q -m first"
+        " && git log --format=%s"
+    )
+    world.model.script(
+        tool_call_reply(commit, match="private commit"), text_reply("Committed.", match="private commit")
+    )
+    shared = world.slack.client.add_file("notes.txt", b"a shared file", "text/plain")
+    sent = world.slack.client.user_message("C900", "U1", f"<@{world.bot}> private commit", files=[shared])
+    await until(lambda: "Committed." in world.thread_text("C900", sent.ts), "the answer")
+    outputs = [o for r in world.model_saw("private commit") for o in tool_outputs(r)]
+    assert any("ran" in o and "first" in o for o in outputs), outputs
+    workspace = Path(world.session("C900", sent.ts)["workspace"])
+    assert await asyncio.to_thread((workspace / "repo" / ".git").is_dir)
+    downloaded = await asyncio.to_thread(lambda: list((workspace / ".attachments").rglob("*notes.txt")))
+    assert downloaded, "the attachment was downloaded"
+
+    offenders = await asyncio.to_thread(_open_to_others, world.broker.data_root)
+    assert offenders == [], "\n".join(offenders)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from codex_broker.cli import doctor
 from codex_broker.cli.doctor import (
     Check,
     check_codex_auth,
@@ -16,6 +17,7 @@ from codex_broker.cli.doctor import (
     check_data_root,
     check_pair,
     check_redis,
+    check_sandbox,
     exit_code,
     safe_url,
 )
@@ -35,6 +37,14 @@ def test_check_redis() -> None:
     assert check_redis(None, "", None, None).status == "fail"
     assert check_redis("redis://x", "REDIS_URL", "ConnectionError: refused", None).status == "fail"
     assert check_redis("redis://x", "REDIS_URL", None, None).status == "ok"
+
+
+def test_check_redis_auth() -> None:
+    assert doctor.check_redis_auth(None, None).status == "ok"  # type: ignore[union-attr]
+    assert doctor.check_redis_auth("redis://h:1/0", None) is None
+    open_ = doctor.check_redis_auth("redis://:pw@h:1/0", True)
+    assert open_ is not None and open_.status == "warn" and "pw" not in open_.detail
+    assert doctor.check_redis_auth("redis://:pw@h:1/0", False).status == "ok"  # type: ignore[union-attr]
 
 
 def test_check_codex_bin() -> None:
@@ -108,7 +118,19 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
     assert statuses["slack"] == "ok"
     assert statuses["feishu"] == "warn"  # neither set: disabled
     assert statuses["data-root"] == "ok"
-    assert set(statuses) == {"redis", "codex-bin", "codex-auth", "slack", "feishu", "data-root"}
+    assert statuses["sandbox"] == "ok"  # the real `codex sandbox` sealed a command on this host
+    # the test Redis has no password: doctor says it is open to a session's commands
+    assert statuses["redis-auth"] == "warn"
+    assert set(statuses) == {
+        "redis",
+        "redis-auth",
+        "codex-bin",
+        "sandbox",
+        "codex-auth",
+        "slack",
+        "feishu",
+        "data-root",
+    }
     assert "sk-doctor-secret" not in done.stdout and "xoxb-doctor" not in done.stdout
     assert done.returncode == (1 if statuses["codex-bin"] == "fail" else 0), done.stdout
 
@@ -132,3 +154,10 @@ def test_invalid_setting_stops_doctor_naming_the_variable(tmp_path: Path, value:
     done = _doctor(tmp_path, METRICS_PORT_BASE=value)
     assert done.returncode == 2
     assert "METRICS_PORT_BASE" in done.stderr
+
+
+def test_the_sandbox_check_is_loud_when_codex_cannot_seal() -> None:
+    assert check_sandbox(True, None).status == "ok"
+    failed = check_sandbox(True, "bwrap: No permissions to create new namespace")
+    assert failed.status == "fail" and "SEAL_SESSIONS=false" in failed.detail and "bwrap" in failed.detail
+    assert check_sandbox(False, None).status == "fail"

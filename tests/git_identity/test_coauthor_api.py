@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from codex_broker.http_api.context import AppContext
@@ -24,6 +25,10 @@ def data_root(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+ADMIN_TOKEN = "coauthor-admin-token-0123456789"
+ADMIN_HEADERS = {"x-admin-token": ADMIN_TOKEN}
+
+
 async def _client(ctx: AppContext, client_host: str = "127.0.0.1") -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=mounted_app(ctx), client=(client_host, 5555))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
@@ -31,7 +36,9 @@ async def _client(ctx: AppContext, client_host: str = "127.0.0.1") -> httpx.Asyn
 
 @pytest_asyncio.fixture
 async def ctx(redis_url: str, key_prefix: str, data_root: Path) -> AsyncIterator[AppContext]:
-    context = AppContext.create(api_settings(redis_url, key_prefix, data_root))
+    context = AppContext.create(
+        api_settings(redis_url, key_prefix, data_root, broker_admin_token=SecretStr(ADMIN_TOKEN))
+    )
     yield context
     await context.aclose()
 
@@ -98,7 +105,9 @@ async def test_error_codes(ctx: AppContext, redis: Redis, keys: Keys, data_root:
                 "invalid_allow_missing",
             ),
             (
-                http.get("/git/coauthors/status", params={"sessionKey": "slack:nope:1"}),
+                http.get(
+                    "/git/coauthors/status", params={"sessionKey": "slack:nope:1"}, headers=ADMIN_HEADERS
+                ),
                 404,
                 "unknown_session",
             ),
@@ -131,21 +140,32 @@ async def test_tokens_and_admin(ctx: AppContext, redis: Redis, keys: Keys, data_
         assert body["message"] == f"Fix\n\n{ANN.trailer}\n"
         assert [p["userId"] for p in body["unresolved"]] == ["U2"]
 
-        # admin from loopback (no admin token configured) with an explicit session
-        configured = await http.post(
+        # the admin rule with an explicit session: the admin token, never the caller's address
+        from_loopback = await http.post(
             "/git/coauthors/configure", json={"sessionKey": session.key, "credit": ["U2"]}
+        )
+        assert from_loopback.status_code == 401, from_loopback.text
+        assert from_loopback.json()["error"] == "admin_auth_required"
+        configured = await http.post(
+            "/git/coauthors/configure",
+            json={"sessionKey": session.key, "credit": ["U2"]},
+            headers=ADMIN_HEADERS,
         )
         assert configured.status_code == 200, configured.text
         assert configured.json()["config"]["excluded"] == ["U1"]
-        status = await http.get("/git/coauthors/status", params={"sessionKey": session.key})
+        status = await http.get(
+            "/git/coauthors/status", params={"sessionKey": session.key}, headers=ADMIN_HEADERS
+        )
         participants = {p["userId"]: p for p in status.json()["participants"]}
         assert participants["U1"]["excluded"] and participants["U1"]["author"]["email"] == "ann@example.com"
         assert status.json()["trailers"] == []
 
-    # a non-loopback client without the admin token is refused
+    # a wrong admin token is refused, from anywhere
     async with await _client(ctx, client_host="10.1.2.3") as remote:
-        refused = await remote.get("/git/coauthors/status", params={"sessionKey": session.key})
-        assert refused.status_code == 403 and refused.json()["error"] == "admin_loopback_only"
+        refused = await remote.get(
+            "/git/coauthors/status", params={"sessionKey": session.key}, headers={"x-admin-token": "nope"}
+        )
+        assert refused.status_code == 401 and refused.json()["error"] == "admin_auth_required"
 
     # a replaced hook token stops working
     session.hook_file.unlink()

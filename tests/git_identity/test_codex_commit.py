@@ -7,8 +7,9 @@ co-author routes) answers the commit-msg hook. Then the unmapped participant ans
 the modal (orchestrator side, libs.coauthor_actions) and the next commit carries them too.
 The GitHub token is usable by git inside Codex's shell, and appears nowhere else.
 
-Sandbox: Codex's workspace-write sandbox makes `.git` read-only (no commit is possible inside
-it), so the turns run with danger-full-access — as a deployment that lets Codex commit does.
+Sandbox: the shipped default, a sealed workspace-write session with network access: the
+session's permission profile grants `.git` write (Codex's legacy workspace-write kept it
+read-only) and its proxy admits the http-api the hook asks.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ def _request(session: Session, n: int) -> RunRequest:
         session_key=session.key,
         coords=session.coords,
         workspace=str(session.workspace),
-        sandbox="danger-full-access",
+        sandbox="workspace-write",
+        network_access=True,
         approval_policy="never",
         input=[RunInput(type="text", text=f"commit number {n}")],
     )
@@ -157,7 +159,7 @@ async def test_commit_through_codex_carries_coauthors(
                 overrides["gh_token"] = TOKEN
             async with running_runner(runner_settings(data_root, key_prefix, redis_url, **overrides)):
                 first = await _turn(redis, keys, fake_model, session, 1)
-                assert first.startswith("Codex change 1")
+                assert first.startswith("Codex change 1"), tool_outputs(fake_model.requests[-1])
                 assert ANN.trailer in first and "Cy" not in first
                 [prompt] = await outbound_actions(redis, keys, "slack")
                 assert isinstance(prompt.payload, EphemeralPayload) and prompt.payload.user_id == "U3"

@@ -228,6 +228,44 @@ async def test_post_message_card_and_legacy_form(
     assert (state[b"codex_state"], state[b"codex_state_reason"]) == (b"wait", b"need input")
 
 
+STOP_LOOKALIKES = [
+    # Slack blocks with one of the broker's own action ids (what ingress-slack turns into Stop)
+    (
+        "richText",
+        [{"type": "actions", "elements": [{"type": "button", "action_id": "cb_stop", "value": "run-B"}]}],
+        "$[0].elements[0].action_id",
+    ),
+    ("rich_text", [{"type": "section", "accessory": {"action_id": "cb_approve", "value": "r:q"}}], None),
+    # a Feishu card whose callback value carries the broker's mark (and names another thread)
+    (
+        "card",
+        {"elements": [{"tag": "button", "behaviors": [{"type": "callback", "value": {"cb": "stop"}}]}]},
+        "$.elements[0].behaviors[0].value.cb",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "rich", "path"), STOP_LOOKALIKES)
+async def test_posted_blocks_and_cards_cannot_carry_the_brokers_button_marks(
+    client: httpx.AsyncClient,
+    session: Session,
+    responder: Responder,
+    field: str,
+    rich: object,
+    path: str | None,
+) -> None:
+    body = session.body(**{field: json.dumps(rich)})
+    response = await client.post("/chat/post-message", json=body, headers=session.headers)
+    assert response.status_code == 400
+    got = response.json()
+    assert (got["error"], got["field"]) == ("reserved_action_id", field)
+    assert path is None or got["detail"] == path
+    own = [{"type": "actions", "elements": [{"type": "button", "action_id": "my_button", "value": "cb_x"}]}]
+    fine = await client.post("/chat/post-message", json=session.body(richText=own), headers=session.headers)
+    assert fine.status_code == 200, fine.text
+    assert [a.payload.rich for a in responder.actions] == [own]  # the refused post never went out
+
+
 async def test_post_without_ingress_is_queued(client: httpx.AsyncClient, ctx, session: Session) -> None:
     ctx.settings.rpc_timeout_s = 0.2
     response = await client.post("/chat/post-message", json=session.body(text="hi"), headers=session.headers)

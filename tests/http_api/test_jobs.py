@@ -8,14 +8,8 @@ by the orchestrator's end-to-end suite.)
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -23,110 +17,26 @@ from redis import Redis as SyncRedis
 
 from codex_broker.libs.contracts import Coordinates
 from codex_broker.libs.keys import Keys
-from tests.helpers import free_port
-from tests.http_api.support import (
-    delete_rq_keys,
-    inbound_events,
-    make_session,
-    service_env,
-    start_process,
-    stop_process,
-    token_sha,
-    wait_http,
+from tests.http_api.jobs_stack import (
+    FAKE_SECRETS,
+    Stack,
+    job_processes,
+    register,
+    running_stack,
+    session_in,
+    wait,
 )
+from tests.http_api.support import inbound_events, token_sha
 
-FAKE_SECRETS = {
-    "SLACK_BOT_TOKEN": "xoxb-fake-secret-token",
-    "OPENAI_API_KEY": "sk-fakefakefakefakefake",
-    "BROKER_ADMIN_TOKEN": "admin-fake-secret",
-}
-
-
-def wait(probe: Any, what: str, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Stack:
-    base: str
-    env: dict[str, str]
-    logs: Path
-    redis: SyncRedis
-    keys: Keys
-    data_root: Path
-    worker: subprocess.Popen[bytes] | None = None
-    job_ids: list[str] = field(default_factory=list)
-
-    def start_worker(self) -> None:
-        self.worker = start_process("codex_broker.http_api.worker", self.env, self.logs / "worker.log")
-        wait(lambda: self.redis.keys(self.keys.heartbeat("http-api-worker", "*")), "worker heartbeat")
-
-    def kill_worker(self) -> None:
-        assert self.worker is not None
-        stop_process(self.worker, sig=signal.SIGKILL)
-        self.worker = None
-
-    def job(self, job_id: str, token: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.base}/jobs/{job_id}", headers={"authorization": f"Bearer {token}"})
-        assert response.status_code == 200, response.text
-        return response.json()["job"]
+pytestmark = pytest.mark.codex  # every job runs through the pinned Codex's sandbox
 
 
 @pytest.fixture
 def stack(
     sync_redis: SyncRedis, keys: Keys, key_prefix: str, redis_url: str, tmp_path: Path
 ) -> Iterator[Stack]:
-    data_root = tmp_path / "data"
-    port = free_port()
-    env = service_env(
-        key_prefix,
-        redis_url,
-        data_root,
-        HTTP_API_PORT=str(port),
-        JOB_WORKERS="2",
-        JOB_STALE_AFTER_S="2",
-        JOB_RECOVER_INTERVAL_S="0.5",
-        JOB_KILL_GRACE_S="1",
-        **FAKE_SECRETS,
-    )
-    api = start_process("codex_broker.http_api", env, tmp_path / "logs" / "api.log")
-    running = Stack(f"http://127.0.0.1:{port}", env, tmp_path / "logs", sync_redis, keys, data_root)
-    try:
-        wait_http(f"{running.base}/healthz")
-        running.start_worker()
+    with running_stack(sync_redis, keys, key_prefix, redis_url, tmp_path) as running:
         yield running
-    finally:
-        if running.worker is not None:
-            stop_process(running.worker, sig=signal.SIGKILL)
-        stop_process(api)
-        delete_rq_keys(sync_redis, keys.rq_queue_name, running.job_ids)
-
-
-def session_in(stack: Stack, root: str = "500.1") -> tuple[Coordinates, str, Path]:
-    coords = Coordinates(platform="slack", conversation_id="CJOB", root_message_id=root)
-    token, workspace = make_session(stack.redis, stack.keys, coords, stack.data_root)
-    return coords, token, workspace
-
-
-def register(stack: Stack, coords: Coordinates, token: str, **body: Any) -> httpx.Response:
-    payload = {
-        "platform": coords.platform,
-        "conversationId": coords.conversation_id,
-        "rootMessageId": coords.root_message_id,
-        **body,
-    }
-    response = httpx.post(
-        f"{stack.base}/jobs/register", json=payload, headers={"authorization": f"Bearer {token}"}
-    )
-    if response.status_code == 201:
-        stack.job_ids.append(response.json()["jobId"])
-    return response
 
 
 CALLBACKS = """
@@ -179,7 +89,8 @@ def test_job_callbacks_reach_the_session(stack: Stack) -> None:
         "HOME",
     }
     assert expected <= env_names
-    assert env_names - expected <= {"LANG", "PWD", "SHLVL", "_", "OLDPWD"}
+    added_by_proxy = {n for n in env_names if "PROXY" in n.upper() or n.startswith("CODEX_NETWORK_")}
+    assert env_names - expected - added_by_proxy <= {"LANG", "PWD", "SHLVL", "_", "OLDPWD"}
     env_text = (workspace / "sub" / "env.txt").read_text()
     for secret in FAKE_SECRETS.values():
         assert secret not in env_text
@@ -193,27 +104,20 @@ def test_job_callbacks_reach_the_session(stack: Stack) -> None:
 
 def test_job_past_its_limit_is_killed_and_reported(stack: Stack) -> None:
     coords, token, workspace = session_in(stack, "500.2")
-    script = "echo started\nsleep 300 &\necho $! > child.pid\nwait\n"
+    # the script gets its SIGTERM through the sandbox (and its grace) before the SIGKILL
+    script = "trap 'echo term > term.txt; exit 5' TERM\necho started\nsleep 300 &\nwait\n"
     created = register(stack, coords, token, script=script, timeoutSeconds=2, restartOnBoot=False)
     assert created.status_code == 201, created.text
     job_id = created.json()["jobId"]
+    wait(lambda: job_processes(job_id), "the job running")
     events = wait(lambda: inbound_events(stack.redis, stack.keys, coords.session_key), "timeout report")
     assert events[0]["job"]["status"] == "timeout"
     assert "started" in events[0]["job"]["details"]["outputTail"]
     job = stack.job(job_id, token)
     assert job["status"] == "timeout"
-    child = int((workspace / "child.pid").read_text())
-    wait(lambda: not _alive(child), "the job's child process to be gone")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purpose
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    assert (workspace / "term.txt").read_text().strip() == "term"
+    # the sleep included: the sandbox's pid namespace goes with it
+    wait(lambda: not job_processes(job_id), "the job's processes to be gone")
 
 
 def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
@@ -229,7 +133,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
         ),
         "both running",
     )
-    first_pgid = int(stack.redis.hget(stack.keys.job(keep_id), "pgid") or 0)
+    first_attempt = wait(lambda: job_processes(keep_id), "the first attempt's processes")
     stack.kill_worker()
     stack.start_worker()
     wait(
@@ -243,7 +147,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
         lambda: (workspace / "runs.txt").exists() and len((workspace / "runs.txt").read_text().split()) == 2,
         "second run",
     )
-    assert not _alive(first_pgid)
+    assert not first_attempt & job_processes(keep_id)
     once_job = wait(
         lambda: (j := stack.job(once_id, token))["status"] == "failed" and j, "non-restartable reported"
     )
@@ -258,6 +162,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
     )
     assert cancelled.status_code == 202
     wait(lambda: stack.job(keep_id, token)["status"] == "cancelled", "cancel")
+    wait(lambda: not job_processes(keep_id), "the cancelled job's processes to be gone")
 
 
 def test_register_errors(stack: Stack) -> None:

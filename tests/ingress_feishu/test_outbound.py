@@ -295,6 +295,59 @@ async def test_image_in_is_downloaded_as_an_image(start_ingress) -> None:
     assert not escape.ok
 
 
+async def test_download_never_writes_through_a_symlink_planted_in_the_workspace(
+    start_ingress, tmp_path: Path
+) -> None:
+    """Codex's shell can write its workspace: a symlink it plants at the file's name or on the
+    way to the directory (to outside DATA_ROOT or to another session) must not be written through."""
+    ingress: RunningIngress = await start_ingress()
+    fake = ingress.fake
+    sent = fake.push_message(
+        chat_id="oc_g", msg_type="image", content={"image_key": "img_in"}, mention_bot=True
+    )
+    fake.add_resource(sent["message_id"], "img_in", b"\x89PNG-new", "image/png")
+    [event] = await ingress.wait_inbound(1)
+    sessions = ingress.settings.data_root.resolve() / "sessions"
+    outside, other = tmp_path / "outside", sessions / "s2" / "workspace"
+    for directory in (outside, other):
+        directory.mkdir(parents=True)
+    victim = outside / "victim.png"
+    victim.write_bytes(b"precious")
+    inbox = sessions / "s1" / "workspace" / "inbox"
+
+    async def deliver(dest: Path) -> Any:
+        payload = DownloadPayload(attachments=event.attachments, dest_dir=str(dest))
+        return await ingress.request(action(payload, root=event.root_message_id))
+
+    first = await deliver(inbox)
+    landed_at = Path(first.files[0].local_path or "")
+    await asyncio.to_thread(_plant, landed_at, victim, {"to-outside": outside, "to-other": other})
+
+    again = await deliver(inbox)
+    refused = [await deliver(inbox.parent / "to-outside"), await deliver(inbox.parent / "to-other" / "x")]
+
+    assert victim.read_bytes() == b"precious" and [p.name for p in outside.iterdir()] == ["victim.png"]
+    assert list(other.iterdir()) == []
+    assert again.ok and again.files[0].local_path == str(landed_at)
+    assert await asyncio.to_thread(_regular_bytes, landed_at) == b"\x89PNG-new"
+    assert [p.name for p in inbox.iterdir()] == [landed_at.name]  # no temporary left
+    for result in refused:
+        assert not result.ok and "unsafe_path" in (result.error or "")
+
+
+def _plant(landed_at: Path, victim: Path, directory_links: dict[str, Path]) -> None:
+    """What a hostile shell would do: the next download of the file lands on a symlink, and
+    directories next to it lead out."""
+    landed_at.unlink()
+    landed_at.symlink_to(victim)
+    for name, target in directory_links.items():
+        (landed_at.parent.parent / name).symlink_to(target, target_is_directory=True)
+
+
+def _regular_bytes(path: Path) -> bytes | None:
+    return None if path.is_symlink() else path.read_bytes()
+
+
 async def test_history_of_a_thread_oldest_first(start_ingress) -> None:
     ingress: RunningIngress = await start_ingress(connect=False)
     fake = ingress.fake

@@ -242,6 +242,47 @@ async def test_attachment_download_into_the_session_workspace(
     assert not list(dest.glob("*.part"))
 
 
+async def test_download_never_writes_through_a_symlink_planted_in_the_workspace(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """Codex's shell can write its workspace: a symlink it plants where the download will land
+    (the file name, a temporary name, or a directory on the way, to outside DATA_ROOT or to another
+    session) must not let the ingress write anywhere but the workspace."""
+    ingress = await start_ingress()
+    sessions = _absolute(ingress.settings.data_root) / "sessions"
+    outside, other = tmp_path / "outside", sessions / "s2" / "workspace"
+    for directory in (outside, other):
+        directory.mkdir(parents=True)
+    victim = outside / "victim.txt"
+    victim.write_bytes(b"precious")
+    attachments = sessions / "s1" / "workspace" / ".attachments"
+    file_dir = attachments / "18"
+    file_dir.mkdir(parents=True)
+    (file_dir / "00-log.txt").symlink_to(victim)
+    (file_dir / "00-log.txt.part").symlink_to(victim)
+    (attachments / "19").symlink_to(outside, target_is_directory=True)
+    (attachments / "20").symlink_to(other, target_is_directory=True)
+    log = slack.add_file("log.txt", b"from slack", "text/plain")
+    files = [Attachment(id=log["id"], name="log.txt", size=log["size"], url=log["url_private"])]
+
+    async def deliver(dest: Path) -> OutboundResult:
+        payload = {"kind": "download", "attachments": [a.model_dump() for a in files], "dest_dir": str(dest)}
+        return await rpc(redis, keys, payload)
+
+    landed = await deliver(file_dir)
+    refused = [await deliver(attachments / "19"), await deliver(attachments / "20" / "inner")]
+
+    assert victim.read_bytes() == b"precious" and [p.name for p in outside.iterdir()] == ["victim.txt"]
+    assert list(other.iterdir()) == []
+    [saved] = landed.files
+    assert saved.local_path == str(file_dir / "00-log.txt")
+    assert not (file_dir / "00-log.txt").is_symlink() and _read(saved.local_path) == b"from slack"
+    assert sorted(p.name for p in file_dir.iterdir()) == ["00-log.txt", "00-log.txt.part"]
+    for result in refused:
+        assert not result.ok and result.files == []
+        assert result.data["errors"] == {log["id"]: "unsafe_path"}
+
+
 async def test_update_by_ref_ephemeral_and_reactions(
     slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
 ) -> None:

@@ -3,9 +3,10 @@ would answer an RPC, the test answers it on the reply key exactly as the contrac
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
+from pathlib import Path
 
+from codex_broker.libs import session_token
 from codex_broker.libs.contracts import (
     Actor,
     ApprovalRequest,
@@ -45,8 +46,15 @@ async def test_plain_channel_message_ignored_and_dm_session(
     assert request.coords.conversation_id == "D1"
 
 
-async def test_status_new_usage_help(driver: Driver, settings_for: Callable[..., Settings]) -> None:
-    await driver.start(settings_for())
+def expected_token_file(settings: Settings, session_key: str) -> Path:
+    return session_token.token_file(Path(settings.data_root).resolve(), session_key)
+
+
+async def test_status_new_usage_help(
+    driver: Driver, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for()
+    await driver.start(settings)
     first = message("start")
     root = first.root_message_id
     await driver.inbound(first)
@@ -62,8 +70,12 @@ async def test_status_new_usage_help(driver: Driver, settings_for: Callable[...,
         "completed", text="ok", usage=TokenUsage(input_tokens=7, output_tokens=3, total_tokens=10)
     )
     await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}")
-    old_hash = await driver.redis.get(driver.keys.session_token_hash(request.session_key))
-    assert old_hash and await driver.redis.get(driver.keys.session_by_token(old_hash.decode())) is not None
+    # the runner minted the thread's API token (libs.session_token); /new must end it at once
+    token_path = await session_token.ensure_session_token(
+        driver.redis, driver.keys, tmp_path, request.session_key, ttl_s=600
+    )
+    old_hash = session_token.token_sha256(token_path.read_text())
+    assert await driver.redis.get(driver.keys.session_by_token(old_hash)) is not None
     await driver.inbound(message("/usage", mention=False, root=root))
     usage = await driver.wait_outbound(
         lambda a: a.payload.kind == "post" and "This session" in a.payload.text
@@ -71,16 +83,14 @@ async def test_status_new_usage_help(driver: Driver, settings_for: Callable[...,
     assert "10 tokens" in usage.payload.text  # type: ignore[union-attr]
     await driver.inbound(message("/new", mention=False, root=root))
     await driver.wait_outbound(lambda a: a.payload.kind == "post" and "fresh Codex thread" in a.payload.text)
-    assert await driver.redis.get(driver.keys.session_by_token(old_hash.decode())) is None
+    assert await driver.redis.get(driver.keys.session_by_token(old_hash)) is None
     await driver.inbound(message("/help", mention=False, root=root))
     await driver.wait_outbound(lambda a: a.payload.kind == "post" and "-stop" in a.payload.text)
     await driver.inbound(message("again", mention=False, root=root))
     requests = await driver.wait_runs(2)
     assert requests[1].thread_id is None
     instructions = requests[1].developer_instructions or ""
-    token = instructions.split("BROKER_SESSION_TOKEN=", 1)[1].split()[0]
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    assert await driver.redis.get(driver.keys.session_by_token(digest)) == request.session_key.encode()
+    assert f"BROKER_SESSION_TOKEN_FILE={expected_token_file(settings, request.session_key)}" in instructions
 
 
 async def test_admin_commands(
@@ -164,7 +174,7 @@ async def test_backfill_once_and_attachments(driver: Driver, settings_for: Calla
     )
     [request] = await driver.wait_runs(1)
     text = request.input[0].text or ""
-    assert "Bob: CI is red since noon" in text and "Cleo: only on linux" in text
+    assert "- Bob:\n  > CI is red since noon" in text and "- Cleo:\n  > only on linux" in text
     assert text.index("earlier_thread_messages") < text.index("can you look?")
     assert [i.type for i in request.input] == ["text", "local_image"]
     runner = FakeRunnerScript(driver, request)
@@ -191,3 +201,57 @@ async def test_codex_posted_final_is_not_repeated(
     await runner.emit("completed", text="the answer")
     final = await driver.wait_outbound(lambda a: a.action_id == f"final:{request.run_id}")
     assert isinstance(final.payload, ProgressPayload) and final.payload.final_text is None
+
+
+async def test_clicks_act_only_on_the_active_run_of_their_own_thread(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    """A Stop / Approve button is bound to the thread it was clicked in: a value naming the run of
+    another thread, or an earlier run of this one, is refused and reaches no runner."""
+    await driver.start(settings_for(admins=["ADM"], approval_policy="on-request"))
+    thread_a, thread_b = message("task A", user="ADM"), message("task B", user="ADM")
+    await driver.inbound(thread_a)
+    await driver.inbound(thread_b)
+    requests = {r.coords.root_message_id: r for r in await driver.wait_runs(2)}
+    run_a, run_b = requests[thread_a.root_message_id], requests[thread_b.root_message_id]
+    runner_a, runner_b = (
+        FakeRunnerScript(driver, run_a, "runner-a"),
+        FakeRunnerScript(driver, run_b, "runner-b"),
+    )
+    await runner_a.claim()
+    await runner_b.claim()
+    ask = ApprovalRequest(request_id="q1", kind="command", summary="rm -rf build", command="rm -rf build")
+    await runner_b.emit("approval_requested", approval=ask)
+    prompt = await driver.wait_outbound(lambda a: a.action_id == f"approval:{run_b.run_id}:q1")
+    assert isinstance(prompt.payload, PostPayload)
+    approve_b = prompt.payload.buttons[0].value
+
+    async def refused(click_root: str, action: str, value: str, answer: str) -> None:
+        click = button(action, value, root=click_root, user="ADM")
+        await driver.inbound(click)
+        reply = await driver.wait_outbound(lambda a: a.action_id == f"ephemeral:{click.event_id}")
+        assert answer in reply.payload.text  # type: ignore[union-attr]
+
+    await refused(thread_a.root_message_id, "approve", approve_b, "no longer open")
+    await refused(thread_a.root_message_id, "stop", run_b.run_id, "already ended")
+    assert await driver.controls("runner-b") == []
+    assert await driver.redis.hget(driver.keys.run(run_b.run_id), "cancel_requested") is None
+
+    # a stale Stop of thread A's first run while its second run works
+    await runner_a.emit("completed", text="done")
+    await driver.wait_outbound(lambda a: a.action_id == f"final:{run_a.run_id}")
+    await driver.inbound(message("again", user="ADM", root=thread_a.root_message_id, mention=False))
+    second_a = next(r for r in await driver.wait_runs(3) if r.run_id not in (run_a.run_id, run_b.run_id))
+    await FakeRunnerScript(driver, second_a, "runner-a2").claim()
+    await refused(thread_a.root_message_id, "stop", run_a.run_id, "already ended")
+    assert await driver.controls("runner-a2") == []
+
+    # the same buttons in their own thread do act
+    await driver.inbound(button("approve", approve_b, root=thread_b.root_message_id, user="ADM"))
+    await driver.inbound(button("stop", second_a.run_id, root=thread_a.root_message_id, user="ADM"))
+
+    async def acted() -> list | None:
+        kinds = [c.kind for c in await driver.controls("runner-b") + await driver.controls("runner-a2")]
+        return kinds if sorted(kinds) == ["approval", "interrupt"] else None
+
+    await wait_for(acted, what="approval for B and interrupt for A's second run")

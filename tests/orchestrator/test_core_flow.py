@@ -25,7 +25,8 @@ async def test_mention_to_final_answer(driver: Driver, settings_for: Callable[..
     await driver.inbound(message("fix the flaky test"))
     [request] = await driver.wait_runs(1)
     assert request.thread_id is None
-    assert request.developer_instructions and "BROKER_SESSION_TOKEN=" in request.developer_instructions
+    instructions = request.developer_instructions or ""
+    assert "BROKER_SESSION_TOKEN_FILE=" in instructions and "BROKER_SESSION_TOKEN=" not in instructions
     text = request.input[0].text or ""
     assert "<context>" in text and "fix the flaky test" in text and "Alice" in text
     assert request.workspace.endswith("/workspace")

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -200,14 +201,19 @@ async def test_two_ingress_connections_share_events_and_a_retry_on_the_other_giv
     assert len(finals(world, "C450", retried.ts)) == 1
 
 
+def read_token(path: Path) -> str:
+    return path.read_text().strip()
+
+
 async def test_both_http_api_replicas_serve_the_session_api(world: SlackWorld) -> None:
     sent = world.mention("C500", "U1", "tok-F-1 hello api")
     await until(lambda: answered(world, "C500", sent.ts, "tok-F-1"), "the answer")
     instructions = world.model_saw("tok-F-1")[-1].get("instructions", "") + json.dumps(
         world.model_saw("tok-F-1")[-1].get("input")
     )
-    token = re.search(r"BROKER_SESSION_TOKEN=([A-Za-z0-9_\-]+)", instructions)
-    assert token, "no session token in what Codex received"
+    token_file = re.search(r"BROKER_SESSION_TOKEN_FILE=(/[^\s\\\"`]+)", instructions)
+    assert token_file, "no session token file in what Codex received"
+    token = read_token(Path(token_file.group(1)))  # the runner wrote it there
     base = world.broker.http_api_port
     coords = {"platform": "slack", "conversation_id": "C500", "root_message_id": sent.ts}
     async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
@@ -216,7 +222,7 @@ async def test_both_http_api_replicas_serve_the_session_api(world: SlackWorld) -
             assert ready.status_code == 200, ready.text
             posted = await http.post(
                 f"http://127.0.0.1:{port}/chat/post-message",
-                headers={"Authorization": f"Bearer {token.group(1)}"},
+                headers={"Authorization": f"Bearer {token}"},
                 json={**coords, "text": f"note from replica {n + 1}", "kind": "progress"},
             )
             assert posted.status_code == 200, posted.text

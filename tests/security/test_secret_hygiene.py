@@ -8,7 +8,8 @@ so the turns prove OPENAI_API_KEY reached Codex). One Slack session drives, thro
 Codex on the fake model:
 
 1. a mention → `exec_command` `env > env-dump.txt` in the workspace (Codex's shell environment);
-2. a follow-up → `curl` to the http-api with the session token from the developer instructions:
+2. a follow-up → `curl` to the http-api with the session token read from the token file the
+   developer instructions name (`$(cat …)`, so the token itself is in no command text):
    post-message, post-file (a workspace path), jobs/register of a script that runs
    `env > job-env.txt` and calls back `complete`; the callback starts a third turn;
 3. a Feishu mention answered in a card.
@@ -21,10 +22,9 @@ Redis key under the test's KEY_PREFIX and every rq key of its job queue (all dat
 streams entry by entry, compressed rq payloads unpacked), and what left the broker (model
 requests, Slack and Feishu posts). `MAY_HOLD` below is the whole allowance.
 
-Sandbox: the orchestrator's default is SANDBOX=workspace-write with NETWORK_ACCESS=false, in
-which Codex's shell cannot open sockets, so `curl` to the http-api on 127.0.0.1 fails. This
-test sets NETWORK_ACCESS=true (still workspace-write), the setting that lets Codex's shell
-reach the broker's API.
+Sandbox: the defaults, SANDBOX=workspace-write and NETWORK_ACCESS=true, set here explicitly: the
+sealed session's `curl` reaches the http-api's session address (127.0.0.42 under `up`) through
+Codex's managed proxy, the one way out the session's network has.
 """
 
 from __future__ import annotations
@@ -226,21 +226,21 @@ async def until(probe: Any, what: str, world: World | None = None, timeout_s: fl
 
 
 def session_token(world: World) -> tuple[str, str]:
-    """The session capability token and API base, read from the developer instructions."""
+    """The session's token file and API base, as the developer instructions name them."""
     text = json.dumps(world.model.requests)
-    token = re.search(r"BROKER_SESSION_TOKEN=([A-Za-z0-9_.~-]+)", text)
+    token_file = re.search(r"BROKER_SESSION_TOKEN_FILE=(/[^\s\\\"`]+)", text)
     base = re.search(r"BROKER_API_BASE=(http://[^\s\\\"`]+)", text)
-    assert token and base, "no session token / API base in the developer instructions"
-    return token.group(1), base.group(1).rstrip("/")
+    assert token_file and base, "no session token file / API base in the developer instructions"
+    return token_file.group(1), base.group(1).rstrip("/")
 
 
-def curl_json(base: str, token: str, route: str, body: dict[str, Any]) -> str:
+def curl_json(base: str, token_file: str, route: str, body: dict[str, Any]) -> str:
     """A shell command posting `body` as JSON (through a quoted heredoc: no shell quoting issues).
 
     No `rm` of the request file: Codex rejects `rm -f` as dangerous under approval policy never."""
     return (
         f"cat > request.json <<'JSON'\n{json.dumps(body)}\nJSON\n"
-        f'curl -sS -m 30 -H "Authorization: Bearer {token}" -H "content-type: application/json" '
+        f'curl -sS -m 30 -H "Authorization: Bearer $(cat {token_file})" -H "content-type: application/json" '
         f"--data-binary @request.json {base}{route}; echo"
     )
 
@@ -427,11 +427,8 @@ def delete_keys(client: Redis, patterns: list[str]) -> None:
 
 # Credentials the broker makes or receives at run time, and the only places each may appear.
 def session_token_place(where: str) -> bool:
-    return (
-        "/codex-home/sessions/" in where  # Codex's own rollout: it resumes the thread from it
-        or bool(re.match(r"redis stream \S+:stream:runs entry ", where))  # RunRequest instructions
-        or where == "fake model requests"  # the developer instructions are the design
-    )
+    # only its own 0600 file: no instructions, rollout, RunRequest, log or model request holds it
+    return where.endswith("/.broker-api-token")
 
 
 DERIVED_PLACES = {
@@ -443,7 +440,8 @@ DERIVED_PLACES = {
 
 def derived_secrets(world: World, workspace: Path) -> dict[str, str]:
     found: dict[str, str] = {}
-    found["session token"], _ = session_token(world)
+    token_file, _ = session_token(world)
+    found["session token"] = Path(token_file).read_text().strip()
     match = re.search(r"^JOB_TOKEN=(\S+)$", (workspace / "job-env.txt").read_text(), re.M)
     assert match, "no JOB_TOKEN in the job's environment"
     found["job token"] = match.group(1)
@@ -516,7 +514,7 @@ def broker_env(planted: dict[str, str], slack: FakeSlackProcess, feishu: FakeFei
         "DEBOUNCE_MS": "50",
         "MESSAGE_DURING_RUN": "queue",  # the job's callback waits for the turn that registered it
         "SANDBOX": "workspace-write",
-        "NETWORK_ACCESS": "true",  # default false: Codex's shell could not reach the http-api
+        "NETWORK_ACCESS": "true",  # the default, pinned: Codex's shell must reach the http-api
         "JOB_WORKERS": "1",
     }
 

@@ -34,8 +34,12 @@ def _children(base: dict[str, str]) -> dict[str, dict[str, str]]:
     return {plan.name: dict(plan.env) for plan in plans}
 
 
+SHARED = "REDIS_PASSWORD"  # every broker service needs Redis
+
+
 def _secrets_in(env: dict[str, str]) -> set[str]:
-    return {name for name in SECRET_OWNERS if name in env}
+    """The per-service secrets in `env` (the shared Redis password apart)."""
+    return {name for name in SECRET_OWNERS if name in env and name != SHARED}
 
 
 def test_each_child_gets_only_the_secrets_it_owns() -> None:
@@ -49,6 +53,7 @@ def test_each_child_gets_only_the_secrets_it_owns() -> None:
         "http-api-1": {"BROKER_ADMIN_TOKEN"},
         "worker-1": set(),
     }
+    assert all(SHARED in env for env in children.values())
     for env in children.values():  # everything that is not a secret passes through
         assert env["KEY_PREFIX"] == "cb" and env["PATH"] == "/usr/bin"
         assert env["SLACK_API_URL"] == BASE["SLACK_API_URL"]
@@ -84,7 +89,8 @@ def test_worker_gets_the_github_tokens_only_when_jobs_may_have_them() -> None:
 
 
 def test_embedded_redis_gets_no_secret() -> None:
-    assert _secrets_in(env_without_foreign_secrets("redis", BASE)) == set()
+    env = env_without_foreign_secrets("redis", BASE)
+    assert _secrets_in(env) == set() and SHARED not in env
 
 
 def test_codex_shell_drops_the_model_api_key_and_keeps_the_operators_excludes(tmp_path: Path) -> None:

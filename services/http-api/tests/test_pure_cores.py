@@ -71,6 +71,22 @@ def test_json_fields_accept_values_and_strings() -> None:
     )
 
 
+def test_reserved_marks_are_found_anywhere_in_blocks_and_cards() -> None:
+    from codex_broker.libs.buttons import reserved_mark
+
+    assert reserved_mark([{"type": "actions", "elements": [{"action_id": "cb_stop"}]}]) == (
+        "$[0].elements[0].action_id"
+    )
+    assert reserved_mark({"callback_id": "cb_coauthor"}) == "$.callback_id"
+    assert reserved_mark({"a": [{"b": {"value": {"cb": "approve", "v": "r:q"}}}]}) == "$.a[0].b.value.cb"
+    assert reserved_mark([{"action_id": "mine", "value": "cb_stop", "text": {"text": "cb"}}]) is None
+    assert reserved_mark({"cards": []}) is None
+    deep: list = []
+    for _ in range(200_000 // 2):
+        deep = [deep, 0]
+    assert reserved_mark(deep) is not None  # too large to walk: refused
+
+
 def test_post_message_defaults_format_from_payload() -> None:
     base = {"platform": "slack", "conversationId": "C", "rootMessageId": "1"}
     assert params.post_message({**base, "card": {"x": 1}}).format == "card"

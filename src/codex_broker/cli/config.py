@@ -46,6 +46,11 @@ class Settings(CommonSettings):
         default=15.0, gt=0, le=300, description="Seconds to wait for the embedded Redis to answer"
     )
 
+    broker_admin_token: SecretStr | None = Field(
+        default=None,
+        description="Token for /admin/api/* (unset: `up` makes one in DATA_ROOT/secrets/admin-token)",
+    )
+
     # read by `codex-broker doctor` only, to report whether they are set
     codex_bin: str | None = Field(default=None, description="Codex CLI executable (default: pinned)")
     codex_home: Path | None = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,11 @@ from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis
+from redis import exceptions as redis_errors
 
 from codex_broker.cli import embedded_redis
 from codex_broker.cli.config import Settings
+from codex_broker.libs import codex_sandbox
 from codex_broker.libs.codex_bin import CODEX_VERSION, find_codex_bin
 from codex_broker.libs.paths import codex_home
 
@@ -56,6 +59,22 @@ def check_redis(url: str | None, source: str, error: str | None, server_bin: str
     return Check("ok", "redis", f"{safe_url(url)} answers ({source})")
 
 
+def check_redis_auth(url: str | None, answers_anonymously: bool | None) -> Check | None:
+    """A Redis that answers a connection without credentials is open to a session's commands,
+    which can open sockets on the machine (NETWORK_ACCESS)."""
+    if url is None:
+        return Check("ok", "redis-auth", "`up` starts its embedded Redis with a password")
+    if answers_anonymously is None:  # unreachable: the redis line says so
+        return None
+    if answers_anonymously:
+        return Check(
+            "warn",
+            "redis-auth",
+            f"{safe_url(url)} answers without a password: give it one (docs/security.md)",
+        )
+    return Check("ok", "redis-auth", "Redis refuses connections without credentials")
+
+
 def check_codex_bin(path: str | None, version_output: str | None) -> Check:
     if path is None:
         return Check("fail", "codex-bin", "not found: run scripts/install-codex.sh or set CODEX_BIN")
@@ -66,6 +85,26 @@ def check_codex_bin(path: str | None, version_output: str | None) -> Check:
     if version != CODEX_VERSION:
         return Check("warn", "codex-bin", f"{path} is {version}, pinned {CODEX_VERSION}")
     return Check("ok", "codex-bin", f"{path} ({version})")
+
+
+def check_sandbox(codex_found: bool, problem: str | None) -> Check:
+    """Can the runner seal sessions (and the worker jobs) on this host?"""
+    if not codex_found:
+        return Check("fail", "sandbox", "not probed: no Codex CLI")
+    if problem is not None:
+        return Check(
+            "fail",
+            "sandbox",
+            f"Codex's sandbox cannot start here ({problem}): the runner refuses sealed sessions and "
+            "the worker refuses jobs; give the host user namespaces, or opt out with "
+            "SEAL_SESSIONS=false / JOBS_UNSANDBOXED=true (docs/security.md)",
+        )
+    return Check("ok", "sandbox", "Codex's sandbox seals a command (bubblewrap + seccomp)")
+
+
+def probe_sandbox(codex: str) -> str | None:
+    with tempfile.TemporaryDirectory(prefix="cb-doctor-") as scratch:
+        return codex_sandbox.probe(codex, Path(scratch) / "probe" / "work", Path(scratch) / "home")
 
 
 def check_codex_auth(
@@ -126,6 +165,23 @@ def probe_redis(url: str) -> str | None:
         client.close()
 
 
+def probe_anonymous(url: str) -> bool | None:
+    """True when the URL's server answers PING to a connection that sends no credentials."""
+    parts = urlsplit(url)
+    anonymous = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    client = Redis.from_url(anonymous, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(client.ping())
+    except redis_errors.AuthenticationError:
+        return False
+    except redis_errors.ResponseError as exc:  # NOAUTH / NOPERM spelled as a plain error reply
+        return False if "NOAUTH" in str(exc) or "NOPERM" in str(exc) else None
+    except Exception:
+        return None
+    finally:
+        client.close()
+
+
 def probe_version(path: str) -> str | None:
     try:
         done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
@@ -151,11 +207,17 @@ def gather(settings: Settings) -> list[Check]:
     if "redis_url" not in settings.model_fields_set and embedded_redis.read_state(settings.data_root) is None:
         server = embedded_redis.find_redis_server(settings.redis_server_bin)
         checks.append(check_redis(None, source, None, server))
+        auth = check_redis_auth(None, None)
     else:
-        checks.append(check_redis(url, source, probe_redis(url), None))
+        error = probe_redis(url)
+        checks.append(check_redis(url, source, error, None))
+        auth = check_redis_auth(url, probe_anonymous(url) if error is None else None)
+    if auth is not None:
+        checks.append(auth)
 
     codex = find_codex_bin(settings.codex_bin)
     checks.append(check_codex_bin(codex, probe_version(codex) if codex else None))
+    checks.append(check_sandbox(codex is not None, probe_sandbox(codex) if codex else None))
 
     home = settings.codex_home or codex_home(settings.data_root)
     auth_path = settings.codex_auth_json_path

@@ -1,7 +1,12 @@
 """The embedded Redis of `codex-broker up`: a redis-server child with AOF under DATA_ROOT/redis.
 
-`up` records the URL in DATA_ROOT/redis/embedded.json while it runs, so that `status` and
-`doctor` started later in another shell find the same Redis without REDIS_URL.
+`up` records the URL (without its password) in DATA_ROOT/redis/embedded.json while it runs, so
+that `status` and `doctor` started later in another shell find the same Redis without REDIS_URL.
+
+The server requires a password (`requirepass`, in a 0600 config file under DATA_ROOT/secrets,
+not on its command line where `ps` would show it): a session's commands can open sockets on the
+machine, so a Redis reachable on loopback must not answer them. The password is made once and
+reused (local_secrets), since the AOF data outlives a restart.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from codex_broker.cli import local_secrets
 from codex_broker.cli.config import Settings
+from codex_broker.libs.settings import with_credentials
 
 STATE_FILE = "embedded.json"
+CONFIG_FILE = "redis.conf"
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,23 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_argv(binary: str, port: int, directory: Path) -> list[str]:
-    """AOF on (everysec), no RDB snapshots, loopback only, logs to stdout for the prefixer."""
+def password(data_root: Path) -> str:
+    return local_secrets.load_or_create(data_root, local_secrets.REDIS_PASSWORD)
+
+
+def write_config(data_root: Path, secret: str) -> Path:
+    """The config file carrying `requirepass` (rewritten each start from the password file)."""
+    path = local_secrets.secret_path(data_root, CONFIG_FILE)
+    local_secrets.write_private(path, f"requirepass {secret}\n")
+    return path
+
+
+def server_argv(binary: str, port: int, directory: Path, config_file: Path) -> list[str]:
+    """Password from the config file, AOF on (everysec), no RDB snapshots, loopback only, logs
+    to stdout for the prefixer."""
     return [
         binary,
+        str(config_file),
         "--port",
         str(port),
         "--bind",
@@ -77,7 +98,14 @@ def server_argv(binary: str, port: int, directory: Path) -> list[str]:
 
 
 def url_for(port: int) -> str:
+    """The embedded Redis's URL without credentials (what embedded.json records)."""
     return f"redis://127.0.0.1:{port}/0"
+
+
+def authed_url(data_root: Path, url: str) -> str:
+    """`url` with the embedded Redis's password, when the password file exists."""
+    secret = local_secrets.read_secret(local_secrets.secret_path(data_root, local_secrets.REDIS_PASSWORD))
+    return with_credentials(url, None, secret) if secret else url
 
 
 def write_state(data_root: Path, state: EmbeddedState) -> None:
@@ -122,5 +150,7 @@ def resolve_redis_url(settings: Settings) -> tuple[str, str]:
         return settings.redis_url, "REDIS_URL"
     state = read_state(settings.data_root)
     if state is not None:
-        return state.url, f"embedded Redis of codex-broker up (pid {state.pid})"
+        return authed_url(
+            settings.data_root, state.url
+        ), f"embedded Redis of codex-broker up (pid {state.pid})"
     return settings.redis_url, "default (REDIS_URL unset, no embedded Redis running)"

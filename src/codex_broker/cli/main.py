@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import doctor, embedded_redis, env_example, status
+from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
+from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
 
@@ -45,6 +46,19 @@ def worker_available() -> bool:
         return False
 
 
+# Codex's commands reach the http-api on a loopback address of its own, so that the sandbox's
+# network allow-list (hosts, not ports) admits it without 127.0.0.1's other services.
+UP_SESSION_API_HOST = "127.0.0.42"
+
+
+def session_api_env(settings: Settings) -> dict[str, str]:
+    """SESSION_API_HOST for the children, unless the operator chose it or the API base."""
+    chosen = {"session_api_host", "broker_api_base"} & settings.model_fields_set
+    if chosen or not settings.http_api_host.startswith("127."):
+        return {}
+    return {"SESSION_API_HOST": UP_SESSION_API_HOST}
+
+
 def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     try:
         replicas = {**parse_replicas(settings.up_replicas), **parse_replicas(replicas_arg)}
@@ -55,6 +69,8 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     base_env = dict(os.environ)  # children read their own settings from it (and from .env)
     if not embedded:
         base_env["REDIS_URL"] = settings.redis_url
+    base_env.update(session_api_env(settings))
+    notes = admin_login.ensure_admin_token(settings, base_env)
     has_worker = worker_available()
     children = plan_children(
         python=sys.executable,
@@ -65,9 +81,9 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
         worker_available=has_worker,
         base_env=base_env,
     )
-    notes = []
     if not no_worker and not has_worker and replicas.get(WORKER.name, 1) > 0:
         notes.append(f"{WORKER.module} does not exist yet: not starting the rq worker")
+    private_data_root(settings.data_root)  # the embedded Redis and every child inherit the umask
     return asyncio.run(run_up(settings, children, base_env=base_env, embedded=embedded, notes=notes))
 
 

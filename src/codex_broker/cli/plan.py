@@ -52,6 +52,9 @@ SECRET_OWNERS: dict[str, frozenset[str]] = {
     "GH_TOKEN": frozenset({"codex-runner"}),
     "GITHUB_TOKEN": frozenset({"codex-runner"}),
     "BROKER_ADMIN_TOKEN": frozenset({"http-api"}),
+    # every broker service talks to Redis; the embedded redis-server child gets its password from
+    # its config file, not from this
+    "REDIS_PASSWORD": frozenset(s.name for s in ALL_SERVICES),
 }
 _GH_TOKENS = ("GH_TOKEN", "GITHUB_TOKEN")
 _TRUE = ("1", "true", "yes", "on")

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from redis.asyncio import Redis
 
-from codex_broker.cli import embedded_redis
+from codex_broker.cli import admin_login, embedded_redis, local_secrets
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import (
     ChildPlan,
@@ -261,8 +261,8 @@ async def _ping(url: str) -> bool:
 
 async def start_embedded_redis(
     settings: Settings, out: Output, env: Mapping[str, str]
-) -> tuple[Managed, asyncio.subprocess.Process, str]:
-    """Start redis-server on a free loopback port and wait until it answers PING."""
+) -> tuple[Managed, asyncio.subprocess.Process, int]:
+    """Start redis-server (password required) on a free loopback port and wait until it answers."""
     binary = embedded_redis.find_redis_server(settings.redis_server_bin)
     if binary is None:
         raise UpError(
@@ -271,14 +271,15 @@ async def start_embedded_redis(
         )
     directory = embedded_redis.redis_dir(settings.data_root).resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    config_file = embedded_redis.write_config(settings.data_root, embedded_redis.password(settings.data_root))
     for _attempt in range(3):  # a port taken between probing and binding: pick another
         port = embedded_redis.free_loopback_port()
-        url = embedded_redis.url_for(port)
+        url = embedded_redis.authed_url(settings.data_root, embedded_redis.url_for(port))
         plan = ChildPlan(
             name="redis",
             service="redis",
             index=1,
-            argv=tuple(embedded_redis.server_argv(binary, port, directory)),
+            argv=tuple(embedded_redis.server_argv(binary, port, directory, config_file.resolve())),
             env=env_without_foreign_secrets("redis", env),  # Redis owns no secret
         )
         managed = Managed(plan)
@@ -287,8 +288,12 @@ async def start_embedded_redis(
         deadline = time.monotonic() + settings.up_redis_wait_s
         while proc.returncode is None and time.monotonic() < deadline:
             if await _ping(url):
-                out.up(f"embedded Redis ready at {url} (AOF in {directory})")
-                return managed, proc, url
+                secret = local_secrets.secret_path(settings.data_root, local_secrets.REDIS_PASSWORD)
+                out.up(
+                    f"embedded Redis ready at {embedded_redis.url_for(port)} "
+                    f"(password in {secret}, AOF in {directory})"
+                )
+                return managed, proc, port
             await asyncio.sleep(0.05)
         signal_group(proc.pid, signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(pump(managed.output, "redis", out), proc.wait()), timeout=10)
@@ -353,18 +358,23 @@ async def run_up(
             out.up(f"cannot start: codex-broker up (pid {other.pid}) already runs on this DATA_ROOT")
             return 1
         try:
-            redis_managed, redis_proc, url = await start_embedded_redis(settings, out, env)
+            redis_managed, redis_proc, port = await start_embedded_redis(settings, out, env)
         except UpError as exc:
             out.up(f"cannot start: {exc}")
             return 1
         redis_task = asyncio.create_task(supervise(redis_managed, out, redis_stop, policy, first=redis_proc))
         embedded_redis.write_state(
             settings.data_root,
-            embedded_redis.EmbeddedState(url=url, pid=os.getpid(), redis_pid=redis_proc.pid),
+            embedded_redis.EmbeddedState(
+                url=embedded_redis.url_for(port), pid=os.getpid(), redis_pid=redis_proc.pid
+            ),
         )
+        url = embedded_redis.authed_url(settings.data_root, embedded_redis.url_for(port))
         children = [_with_env(child, {"REDIS_URL": url}) for child in children]
     elif "REDIS_URL" in base_env and not await _ping(base_env["REDIS_URL"]):
         out.up("Redis at REDIS_URL does not answer (yet): services will retry until it does")
+    if any(child.service == "http-api" for child in children):
+        await announce_admin_login(settings, children, out)
     try:
         group = [Managed(child) for child in children]
         tasks = [] if stop.is_set() else [asyncio.create_task(supervise(m, out, stop, policy)) for m in group]
@@ -379,6 +389,22 @@ async def run_up(
             embedded_redis.clear_state(settings.data_root, os.getpid())
     out.up("all children stopped")
     return 0
+
+
+async def announce_admin_login(settings: Settings, children: Sequence[ChildPlan], out: Output) -> None:
+    """Print the admin page's one-time login URL (the code, not the token: `up`'s output is often
+    kept in a terminal's scrollback or a log file, and a used code is worthless)."""
+    api = next(child for child in children if child.service == "http-api")
+    redis_url = api.env.get("REDIS_URL", settings.redis_url)
+    page = admin_login.page_url(settings.http_api_host, settings.http_api_port)
+    try:
+        code = await admin_login.issue_code(redis_url, settings.keys)
+    except Exception as exc:  # an external Redis not up yet: the token still works
+        out.up(
+            f"admin page {page}: no one-time login code ({type(exc).__name__}); log in with the admin token"
+        )
+        return
+    out.up(f"admin page: open {page}#code={code} (one-time login, valid {admin_login.CODE_TTL_S // 60} min)")
 
 
 def _with_env(child: ChildPlan, extra: Mapping[str, str]) -> ChildPlan:

@@ -22,18 +22,21 @@ from codex_broker.libs.keys import Keys, session_key_of
 from codex_broker.libs.paths import session_workspace
 
 ADMIN_TOKEN = "admin-test-token-0123456789"
+ADMIN_HEADERS = {"x-admin-token": ADMIN_TOKEN}
 LOOPBACK = ("127.0.0.1", 40001)
+BASE_URL = "http://127.0.0.1:3000"  # a Host the admin cookie is accepted on (the default allow-list)
 
 ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
-def make_context(redis: Redis, keys: Keys, data_root: Path, token: str | None) -> AppContext:
+def make_context(redis: Redis, keys: Keys, data_root: Path, token: str | None, **values: Any) -> AppContext:
     settings = Settings(  # type: ignore[call-arg]
         data_root=data_root,
         key_prefix=keys.prefix,
         shard_count=keys.shard_count,
         broker_admin_token=SecretStr(token) if token else None,
         _env_file=None,  # a developer's .env must not change what the tests see
+        **values,
     )
     bus = StreamBus(redis, dead_letter_stream=keys.dead_letter_stream)
     return AppContext(settings=settings, redis=redis, keys=keys, bus=bus)
@@ -48,13 +51,21 @@ def data_root(tmp_path: Path) -> Path:
 
 @pytest_asyncio.fixture
 async def admin_client(redis: Redis, keys: Keys, data_root: Path) -> AsyncIterator[ClientFactory]:
-    """Factory: `await admin_client(token=..., client=(host, port))` → httpx client on the app."""
+    """Factory: `await admin_client(token=..., client=(host, port), headers=...)` → httpx client on
+    an app configured with `token` (None: no admin token at all)."""
     opened: list[httpx.AsyncClient] = []
 
-    async def factory(*, token: str | None = None, client: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
-        app = create_app(make_context(redis, keys, data_root, token))
+    async def factory(
+        *,
+        token: str | None = ADMIN_TOKEN,
+        client: tuple[str, int] = LOOPBACK,
+        headers: dict[str, str] | None = None,
+        base_url: str = BASE_URL,
+        **settings: Any,
+    ) -> httpx.AsyncClient:
+        app = create_app(make_context(redis, keys, data_root, token, **settings))
         transport = httpx.ASGITransport(app=app, client=client)
-        http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        http = httpx.AsyncClient(transport=transport, base_url=base_url, headers=headers)
         opened.append(http)
         return http
 
@@ -65,8 +76,8 @@ async def admin_client(redis: Redis, keys: Keys, data_root: Path) -> AsyncIterat
 
 @pytest_asyncio.fixture
 async def api(admin_client: ClientFactory) -> httpx.AsyncClient:
-    """A loopback client of an app without an admin token (the default local setup)."""
-    return await admin_client()
+    """An operator's client: the admin token in its header, JSON on every request."""
+    return await admin_client(headers={**ADMIN_HEADERS, "content-type": "application/json"})
 
 
 async def seed_session(

@@ -20,6 +20,7 @@ import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
 
+from codex_broker.cli import admin_login
 from codex_broker.http_api.app import create_app
 from codex_broker.libs.heartbeat import Heartbeat
 from codex_broker.libs.keys import Keys
@@ -230,7 +231,12 @@ async def test_admin_page_end_to_end(
     await page.locator("#overview-runs").get_by_text("run-7").wait_for()
     await overview.get_by_role("button", name=f"Open session {world['session']}").wait_for()
     await overview.get_by_text("turn started").first.wait_for()
-    assert await page.evaluate("sessionStorage.getItem('cbAdminToken')") == ADMIN_TOKEN
+    # the session is an HttpOnly cookie: nothing the page's script (or an injected one) can read
+    assert await page.evaluate("document.cookie") == ""
+    assert await page.evaluate("JSON.stringify(sessionStorage) + JSON.stringify(localStorage)") == "{}{}"
+    cookies = await page.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("cb_admin", True, "Strict")]
+    assert ADMIN_TOKEN not in cookies[0]["value"]
     await page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
 
     # sessions list → detail with the timeline
@@ -323,5 +329,30 @@ async def test_wrong_token_is_refused_and_asked_again(served: str, browser: Any)
     await page.get_by_role("button", name="Unlock").click()
     await page.get_by_role("alert").get_by_text("The token was not accepted.").wait_for()
     assert await page.get_by_role("textbox", name="Token").is_visible()
-    assert await page.evaluate("sessionStorage.getItem('cbAdminToken')") is None
+    assert await page.context.cookies() == []
     await page.close()
+
+
+async def test_the_one_time_link_up_prints_logs_in_once(
+    served: str, browser: Any, redis_url: str, redis: Redis, keys: Keys, data_root: Path
+) -> None:
+    await seed(redis, keys, data_root)
+    code = await admin_login.issue_code(redis_url, keys, ttl_s=60)
+    first = await browser.new_page()
+    first.set_default_timeout(15_000)
+    await first.goto(f"{served}/admin#code={code}")
+    await first.locator("#overview-services").get_by_text("runner-1").wait_for()
+    assert code not in first.url  # taken out of the address bar (and history) at once
+    assert await first.get_by_role("button", name="Sign out").is_visible()
+    # signing out ends the cookie session: the page asks for the token again
+    await first.get_by_role("button", name="Sign out").click()
+    await first.get_by_role("textbox", name="Token").wait_for()
+    assert await first.context.cookies() == []
+    await first.close()
+
+    second = await (await browser.new_context()).new_page()
+    second.set_default_timeout(15_000)
+    await second.goto(f"{served}/admin#code={code}")
+    await second.get_by_role("alert").get_by_text("already used or has expired").wait_for()
+    assert await second.get_by_role("textbox", name="Token").is_visible()
+    await second.close()

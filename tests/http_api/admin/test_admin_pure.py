@@ -18,7 +18,7 @@ from codex_broker.libs.authors import valid_email
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.logs import REDACTED, Redactor
 from tests.helpers import free_port
-from tests.http_api.admin.conftest import make_context
+from tests.http_api.admin.conftest import ADMIN_HEADERS, ADMIN_TOKEN, make_context
 
 
 def test_page_parsing() -> None:
@@ -77,9 +77,11 @@ def test_summary_and_paths() -> None:
 
 async def test_redis_down_is_503_not_a_crash(keys: Keys, tmp_path: Path) -> None:
     dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
-    app = create_app(make_context(dead, keys, tmp_path, None))
+    app = create_app(make_context(dead, keys, tmp_path, ADMIN_TOKEN))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 1))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=ADMIN_HEADERS
+    ) as http:
         response = await http.get("/admin/api/sessions")
     await dead.aclose()
     assert response.status_code == 503

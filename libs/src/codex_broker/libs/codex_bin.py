@@ -28,3 +28,21 @@ def find_codex_bin(explicit: str | None = None) -> str | None:
     if local.exists():
         return str(local)
     return shutil.which("codex")
+
+
+def native_codex_bin(codex_bin: str) -> str:
+    """The native Codex executable behind the npm launcher, when `codex_bin` is that launcher.
+
+    The npm `codex` is a Node script that (on Node < 23) spawns the native binary as a child:
+    a second process per app-server, and a SIGKILL to the launcher would leave the real server
+    running on our pipes. Exec the native binary directly instead.
+    """
+    launcher = Path(shutil.which(codex_bin) or codex_bin).resolve()
+    if launcher.suffix != ".js":
+        return codex_bin
+    scope = launcher.parent.parent.parent  # node_modules/@openai
+    for pattern in ("codex-*/vendor/*/bin/codex", "codex/vendor/*/bin/codex"):
+        for candidate in sorted(scope.glob(pattern)):
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return codex_bin

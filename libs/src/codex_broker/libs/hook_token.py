@@ -1,7 +1,6 @@
 """The commit hook's credential: a narrow per-session token in a 0600 file outside the workspace.
 
-Codex's shell does not carry the session's capability token (it is only in the developer
-instructions), but git runs the commit-msg hook with the repository as cwd. The broker writes
+git runs the commit-msg hook with the repository as cwd, whatever runs git. The broker writes
 `DATA_ROOT/sessions/<safe key>/.broker-session` (JSON {v, session_key, token}, mode 0600) next to
 — never inside — the session workspace; the hook walks up from the repository to find it.
 
@@ -15,10 +14,8 @@ sha256 (so a replaced token stops working).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 import json
-import os
 import secrets
 from pathlib import Path
 
@@ -26,12 +23,9 @@ from redis.asyncio import Redis
 
 from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.session_token import token_sha256, write_private_file
 
 HOOK_FILE = ".broker-session"
-
-
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def hook_file(data_root: Path, session_key: str) -> Path:
@@ -53,18 +47,7 @@ def read_hook_file(path: Path) -> tuple[str, str] | None:
 
 
 def write_hook_file(path: Path, session_key: str, token: str) -> None:
-    """Atomic write, created 0600 (never world-readable, not even for a moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"v": 1, "session_key": session_key, "token": token}, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    write_private_file(path, json.dumps({"v": 1, "session_key": session_key, "token": token}))
 
 
 async def ensure_hook_token(redis: Redis, keys: Keys, data_root: Path, session_key: str) -> Path:

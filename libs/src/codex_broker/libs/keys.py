@@ -237,3 +237,8 @@ class Keys:
     @property
     def active_auth_profile(self) -> str:
         return f"{self.prefix}:auth-profile:active"
+
+    def admin_login_code(self, code_sha256: str) -> str:
+        """String: a one-time admin login code `up` prints (sha256 of it), redeemed once by the
+        http-api's login endpoint (GETDEL)."""
+        return f"{self.prefix}:admin:login-code:{code_sha256}"

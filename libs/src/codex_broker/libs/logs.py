@@ -33,6 +33,8 @@ _TOKEN_PATTERNS = [
     # also the repr of a headers dict: {'Authorization': 'token abc'}
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:bearer|basic|token)\s+[^\s\"',}]+"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # the password in a Redis URL (`up` hands children REDIS_URL=redis://:PASSWORD@host:port)
+    re.compile(r"(rediss?://[^:/@\s]*:)[^@\s/]+(?=@)"),
     # the session capability token in Codex's developer instructions (raw Codex RPC logs)
     re.compile(r"(BROKER_SESSION_TOKEN=)[A-Za-z0-9._~+/=-]{8,}"),
 ]

@@ -50,5 +50,10 @@ def team_home(data_root: Path) -> Path:
     return Path(data_root) / "team-home"
 
 
+def secrets_root(data_root: Path) -> Path:
+    """Secrets `codex-broker up` generates (the embedded Redis's password, the admin token)."""
+    return Path(data_root) / "secrets"
+
+
 def job_dir(data_root: Path, job_id: str) -> Path:
     return Path(data_root) / "jobs" / safe_name(job_id)

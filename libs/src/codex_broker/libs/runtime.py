@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import stat
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
@@ -31,6 +34,29 @@ from codex_broker.libs.settings import CommonSettings
 log = logging.getLogger(__name__)
 
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_data_root(data_root: Path) -> None:
+    """Call first in a process's main: everything it (and Codex, git, jobs it spawns) creates from
+    now on is 0700 / 0600, and DATA_ROOT itself is closed to group and others.
+
+    DATA_ROOT holds auth.json, logs, rollouts and other sessions' workspaces; every broker process
+    and Codex run as one user, so nobody needs the group or other bits. The umask (not a chmod
+    per file) covers files the services, Codex and git create without naming a mode. Closing the
+    root also closes whatever an older install created below it with wider modes.
+    """
+    os.umask(PRIVATE_UMASK)
+    root = Path(data_root)
+    root.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(root, mode & 0o700)
+        except PermissionError:  # a volume root owned by someone else (e.g. Kubernetes fsGroup)
+            log.warning("DATA_ROOT is open to group/others and cannot be changed", extra={"mode": oct(mode)})
 
 
 def _degraded(value: Any) -> bool:

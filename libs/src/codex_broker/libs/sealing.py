@@ -15,16 +15,19 @@ one and CODEX_HOME is denied entry by entry, keeping only what commands are mean
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from codex_broker.libs import paths
 
 PROFILE_ID = "cb-session"
-# DATA_ROOT trees no session may see: other sessions, logs, the embedded Redis's files, upload
-# copies and job directories. Codex homes (auth, config, rollouts) are handled apart: the
-# session's own is hidden entry by entry, every other profile's whole.
-PRIVATE_TREES = ("sessions", "logs", "redis", "outbox", "jobs")
+# DATA_ROOT trees no session may see: other sessions, logs, the embedded Redis's files, the
+# secrets `up` generates (Redis password, admin token), upload copies and job directories. Codex
+# homes (auth, config, rollouts) are handled apart: the session's own is hidden entry by entry,
+# every other profile's whole.
+PRIVATE_TREES = ("sessions", "logs", "redis", "secrets", "outbox", "jobs")
 # What commands of a session use from their profile's CODEX_HOME: the git identity (config,
 # commit hook, credential helper), the team's instructions and skills, Codex's own sandbox helper.
 # (The runner's git_identity writes these; named here so the job worker shares them.)
@@ -112,20 +115,98 @@ def filesystem_rules(data_root: Path, session_key: str, workspace: Path, codex_h
             rules[str(target)] = "none"
     # The session's own directory: its workspace and the commit hook's token file beside it.
     rules[str(paths.session_dir(root, session_key))] = "write"
-    rules[str(workspace)] = "write"
+    rules.update(workspace_grants(workspace))
     return rules
 
 
+def workspace_grants(workspace: Path) -> dict[str, str]:
+    """The workspace writable, its own repository included: Codex keeps an existing top-level
+    `.git` of a writable root read-only unless it is granted itself (measured: with the grant a
+    commit works whether `.git` existed at thread start or was made later)."""
+    return {str(workspace): "write", str(Path(workspace) / ".git"): "write"}
+
+
+def network_rules(network_access: bool, allowed_hosts: Sequence[str]) -> dict[str, Any]:
+    """Off: seccomp refuses every socket (AF_UNIX included). On: commands get a network
+    namespace of their own whose only way out is Codex's managed proxy, which lets through the
+    allow-listed hosts and nothing local or private that is not named (measured: direct
+    connects to 127.0.0.1 are refused; the proxy answers 403 for an unlisted loopback address
+    and blocks 169.254.169.254). The list names hosts, not ports: naming 127.0.0.1 would admit
+    every service on it, so the broker API gets an address of its own (SESSION_API_HOST)."""
+    if not network_access:
+        return {"enabled": False}
+    return {"enabled": True, "mode": "full", "domains": dict.fromkeys(allowed_hosts, "allow")}
+
+
 def sealed_config(
-    data_root: Path, session_key: str, workspace: Path, codex_home: Path, *, network_access: bool
+    data_root: Path,
+    session_key: str,
+    workspace: Path,
+    codex_home: Path,
+    *,
+    network_access: bool,
+    allowed_hosts: Sequence[str] = (),
 ) -> dict[str, Any]:
     """`thread/start` / `thread/resume` config selecting the session's own permission profile."""
-    return {
+    filesystem = filesystem_rules(data_root, session_key, workspace, codex_home)
+    return _profile_config(filesystem, network_access, allowed_hosts)
+
+
+def _profile_config(
+    filesystem: dict[str, str], network_access: bool, allowed_hosts: Sequence[str]
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "default_permissions": PROFILE_ID,
         "permissions": {
-            PROFILE_ID: {
-                "filesystem": filesystem_rules(data_root, session_key, workspace, codex_home),
-                "network": {"enabled": network_access},
-            }
+            PROFILE_ID: {"filesystem": filesystem, "network": network_rules(network_access, allowed_hosts)}
         },
     }
+    if network_access:
+        config["features"] = {"network_proxy": True}  # experimental in 0.169: off unless asked
+    return config
+
+
+def api_host(api_base: str) -> str | None:
+    """The host commands must reach for the broker API (BROKER_API_BASE)."""
+    return urlsplit(api_base).hostname
+
+
+def allowed_hosts(api_base: str, operator_domains: Sequence[str]) -> list[str]:
+    """The allow-list, from the service's own settings (never a stream entry): the broker API's
+    host first, then NETWORK_ALLOWED_DOMAINS."""
+    api = api_host(api_base)
+    return [*([api] if api else []), *operator_domains]
+
+
+def job_filesystem_rules(data_root: Path, session_key: str, workspace: Path, job_dir: Path) -> dict[str, str]:
+    """The rules of one background job of a session: the session's own, with two differences.
+
+    Every CODEX_HOME is hidden whole: a job gets no git identity from it, and the sandbox's own
+    helper lives in the worker's home under `jobs/`. The job's directory (its script, its output)
+    is granted `write` inside the denied `jobs/` tree, which works where a `read` grant would not.
+    """
+    root = Path(data_root).resolve()
+    rules: dict[str, str] = {"/": "read"}
+    for tree in PRIVATE_TREES:
+        rules[str(root / tree)] = "none"
+    for home in codex_homes(root):
+        if home.exists():
+            rules[str(home.resolve())] = "none"
+    rules[str(paths.session_dir(root, session_key))] = "write"
+    rules.update(workspace_grants(workspace))
+    rules[str(Path(job_dir).resolve())] = "write"
+    return rules
+
+
+def job_config(
+    data_root: Path,
+    session_key: str,
+    workspace: Path,
+    job_dir: Path,
+    *,
+    network_access: bool,
+    allowed_hosts: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`codex sandbox` config selecting a job's permission profile (same shape as `sealed_config`)."""
+    filesystem = job_filesystem_rules(data_root, session_key, workspace, job_dir)
+    return _profile_config(filesystem, network_access, allowed_hosts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 
@@ -44,6 +45,16 @@ class Settings(RawLogSettings, GitIdentitySettings):
     codex_config_overrides: list[str] = Field(
         default_factory=list,
         description='Extra `-c key=value` overrides for the app-server (JSON list, e.g. ["model=\\"o3\\""])',
+    )
+    session_token_ttl_s: int = Field(
+        default=86_400,
+        ge=60,
+        description="Lifetime of a session's http-api token; every run of the session extends it",
+    )
+    unsealed_sandboxes: list[Literal["read-only", "danger-full-access"]] = Field(
+        default_factory=list,
+        description="Unsealed sandbox modes this runner accepts besides workspace-write (JSON list, "
+        'e.g. ["danger-full-access"]); a run asking for another is failed with sandbox_refused',
     )
     seal_sessions: bool = Field(
         default=True,

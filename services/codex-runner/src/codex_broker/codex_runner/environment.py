@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from codex_broker.codex_runner import git_identity
 from codex_broker.codex_runner.config import Settings
 from codex_broker.libs import paths, sealing
+from codex_broker.libs.codex_bin import native_codex_bin as native_codex_bin  # moved to libs (jobs use it)
 
 log = logging.getLogger(__name__)
 
@@ -166,21 +166,3 @@ def child_env(settings: Settings, profile: Profile) -> dict[str, str]:
             env[name.lower()] = value
     env.update(git_identity.git_child_env(settings, profile.codex_home, api_base=settings.api_base))
     return env
-
-
-def native_codex_bin(codex_bin: str) -> str:
-    """The native Codex executable behind the npm launcher, when `codex_bin` is that launcher.
-
-    The npm `codex` is a Node script that (on Node < 23) spawns the native binary as a child:
-    a second process per app-server, and a SIGKILL to the launcher would leave the real server
-    running on our pipes. Exec the native binary directly instead.
-    """
-    launcher = Path(shutil.which(codex_bin) or codex_bin).resolve()
-    if launcher.suffix != ".js":
-        return codex_bin
-    scope = launcher.parent.parent.parent  # node_modules/@openai
-    for pattern in ("codex-*/vendor/*/bin/codex", "codex/vendor/*/bin/codex"):
-        for candidate in sorted(scope.glob(pattern)):
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-    return codex_bin

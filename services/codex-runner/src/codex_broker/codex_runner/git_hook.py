@@ -22,6 +22,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +142,16 @@ def credentials(cwd: Path) -> Credentials | None:
     return Credentials(token=token) if token else None
 
 
+def broker_opener(env: Mapping[str, str]) -> urllib.request.OpenerDirector:
+    """How to reach the broker. Inside a sealed session's network the only way out is Codex's
+    managed proxy (it sets CODEX_NETWORK_PROXY_ACTIVE and HTTP_PROXY), whatever NO_PROXY says;
+    elsewhere the broker is local and never reached through the child's HTTP(S)_PROXY."""
+    proxy = env.get("HTTP_PROXY") or env.get("http_proxy")
+    if env.get("CODEX_NETWORK_PROXY_ACTIVE") == "1" and proxy:
+        return urllib.request.build_opener(urllib.request.ProxyHandler({"http": proxy, "https": proxy}))
+    return urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def ask_broker(api_base: str, creds: Credentials, timeout_s: float) -> dict | None:
     """POST /git/coauthors/resolve; None on any failure (unreachable, slow, refused, bad JSON)."""
     body = json.dumps(
@@ -156,10 +167,8 @@ def ask_broker(api_base: str, creds: Credentials, timeout_s: float) -> dict | No
             "User-Agent": "codex-broker-commit-msg",
         },
     )
-    # the broker is local: never through the child's HTTP(S)_PROXY
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(request, timeout=timeout_s) as response:
+        with broker_opener(os.environ).open(request, timeout=timeout_s) as response:
             data = json.loads(response.read(1_000_000))
     except (urllib.error.URLError, OSError, ValueError, TimeoutError):
         return None

@@ -199,7 +199,8 @@ def commit_msg_hook(python: str) -> str:
 
 
 def _write(path: Path, content: str, mode: int) -> None:
-    """Write only when changed (atomic replace), then enforce the mode."""
+    """Write only when changed (atomic replace), then enforce the mode (owner-only: Codex and git
+    run as the same user, and nothing else may read CODEX_HOME)."""
     try:
         if path.read_text(encoding="utf-8") == content:
             os.chmod(path, mode)
@@ -229,12 +230,12 @@ def prepare_git_home(
     hooks_dir = codex_home / HOOKS_DIR
     helper_path = codex_home / HELPER_DIR / HELPER_NAME
     helper_path.parent.mkdir(exist_ok=True)
-    _write(helper_path, CREDENTIAL_HELPER_SCRIPT, 0o755)
+    _write(helper_path, CREDENTIAL_HELPER_SCRIPT, 0o700)
     if settings.git_coauthor_hook:
         hooks_dir.mkdir(exist_ok=True)
-        _write(hooks_dir / HOOK_TEMPLATE, commit_msg_hook(python or sys.executable), 0o755)
+        _write(hooks_dir / HOOK_TEMPLATE, commit_msg_hook(python or sys.executable), 0o700)
         for name in PASSTHROUGH_HOOKS:
-            _write(hooks_dir / name, PASSTHROUGH_SCRIPT, 0o755)
+            _write(hooks_dir / name, PASSTHROUGH_SCRIPT, 0o700)
     config = render_gitconfig(
         user_name=settings.git_user_name,
         user_email=settings.git_user_email,
@@ -247,7 +248,7 @@ def prepare_git_home(
         hook_timeout_s=settings.git_hook_timeout_s,
     )
     config_path = codex_home / GITCONFIG
-    _write(config_path, config, 0o644)
+    _write(config_path, config, 0o600)
     return GitHome(config_path=config_path, hooks_dir=hooks_dir, helper_path=helper_path)
 
 

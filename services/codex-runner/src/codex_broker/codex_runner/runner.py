@@ -34,6 +34,7 @@ from codex_broker.codex_runner.environment import native_codex_bin, prepare_prof
 from codex_broker.codex_runner.events import EventPublisher
 from codex_broker.codex_runner.supervisor import Supervisor
 from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun, steer_rejected
+from codex_broker.libs import codex_sandbox
 from codex_broker.libs.bus import (
     DATA_FIELD,
     Consumer,
@@ -46,6 +47,7 @@ from codex_broker.libs.bus import (
 from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
 from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
+from codex_broker.libs.session_token import ensure_session_token
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ class Runner:
         self._supervisors_stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
+        # why sealed sessions cannot run on this host (None: they can), from the boot probe
+        self.sandbox_problem: str | None = None
         metrics.CAPACITY.set(self.capacity)
 
     # ---- service frame hooks ---------------------------------------------------------------
@@ -91,11 +95,38 @@ class Runner:
             for name, sup in self.supervisors.items()
             if not sup.ready.is_set()
         ]
-        return {"codex_app_server": "ok" if not down else "; ".join(down)[:300]}
+        return {
+            "codex_app_server": "ok" if not down else "; ".join(down)[:300],
+            "sandbox": self._sandbox_check(),
+        }
+
+    def _sandbox_check(self) -> str:
+        if not self.settings.seal_sessions:
+            return "degraded: sessions are not sealed (SEAL_SESSIONS=false)"
+        if self.sandbox_problem is not None:
+            return f"fail: {self.sandbox_problem}"[:300]
+        return "ok"
+
+    async def _probe_sandbox(self) -> None:
+        """Can Codex's sandbox seal a command here? Sealed runs are refused until it can."""
+        if not self.settings.seal_sessions:
+            log.warning("SEAL_SESSIONS=false: session commands run without the session profile")
+            return
+        home = self.supervisor("default").profile.codex_home
+        self.sandbox_problem = await asyncio.to_thread(
+            codex_sandbox.probe, self.codex_bin, home / "tmp" / "sandbox-probe", home
+        )
+        if self.sandbox_problem is not None:
+            log.error(
+                "sessions refused: Codex's sandbox cannot start here (set SEAL_SESSIONS=false to run "
+                "them unsealed)",
+                extra={"error": self.sandbox_problem},
+            )
 
     async def run(self, stop: asyncio.Event) -> None:
         publisher = asyncio.create_task(self.publisher.run(), name="run-event-publisher")
         self.supervisor("default")  # warm before the first run arrives
+        await self._probe_sandbox()
         control_stop = asyncio.Event()
         control = Consumer(
             self.bus,
@@ -250,6 +281,23 @@ class Runner:
         except Exception:  # commits then lack co-author trailers; the turn itself is unaffected
             log.exception("commit hook token not written", extra={"session_key": session_key})
 
+    async def _write_api_token(self, request: RunRequest) -> None:
+        """The session's http-api token into its private file before the turn starts (a new
+        Codex thread gets a new token); Redis outages are waited out like the claim's."""
+        try:
+            await _redis_retry(
+                lambda: ensure_session_token(
+                    self.redis,
+                    self.keys,
+                    self.settings.data_root.resolve(),
+                    request.session_key,
+                    ttl_s=self.settings.session_token_ttl_s,
+                    rotate=request.thread_id is None,
+                )
+            )
+        except Exception:  # the broker API is then closed to this turn; the answer still posts
+            log.exception("session token not written", extra={"session_key": request.session_key})
+
     def _begin(self, request: RunRequest, entry_id: str, stream: str) -> None:
         run = TurnRun(
             request,
@@ -259,6 +307,8 @@ class Runner:
             supervisor=self.supervisor(request.auth_profile),
             publisher=self.publisher,
             on_thread_loaded=self._thread_loaded,
+            api_token_ready=asyncio.ensure_future(self._write_api_token(request)),
+            sandbox_problem=self.sandbox_problem,
         )
         self.runs[request.run_id] = run
         metrics.ACTIVE_TURNS.set(len(self.runs))

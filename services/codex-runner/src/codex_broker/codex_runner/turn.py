@@ -61,6 +61,14 @@ class ThreadNotFound(Exception):
     pass
 
 
+class SandboxRefused(Exception):
+    """The run asks for a sandbox mode the runner's own policy does not run."""
+
+
+class SandboxUnavailable(Exception):
+    """The boot probe found that Codex's sandbox cannot start on this host."""
+
+
 def steer_rejected(control: RunControl, *, runner_id: str, reason: str) -> RunEvent:
     """The report of a steer that no turn took: the orchestrator puts its message back in the
     session queue. Outside the run's sequence (seq 0): a runner that no longer holds the run
@@ -96,8 +104,14 @@ class TurnRun:
         supervisor: Supervisor,
         publisher: EventPublisher,
         on_thread_loaded: Callable[[str], None] | None = None,
+        api_token_ready: asyncio.Future[None] | None = None,
+        sandbox_problem: str | None = None,
     ) -> None:
+        self.sandbox_problem = sandbox_problem
         self.request = request
+        # the session's token file is written beside thread/start and awaited before turn/start:
+        # no command of the turn runs before it exists
+        self.api_token_ready = api_token_ready
         self.on_thread_loaded = on_thread_loaded
         self.runner_id = runner_id
         self.keys = keys
@@ -132,6 +146,7 @@ class TurnRun:
         metrics.TURNS_STARTED.inc()
         try:
             try:
+                self._check_sandbox_mode()
                 server = await self.supervisor.get(self.settings.request_timeout_s)
                 self._server = server
                 loaded_before = self.request.thread_id in self.supervisor.loaded_threads
@@ -146,6 +161,8 @@ class TurnRun:
             self.thread_id = thread_id
             self.translator = TurnTranslator(thread_id, tail_chars=self.settings.output_tail_chars)
             self.supervisor.bind(thread_id, self)
+            if self.api_token_ready is not None:
+                await self.api_token_ready
             turn = await self._turn_start(server, thread_id)
             self._emit_all(self.translator.turn_started(turn.id))
             self.turn_id = turn.id
@@ -153,6 +170,14 @@ class TurnRun:
             await self.finished.wait()
         except ThreadNotFound as exc:
             self._finish("failed", f"thread_not_found: {exc}")
+        except SandboxRefused as exc:
+            self._finish("failed", f"sandbox_refused: {exc}")
+        except SandboxUnavailable as exc:
+            self._finish(
+                "failed",
+                f"sandbox_unavailable: Codex's sandbox cannot seal this session's commands on this "
+                f"runner ({exc}); the operator must fix the host or set SEAL_SESSIONS=false",
+            )
         except sealing.WorkspaceRefused as exc:
             log.warning("run refused: foreign workspace", extra={"run_id": self.run_id, "error": str(exc)})
             self._finish("failed", f"workspace_refused: {exc}")
@@ -200,12 +225,27 @@ class TurnRun:
         operator's explicit choices and keep Codex's own meaning)."""
         return self.settings.seal_sessions and self.request.sandbox == "workspace-write"
 
+    def _check_sandbox_mode(self) -> None:
+        """The runner's own policy decides which unsealed modes it runs (never the stream entry
+        alone): `read-only` reads every session's files, `danger-full-access` everything."""
+        mode = self.request.sandbox
+        if mode != "workspace-write" and mode not in self.settings.unsealed_sandboxes:
+            raise SandboxRefused(
+                f"this runner runs only sealed workspace-write sessions, not {mode} "
+                f"(the operator may allow it with UNSEALED_SANDBOXES)"
+            )
+
+    def allowed_hosts(self) -> list[str]:
+        return sealing.allowed_hosts(self.settings.api_base, self.settings.network_allowed_domains)
+
     def _thread_sandbox(self) -> tuple[Sandbox | None, dict[str, Any] | None]:
         """`sandbox` and `config` of thread/start and thread/resume. A sealed thread names no
         legacy sandbox mode: Codex would use it instead of the permission profile."""
         request = self.request
         if not self.sealed:
             return request.sandbox, thread_config(request.sandbox, request.network_access)
+        if self.sandbox_problem is not None:
+            raise SandboxUnavailable(self.sandbox_problem)
         data_root = self.settings.data_root
         workspace = sealing.check_workspace(data_root, request.session_key, request.workspace)
         config = sealing.sealed_config(
@@ -214,6 +254,7 @@ class TurnRun:
             workspace,
             self.supervisor.profile.codex_home,
             network_access=request.network_access,
+            allowed_hosts=self.allowed_hosts(),
         )
         return None, config
 

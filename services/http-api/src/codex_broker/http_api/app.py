@@ -17,6 +17,7 @@ from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import EXCEPTION_HANDLERS
 from codex_broker.http_api.health import health_routes
 from codex_broker.http_api.middleware import BodyLimitMiddleware, RequestLogMiddleware
+from codex_broker.http_api.session_listener import SessionListenerGuard
 from codex_broker.libs.rawlog import KIND_HTTP_REQUESTS
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def create_app(ctx: AppContext) -> Starlette:
                 raw_log=ctx.settings.raw_log(KIND_HTTP_REQUESTS, ctx.redactor),
             ),
             Middleware(BodyLimitMiddleware, max_bytes=ctx.settings.max_body_bytes),
+            Middleware(SessionListenerGuard, session_host=ctx.settings.session_api_host),
         ],
     )
     app.state.ctx = ctx

@@ -37,7 +37,18 @@ class Settings(RawLogSettings):
         description="Extra directories post-file may read from (comma separated absolute paths)",
     )
     broker_admin_token: SecretStr | None = Field(
-        default=None, description="Token for /admin/api/* (unset: loopback clients only)"
+        default=None,
+        description="Token for /admin/api/* (unset: every admin call is refused; `up` makes one)",
+    )
+    admin_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Host names the admin page may be reached by with its cookie (comma separated; "
+            "default: localhost, 127.0.0.1, ::1 and HTTP_API_HOST unless it is a wildcard)"
+        ),
+    )
+    admin_session_ttl_s: int = Field(
+        default=12 * 3600, ge=60, le=30 * 86400, description="Lifetime of the admin page's login cookie"
     )
     rpc_timeout_s: float = Field(
         default=20.0, gt=0, le=300, description="Seconds to wait for the ingress to answer history/post"
@@ -72,6 +83,18 @@ class Settings(RawLogSettings):
         default=10.0, gt=0, description="Seconds between the worker's checks for orphaned jobs"
     )
     worker_name: str | None = Field(default=None, description="Name of this rq worker (default: INSTANCE_ID)")
+    codex_bin: str | None = Field(
+        default=None, description="Codex CLI executable (default: the pinned one in .tools, then PATH)"
+    )
+    # on by default, as for the session's commands: a job reports back through the broker's API
+    network_access: bool = Field(
+        default=True, description="Network access inside the sandbox (Codex's shell → the broker API)"
+    )
+    jobs_unsandboxed: bool = Field(
+        default=False,
+        description="Where Codex's sandbox cannot start (no user namespaces), run background jobs "
+        "without it instead of refusing them; see docs/security.md",
+    )
 
     @field_validator("allowed_file_roots", mode="before")
     @classmethod
@@ -80,7 +103,7 @@ class Settings(RawLogSettings):
             return [Path(part.strip()) for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("ready_services", mode="before")
+    @field_validator("ready_services", "admin_allowed_hosts", mode="before")
     @classmethod
     def _split_services(cls, value: object) -> object:
         if isinstance(value, str):

@@ -3,6 +3,11 @@
 The script runs in its own session (process group) so that a timeout or cancel kills
 everything it started. It gets only the variables below: nothing from the worker's own
 environment except PATH, HOME and LANG, so no broker or platform secret reaches it.
+
+Inside Codex's sandbox (`job_sandbox`) the group we start is the sandbox's wrapper; the script
+runs in a session of its own inside the sandbox's pid namespace, and the kernel kills all of
+that namespace when the wrapper chain dies. So a stop first sends SIGTERM to the script's own
+groups (the wrapper's descendants in that namespace), and SIGKILL to all after the grace.
 """
 
 from __future__ import annotations
@@ -55,11 +60,15 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def spawn(script_path: Path, cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
+def script_command(script_path: Path) -> list[str]:
+    return ["/bin/bash", str(script_path)]
+
+
+def spawn(argv: list[str], cwd: Path, env: dict[str, str], output: Path) -> subprocess.Popen[bytes]:
     output.parent.mkdir(parents=True, exist_ok=True)
     with open(output, "ab") as out:
         return subprocess.Popen(
-            ["/bin/bash", str(script_path)],
+            argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -70,18 +79,25 @@ def spawn(script_path: Path, cwd: Path, env: dict[str, str], output: Path) -> su
         )
 
 
-def kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def _signal_groups(groups: set[int], sig: int) -> None:
+    for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+            os.killpg(pgid, sig)
+
+
+def kill_group(proc: subprocess.Popen[bytes], grace_s: float, proc_root: Path = Path("/proc")) -> None:
+    # the script's own groups get the SIGTERM (a sandbox wrapper would not pass it on), else ours
+    inner = sandboxed_groups(proc.pid, process_table(proc_root)) - {proc.pid}
+    everyone = inner | {proc.pid}
+    for sig, groups in ((signal.SIGTERM, inner or everyone), (signal.SIGKILL, everyone)):
+        _signal_groups(groups, sig)
         try:
             proc.wait(timeout=grace_s)
             break
         except subprocess.TimeoutExpired:
             continue
     # members of the group may outlive the shell: make sure none is left
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    _signal_groups(everyone, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace_s)
 
@@ -127,10 +143,69 @@ def tail(path: Path, chars: int = TAIL_CHARS) -> str:
     return text[-chars:]
 
 
-def _pgid_of(stat_line: str) -> int | None:
+def _stat_fields(stat_line: str) -> list[str]:
     # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..." — comm may contain spaces or ')'
-    rest = stat_line.rsplit(")", 1)[-1].split()
+    return stat_line.rsplit(")", 1)[-1].split()
+
+
+def _pgid_of(stat_line: str) -> int | None:
+    rest = _stat_fields(stat_line)
     return int(rest[2]) if len(rest) > 2 and rest[2].lstrip("-").isdigit() else None
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    pgid: int
+    pid_ns: str  # "" when unreadable
+
+
+def _pid_ns(entry: Path) -> str:
+    try:
+        return os.readlink(entry / "ns" / "pid")
+    except OSError:
+        return ""
+
+
+def process_table(proc_root: Path = Path("/proc")) -> list[Proc]:
+    table: list[Proc] = []
+    with contextlib.suppress(OSError):
+        for entry in proc_root.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                rest = _stat_fields((entry / "stat").read_text())
+                table.append(Proc(int(entry.name), int(rest[1]), int(rest[2]), _pid_ns(entry)))
+            except (OSError, ValueError, IndexError):
+                continue
+    return table
+
+
+def sandboxed_groups(root_pid: int, table: list[Proc]) -> set[int]:
+    """Process groups of `root_pid`'s descendants that live in another pid namespace (pure).
+
+    Under a sandbox those are the script and what it started; the sandbox's own processes
+    (its helper, bubblewrap) stay in ours and would die on a SIGTERM without passing it on.
+    """
+    by_pid = {p.pid: p for p in table}
+    root = by_pid.get(root_pid)
+    if root is None or not root.pid_ns:
+        return set()
+    children: dict[int, list[Proc]] = {}
+    for p in table:
+        children.setdefault(p.ppid, []).append(p)
+    groups: set[int] = set()
+    todo, seen = [root_pid], {root_pid}
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child.pid in seen:
+                continue
+            seen.add(child.pid)
+            todo.append(child.pid)
+            if child.pid_ns and child.pid_ns != root.pid_ns:
+                groups.add(child.pgid)
+    return groups
 
 
 def kill_leftovers(pgid: int, job_id: str, proc_root: Path = Path("/proc")) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from codex_broker.http_api.app import create_app
 from codex_broker.http_api.config import Settings
 from codex_broker.http_api.context import AppContext
+from codex_broker.http_api.session_listener import listen_hosts
 from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import run_service, serve_http
+from codex_broker.libs.runtime import private_data_root, run_service, serve_http
 from codex_broker.libs.settings import load_settings
 from codex_broker.libs.streamstats import stream_stats_task
 
@@ -24,7 +26,10 @@ async def serve(settings: Settings) -> int:
             settings=settings,
             redis=ctx.redis,
             tasks=[
-                lambda stop: serve_http(app, settings.http_api_host, settings.http_api_port, stop),
+                *(
+                    partial(serve_http, app, host, settings.http_api_port)
+                    for host in listen_hosts(settings.http_api_host, settings.session_api_host)
+                ),
                 # stream depth is a property of Redis: the http-api samples and exports it
                 lambda stop: stream_stats_task(ctx.redis, settings.keys, stop),
             ],
@@ -36,6 +41,7 @@ async def serve(settings: Settings) -> int:
 
 def main() -> int:
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )

@@ -31,7 +31,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _send_json(send, 413, ApiError(413, "payload_too_large").body())
+            await send_json(send, 413, ApiError(413, "payload_too_large").body())
             return
         received = 0
 
@@ -118,7 +118,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
     await send(
         {

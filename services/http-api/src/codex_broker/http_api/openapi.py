@@ -91,6 +91,12 @@ COMPONENTS: dict[str, Any] = {
         "sessionHeader": {"type": "apiKey", "in": "header", "name": "x-broker-session-token"},
         "jobToken": {"type": "apiKey", "in": "header", "name": "x-job-token"},
         "adminHeader": {"type": "apiKey", "in": "header", "name": "x-admin-token"},
+        "adminCookie": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "cb_admin",
+            "description": "set by POST /admin/api/login (the admin page)",
+        },
     },
 }
 

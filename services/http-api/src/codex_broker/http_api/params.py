@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from codex_broker.http_api.errors import ApiError
+from codex_broker.libs.buttons import reserved_mark
 from codex_broker.libs.contracts import PLATFORMS, Coordinates
 
 Where = Literal["query", "body"]
@@ -226,10 +227,24 @@ def post_message(data: dict[str, Any], *, legacy: bool = False) -> PostMessage:
         raise missing("body", "richText")
     if fmt in ("markdown", "text") and not text.strip():
         raise missing("body", "text")
+    if rich is not None:
+        refuse_reserved_marks(rich, "card" if fmt == "card" else _sent_name(data, RICH_NAMES))
     reason = optional_text(data, ("reason",), max_chars=MAX_TEXT_CHARS)
     if kind in ("block", "wait") and not (reason and reason.strip()):
         raise ApiError(400, "missing_reason", field="reason")
     return PostMessage(coords=coords, text=text, kind=kind, reason=reason, format=fmt, rich=rich)
+
+
+def refuse_reserved_marks(rich: Any, field: str) -> None:
+    """Blocks and cards from Codex must not look like the broker's own Stop / Approve buttons."""
+    path = reserved_mark(rich)
+    if path is not None:
+        raise ApiError(400, "reserved_action_id", field=field, detail=path[:200])
+
+
+def _sent_name(data: dict[str, Any], names: Sequence[str]) -> str:
+    found = pick(data, names)
+    return found[0] if found is not None else names[0]
 
 
 @dataclass(frozen=True)

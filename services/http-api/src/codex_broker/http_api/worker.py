@@ -17,20 +17,26 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
 from redis import Redis as SyncRedis
 from rq import Worker
 from rq.worker_pool import WorkerPool
 
-from codex_broker.http_api import job_exec, jobs_queue
+from codex_broker.http_api import job_exec, job_sandbox, jobs_queue, worker_health
 from codex_broker.http_api.auth import token_sha256
 from codex_broker.http_api.config import Settings
 from codex_broker.http_api.jobs import JobRecord, bounded_details, encoded_callback, orphan_action
 from codex_broker.http_api.jobs_store import SyncJobStore, now_ms
+from codex_broker.libs import sealing
+from codex_broker.libs.codex_bin import find_codex_bin, native_codex_bin
 from codex_broker.libs.logs import setup_logging
+from codex_broker.libs.metrics import SERVICE_INFO
 from codex_broker.libs.paths import job_dir, repos_root
+from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
 SERVICE = "http-api-worker"
@@ -45,13 +51,27 @@ class WorkerRuntime:
     redis: SyncRedis
     store: SyncJobStore
     pid: int
+    sandbox: job_sandbox.SandboxState
+    codex_bin: str | None
 
     @classmethod
-    def create(cls, settings: Settings) -> WorkerRuntime:
+    def create(
+        cls, settings: Settings, sandbox: job_sandbox.SandboxState, codex_bin: str | None
+    ) -> WorkerRuntime:
         redis = SyncRedis.from_url(settings.redis_url, socket_connect_timeout=5)
         store = SyncJobStore(redis, settings.keys, settings.job_retention_s, settings.stream_maxlen)
         name = settings.worker_name or settings.instance_id
-        return cls(settings, name, socket.gethostname(), redis, store, os.getpid())
+        return cls(settings, name, socket.gethostname(), redis, store, os.getpid(), sandbox, codex_bin)
+
+
+def codex_for_jobs(settings: Settings) -> str | None:
+    found = find_codex_bin(settings.codex_bin)
+    return native_codex_bin(found) if found else None
+
+
+def check_sandbox(settings: Settings, codex_bin: str | None) -> job_sandbox.SandboxState:
+    problem = job_sandbox.probe(codex_bin, settings.data_root)
+    return job_sandbox.decide(problem, allow_unsandboxed=settings.jobs_unsandboxed)
 
 
 _runtime: WorkerRuntime | None = None
@@ -60,9 +80,12 @@ _runtime: WorkerRuntime | None = None
 def runtime() -> WorkerRuntime:
     """One runtime per process: rq forks, and a forked child gets fresh connections."""
     global _runtime
-    if _runtime is None or _runtime.pid != os.getpid():
-        settings = _runtime.settings if _runtime is not None else load_settings(Settings)
-        _runtime = WorkerRuntime.create(settings)
+    if _runtime is not None and _runtime.pid != os.getpid():
+        _runtime = WorkerRuntime.create(_runtime.settings, _runtime.sandbox, _runtime.codex_bin)
+    elif _runtime is None:
+        settings = load_settings(Settings)
+        codex_bin = codex_for_jobs(settings)
+        _runtime = WorkerRuntime.create(settings, check_sandbox(settings, codex_bin), codex_bin)
     return _runtime
 
 
@@ -85,9 +108,17 @@ def run_job(job_id: str, attempt: int) -> str:
     if started >= deadline_ms:
         report(rt, record, "timeout", f"over its {record.timeout_s}s limit before it could run", None)
         return "timeout"
+    if rt.sandbox.mode == "refused":
+        report(rt, record, "failed", rt.sandbox.refusal, None)
+        return "failed"
     cwd = _checked_cwd(record)
     if cwd is None:
         report(rt, record, "failed", "cwd is not inside the session workspace", None)
+        return "failed"
+    try:
+        sealing.check_workspace(rt.settings.data_root, record.session_key, record.workspace)
+    except sealing.WorkspaceRefused as exc:
+        report(rt, record, "failed", f"workspace_refused: {exc}", None)
         return "failed"
     return _execute(rt, record, cwd, first_started, deadline_ms / 1000)
 
@@ -125,9 +156,20 @@ def _execute(rt: WorkerRuntime, record: JobRecord, cwd: Path, first_started: int
         repos_root=repos_root(rt.settings.data_root).resolve(),
         inherited=dict(os.environ),
     )
-    proc = job_exec.spawn(script, cwd, env, output)
+    argv = job_exec.script_command(script)
+    if rt.sandbox.mode == "sandboxed" and rt.codex_bin:
+        argv, env = _sandboxed(rt, rt.codex_bin, record, directory, argv, env)
+    proc = job_exec.spawn(argv, cwd, env, output)
     rt.store.update(record.id, pgid=proc.pid)
-    log.info("job started", extra={"job_id": record.id, "attempt": record.attempts, "kind": record.kind})
+    log.info(
+        "job started",
+        extra={
+            "job_id": record.id,
+            "attempt": record.attempts,
+            "kind": record.kind,
+            "sandbox": rt.sandbox.mode,
+        },
+    )
 
     def poll() -> bool:
         rt.store.update(record.id, worker_seen_at_ms=now_ms())
@@ -155,6 +197,30 @@ def _execute(rt: WorkerRuntime, record: JobRecord, cwd: Path, first_started: int
         "job ended", extra={"job_id": record.id, "outcome": outcome.kind, "exit_code": outcome.exit_code}
     )
     return outcome.kind
+
+
+def _sandboxed(
+    rt: WorkerRuntime,
+    codex_bin: str,
+    record: JobRecord,
+    directory: Path,
+    argv: list[str],
+    env: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run `argv` in the session's sandbox."""
+    raw = rt.redis.hget(rt.settings.keys.session(record.session_key), "cfg_network")
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    network = job_sandbox.session_network(text, rt.settings.network_access)
+    config = sealing.job_config(
+        rt.settings.data_root,
+        record.session_key,
+        Path(record.workspace),
+        directory,
+        network_access=network,
+        allowed_hosts=sealing.allowed_hosts(rt.settings.api_base, rt.settings.network_allowed_domains),
+    )
+    home = job_sandbox.sandbox_home(rt.settings.data_root)
+    return job_sandbox.sandbox_argv(codex_bin, config, argv), {**env, "CODEX_HOME": str(home)}
 
 
 CALLBACK_STATUS = {"completed": "complete", "failed": "fail", "timeout": "timeout"}
@@ -259,24 +325,49 @@ def beat(rt: WorkerRuntime, *, active: int) -> None:
         "at": time.time(),
         "capacity": rt.settings.job_workers,
         "workers": active,
+        # a worker that refuses jobs (no sandbox) says so where probes and the admin page look
+        "ready": rt.sandbox.mode != "refused",
+        "sandbox": rt.sandbox.mode,
     }
+    if rt.sandbox.reason:
+        body["sandbox_reason"] = rt.sandbox.reason
     rt.redis.set(
         rt.settings.keys.heartbeat(SERVICE, rt.name), json.dumps(body), ex=rt.settings.heartbeat_ttl_s
     )
 
 
+def _log_sandbox(state: job_sandbox.SandboxState) -> None:
+    if state.mode == "refused":
+        log.error("jobs refused: Codex's sandbox cannot start here", extra={"reason": state.reason})
+    elif state.mode == "unsandboxed":
+        log.warning(
+            "jobs run UNSANDBOXED (JOBS_UNSANDBOXED=true): Codex's sandbox cannot start here",
+            extra={"reason": state.reason},
+        )
+
+
 def main() -> int:
     global _runtime
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )
-    rt = WorkerRuntime.create(settings)
+    codex_bin = codex_for_jobs(settings)
+    rt = WorkerRuntime.create(settings, check_sandbox(settings, codex_bin), codex_bin)
     _runtime = rt
+    _log_sandbox(rt.sandbox)
+    health = start_health(rt)
     beat(rt, active=0)
     counts = recover(rt)
     log.info(
-        "worker starting", extra={"worker": rt.name, "recovered": counts, "workers": settings.job_workers}
+        "worker starting",
+        extra={
+            "worker": rt.name,
+            "recovered": counts,
+            "workers": settings.job_workers,
+            "sandbox": rt.sandbox.mode,
+        },
     )
     pool = JobsWorkerPool(
         [settings.keys.rq_queue_name],
@@ -288,7 +379,29 @@ def main() -> int:
     pool._last_recover = time.monotonic()
     pool.start(logging_level=settings.log_level)
     rt.redis.delete(settings.keys.heartbeat(SERVICE, rt.name))
+    if health is not None:
+        health.shutdown()
     return 0
+
+
+def start_health(rt: WorkerRuntime) -> ThreadingHTTPServer | None:
+    """/healthz, /readyz and /metrics on METRICS_PORT (0: none), as every process serves them."""
+    settings = rt.settings
+    if not settings.metrics_port:
+        return None
+    REGISTRY.register(
+        worker_health.QueueCollector(rt.redis, settings.keys.rq_queue_name, settings.job_workers)
+    )
+    SERVICE_INFO.labels(service=SERVICE).set(1)
+    return worker_health.serve(
+        settings.metrics_host,
+        settings.metrics_port,
+        service=SERVICE,
+        instance=rt.name,
+        redis=rt.redis,
+        registry=REGISTRY,
+        state=lambda: (rt.sandbox.mode, rt.sandbox.reason),
+    )
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from codex_broker.ingress_feishu.markdown import TEXT_LIMIT, split_text
+from codex_broker.libs.buttons import FEISHU_VALUE_FIELD
 from codex_broker.libs.contracts import Button, Coordinates, ProgressPayload, TaskItem
 
 ANSWER_ELEMENT = "answer"
 ACTIVITY_ELEMENT = "activity"
 STOP_ELEMENT = "stop"
-BUTTON_ACTION_FIELD = "cb"  # marks a callback value as ours
+BUTTON_ACTION_FIELD = FEISHU_VALUE_FIELD  # marks a callback value as ours; refused in cards Codex posts
 MAX_TASK_LINES = 6
 
 ButtonAction = Literal["stop", "approve", "deny", "coauthor_open", "coauthor_submit"]

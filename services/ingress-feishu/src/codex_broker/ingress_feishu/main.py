@@ -8,7 +8,7 @@ from codex_broker.ingress_feishu.config import Settings
 from codex_broker.ingress_feishu.longconn import route_lark_logs
 from codex_broker.ingress_feishu.service import FeishuIngress
 from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import redis_client, run_service
+from codex_broker.libs.runtime import private_data_root, redis_client, run_service
 from codex_broker.libs.settings import load_settings
 
 SERVICE = "ingress-feishu"
@@ -33,6 +33,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 
 def main() -> int:
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )

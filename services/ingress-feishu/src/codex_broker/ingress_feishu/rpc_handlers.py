@@ -20,7 +20,8 @@ from codex_broker.libs.contracts import (
     HistoryMessage,
     HistoryPayload,
 )
-from codex_broker.libs.paths import is_within, safe_name
+from codex_broker.libs.paths import safe_name
+from codex_broker.libs.safe_files import UnsafePath, relative_parts, write_file
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,14 @@ def _with_root(collected: list[dict[str, Any]], root_message: dict[str, Any]) ->
 
 
 async def download(api: FeishuApi, payload: DownloadPayload, data_root: Path) -> list[Attachment]:
+    """Each file saved into the session's directory; Codex's shell writes there too, so the write
+    goes through `libs.safe_files` (a planted symlink is refused or replaced, never followed)."""
     dest = Path(payload.dest_dir)
-    if not is_within(dest, Path(data_root) / "sessions"):
-        raise RpcError("dest_dir must be inside DATA_ROOT/sessions")
-    await asyncio.to_thread(dest.mkdir, parents=True, exist_ok=True)
+    sessions_root = Path(data_root) / "sessions"
+    try:  # lexical: a symlink on the way is refused when the directory is opened
+        relative_parts(sessions_root, dest)
+    except UnsafePath:
+        raise RpcError("dest_dir must be inside DATA_ROOT/sessions") from None
     files = []
     for attachment in payload.attachments:
         ref = parse_resource_url(attachment.url)
@@ -128,10 +133,10 @@ async def download(api: FeishuApi, payload: DownloadPayload, data_root: Path) ->
         if len(got.data) > payload.max_bytes:
             raise RpcError(f"file too large: {len(got.data)} bytes > {payload.max_bytes}")
         name = _file_name(attachment, got.file_name, got.content_type)
-        path = dest / name
-        if not is_within(path, dest):
-            raise RpcError("unsafe file name")
-        await asyncio.to_thread(path.write_bytes, got.data)
+        try:
+            path = await asyncio.to_thread(write_file, sessions_root, dest, name, got.data)
+        except UnsafePath as exc:
+            raise RpcError(f"unsafe_path: {exc}") from exc
         files.append(
             attachment.model_copy(
                 update={

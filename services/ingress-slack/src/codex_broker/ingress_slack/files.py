@@ -2,7 +2,8 @@
 
 Paths come from other services and, through them, from Codex: every path is checked to resolve
 inside an allowed root before a byte is read or written, and the bot token is only ever sent to
-Slack's own file hosts.
+Slack's own file hosts. Downloads land in a session workspace that Codex's shell also writes, so
+they go through `libs.safe_files` (no symlink followed below DATA_ROOT/sessions).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from codex_broker.ingress_slack.slack_api import SlackApi
 from codex_broker.libs.bus import DeadLetter
 from codex_broker.libs.contracts import Attachment, DownloadPayload, UploadPayload
 from codex_broker.libs.paths import is_within
+from codex_broker.libs.safe_files import SafeDir, UnsafePath, open_dir, relative_parts
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,10 @@ def upload_source(payload: UploadPayload, roots: Sequence[Path]) -> tuple[Path |
 
 def download_target(dest_dir: str, sessions_root: Path, attachment: Attachment, index: int) -> Path:
     directory = Path(dest_dir)
-    if not directory.is_absolute() or not is_within(directory, sessions_root):
-        raise DeadLetter(f"download dest_dir outside DATA_ROOT/sessions: {dest_dir}")
+    try:  # lexical: a symlink on the way is refused when the directory is opened
+        relative_parts(sessions_root, directory)
+    except UnsafePath as exc:
+        raise DeadLetter(f"download dest_dir outside DATA_ROOT/sessions: {dest_dir}") from exc
     name = _UNSAFE.sub("_", Path(attachment.name or attachment.id).name).strip("._-")[:100] or "file"
     return directory / f"{index:02d}-{name}"
 
@@ -119,9 +123,13 @@ async def download(
             errors[attachment.id] = "too_large"
             continue
         try:
-            size = await _fetch(session, str(attachment.url), token, target, limit)
+            size = await _fetch(session, str(attachment.url), token, sessions_root, target, limit)
         except _TooLarge:
             errors[attachment.id] = "too_large"
+            continue
+        except UnsafePath as exc:
+            log.warning("download refused", extra={"file": attachment.id, "error": str(exc)})
+            errors[attachment.id] = "unsafe_path"
             continue
         except SlackCallError as exc:
             metrics.API_ERRORS.labels(method="files.download", error=metric_error(exc.error)).inc()
@@ -146,9 +154,9 @@ class _TooLarge(Exception):
     pass
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str, token: str, target: Path, limit: int) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+async def _fetch(
+    session: aiohttp.ClientSession, url: str, token: str, sessions_root: Path, target: Path, limit: int
+) -> int:
     headers = {"Authorization": f"Bearer {token}"}
     try:
         async with session.get(url, headers=headers, allow_redirects=False) as response:
@@ -159,21 +167,25 @@ async def _fetch(session: aiohttp.ClientSession, url: str, token: str, target: P
             if "text/html" in response.headers.get("Content-Type", ""):
                 # Slack answers a bad token with a 200 HTML login page instead of the file
                 raise SlackCallError("files.download", "invalid_auth", "permanent")
-            size = 0
-            fh = await asyncio.to_thread(partial.open, "wb")
-            try:
-                async for chunk in response.content.iter_chunked(READ_CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise _TooLarge()
-                    await asyncio.to_thread(fh.write, chunk)
-            finally:
-                fh.close()
+            directory = await asyncio.to_thread(open_dir, sessions_root, target.parent)
+            with directory:
+                return await _save(response, directory, target.name, limit)
     except (aiohttp.ClientError, TimeoutError) as exc:
-        partial.unlink(missing_ok=True)
         raise SlackCallError("files.download", "connection_error", "transient") from exc
+
+
+async def _save(response: aiohttp.ClientResponse, directory: SafeDir, name: str, limit: int) -> int:
+    temp, fh = await asyncio.to_thread(directory.create_temp, name)
+    try:
+        size = 0
+        with fh:
+            async for chunk in response.content.iter_chunked(READ_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise _TooLarge()
+                await asyncio.to_thread(fh.write, chunk)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        directory.discard(temp)
         raise
-    partial.replace(target)
+    await asyncio.to_thread(directory.commit, temp, name)
     return size

@@ -10,7 +10,7 @@ from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.config import Settings
 from codex_broker.ingress_slack.service import SlackService
 from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import redis_client, run_service
+from codex_broker.libs.runtime import private_data_root, redis_client, run_service
 from codex_broker.libs.settings import load_settings
 
 SERVICE = "ingress-slack"
@@ -54,6 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 
 def main() -> int:
     settings = load_settings(Settings)
+    private_data_root(settings.data_root)
     setup_logging(
         SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
     )

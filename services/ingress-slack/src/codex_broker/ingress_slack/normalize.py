@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from codex_broker.libs.buttons import SLACK_ACTION_PREFIX
 from codex_broker.libs.contracts import (
     CHANNEL_SCOPE,
     ActionPayload,
@@ -28,7 +29,7 @@ from codex_broker.libs.contracts import (
 CONTENT_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message"})
 BOT_SUBTYPE = "bot_message"
 
-ACTION_PREFIX = "cb_"
+ACTION_PREFIX = SLACK_ACTION_PREFIX  # the http-api refuses it in blocks Codex posts
 COAUTHOR_CALLBACK = "cb_coauthor"
 METADATA_KEY = "cb"
 

@@ -71,7 +71,9 @@ class Settings(HousekeepingSettings):
     # on by default: with it off, Codex's sandbox blocks every socket, loopback included, and
     # Codex could not reach the broker's own API (history, posting, jobs) from its shell
     network_access: bool = Field(
-        default=True, description="Network access inside the sandbox (Codex's shell → the broker API)"
+        default=True,
+        description="Network for Codex's commands: sealed sessions reach only the broker API and the "
+        "codex-runner's NETWORK_ALLOWED_DOMAINS through Codex's proxy; false: no socket at all",
     )
     approval_policy: Literal["never", "on-request"] = Field(
         default="never", description="on-request shows Approve / Deny buttons in the thread"

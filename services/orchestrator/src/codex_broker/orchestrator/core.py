@@ -9,11 +9,9 @@ idempotent last; streams are written in the same round trip but never inside a t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import random
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import authors, paths
+from codex_broker.libs import authors, paths, session_token
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -303,6 +301,7 @@ class Core:
             workspace=session.get("workspace", ""),
             repos_root=str(paths.repos_root(self.data_root)),
             api_base=self.settings.api_base,
+            token_file=str(session_token.token_file(self.data_root, coords.session_key)),
         )
 
     # ---- enqueue -----------------------------------------------------------------------------
@@ -461,8 +460,7 @@ class Core:
         thread_id = session.get("thread_id") or None
         instructions = None
         if thread_id is None:
-            token = self.new_token(session_key, session, pipe)
-            instructions = prompt.developer_instructions(ctx, token, self.team_memory())
+            instructions = prompt.developer_instructions(ctx, self.team_memory())
         events = [e.event for e in entries]
         inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
         request = RunRequest(
@@ -598,28 +596,10 @@ class Core:
             return None
         return data.decode("utf-8", errors="replace")
 
-    def new_token(self, session_key: str, session: dict[str, str], pipe: Any) -> str:
-        """A fresh capability token for a new Codex thread; the previous one stops working.
-
-        The writes join `pipe`, which is executed before the RunRequest is published."""
-        token = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        old = session.get("token_sha")  # kept beside the string key so no extra read is needed
-        if old:
-            pipe.delete(self.keys.session_by_token(old))
-        pipe.set(self.keys.session_token_hash(session_key), digest)
-        pipe.set(self.keys.session_by_token(digest), session_key)
-        pipe.hset(self.keys.session(session_key), "token_sha", digest)
-        return token
-
     async def revoke_token(self, session_key: str) -> None:
-        old = await self.redis.get(self.keys.session_token_hash(session_key))
-        if old:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.delete(self.keys.session_by_token(text(old)))
-            pipe.delete(self.keys.session_token_hash(session_key))
-            pipe.hdel(self.keys.session(session_key), "token_sha")
-            await pipe.execute()
+        """`/new`: the old thread's commands lose the broker API now; the runner mints the new
+        thread's token into the session's token file when its first run starts."""
+        await session_token.revoke_session_token(self.redis, self.keys, session_key)
 
     # ---- run slots ---------------------------------------------------------------------------
     async def wake_waiters(self) -> None:

@@ -358,25 +358,32 @@ async def handle_action(
         return
     if action.action == "stop":
         run_id = action.run_id or action.value
+        # the click's own thread decides the session: a button of another thread or of an earlier
+        # run of this one never matches the active run here
         if run_id and run_id == state.get("active_run_id") and state.get("state") == "running":
             queue_len = int(await core.redis.llen(core.keys.session_queue(event.session_key)))
             await stop_session(core, event.session_key, state, queue_len)
         else:
             await _ephemeral(core, event, "That run has already ended.")
     elif action.action in ("approve", "deny"):
-        await decide_approval(core, event, approve=action.action == "approve")
+        await decide_approval(core, event, state, approve=action.action == "approve")
     elif action.action in ("coauthor_open", "coauthor_submit"):
         await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
 
 
-async def decide_approval(core: Core, event: InboundEvent, *, approve: bool) -> None:
+def approval_targets(run: dict[str, str], run_id: str, session_key: str, state: dict[str, str]) -> bool:
+    """An Approve / Deny click acts only on the active run of the thread the click came from."""
+    return bool(run) and run.get("session_key") == session_key and run_id == state.get("active_run_id")
+
+
+async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str], *, approve: bool) -> None:
     action = event.action
     assert action is not None
     run_id, _, request_id = (action.value or "").partition(":")
     run_id = action.run_id or run_id
     request_id = action.request_id or request_id
     run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id))) if run_id else {}
-    if not run or not request_id:
+    if not request_id or not approval_targets(run, run_id, event.session_key, state):
         await _ephemeral(core, event, "That approval request is no longer open.")
         return
     if event.actor.id != run.get("requester") and not core.policy.is_admin(event.actor.id):

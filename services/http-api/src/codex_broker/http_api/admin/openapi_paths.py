@@ -6,8 +6,8 @@ from typing import Any
 
 from codex_broker.http_api.openapi import error_response, json_response
 
-# `{}`: without BROKER_ADMIN_TOKEN, loopback clients need no token
-SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}, {}]
+# No anonymous alternative: the admin API never trusts the network a caller comes from.
+SECURITY: list[dict[str, list[str]]] = [{"adminHeader": []}, {"adminCookie": []}]
 USER_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 # libs.authors.valid_email, in ECMA regex syntax
 EMAIL_PATTERN = '^[^@\\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\\.[A-Za-z0-9-]{1,63})+$'
@@ -86,17 +86,27 @@ def _with(properties: dict[str, Any], required: list[str] | None = None) -> dict
 def _errors(*codes: int) -> dict[str, Any]:
     texts = {
         400: "invalid input (error names the code, field the parameter)",
-        401: "admin_auth_required: BROKER_ADMIN_TOKEN is set and was not presented",
-        403: "admin_loopback_only: no admin token configured and the client is not loopback",
+        401: "admin_auth_required: neither the admin token (x-admin-token / Bearer) nor a valid admin "
+        "cookie was presented (also when no BROKER_ADMIN_TOKEN is configured)",
+        403: "admin_host_refused (cookie on a Host not in ADMIN_ALLOWED_HOSTS), "
+        "admin_origin_mismatch (state-changing request whose Origin is not the Host)",
         404: "unknown session / profile / author",
         409: "conflict (session_active, profile_active)",
         413: "payload_too_large",
+        415: "admin_json_required: a state-changing request without Content-Type application/json",
         503: "redis_unavailable",
     }
     return {str(code): error_response(texts[code]) for code in codes}
 
 
 GUARD = (401, 403, 503)
+WRITE_GUARD = (*GUARD, 415)
+WRITE_METHODS = ("post", "put", "patch", "delete")
+# Writes without a payload still send `{}` as JSON: the Content-Type is the CSRF check.
+EMPTY_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "An empty JSON object; the request must be Content-Type application/json",
+}
 
 
 def _op(
@@ -108,14 +118,18 @@ def _op(
     parameters: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     ok_status: str = "200",
+    write: bool = False,
 ) -> dict[str, Any]:
+    guard = WRITE_GUARD if write or body is not None else GUARD
     operation: dict[str, Any] = {
         "summary": summary,
         "operationId": operation_id,
         "tags": ["admin"],
         "security": SECURITY,
-        "responses": {ok_status: json_response("success", ok), **_errors(*sorted({*errors, *GUARD}))},
+        "responses": {ok_status: json_response("success", ok), **_errors(*sorted({*errors, *guard}))},
     }
+    if write and body is None:
+        body = EMPTY_BODY
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
@@ -165,10 +179,20 @@ AUTHOR_ROW: dict[str, Any] = {
     },
 }
 
+LOGIN_BODY: dict[str, Any] = {
+    "type": "object",
+    "description": "Exactly one of token (BROKER_ADMIN_TOKEN) or code (the one-time code `up` printed)",
+    "oneOf": [{"required": ["token"]}, {"required": ["code"]}],
+    "properties": {
+        "token": {"type": "string", "maxLength": 512, "writeOnly": True},
+        "code": {"type": "string", "maxLength": 512, "writeOnly": True},
+    },
+}
+
 OPENAPI_PATHS: dict[str, Any] = {
     "/admin": {
         "get": {
-            "summary": "Admin page (static; asks for the admin token and keeps it in sessionStorage)",
+            "summary": "Admin page (static; logs in with the admin token or `up`'s one-time code)",
             "operationId": "adminPage",
             "tags": ["admin"],
             "responses": {
@@ -193,6 +217,45 @@ OPENAPI_PATHS: dict[str, Any] = {
                     },
                 },
                 "404": error_response("no such asset"),
+            },
+        }
+    },
+    "/admin/api/login": {
+        "post": {
+            "summary": "Log the admin page in: the admin token or a one-time code from `codex-broker up` "
+            "sets the HttpOnly SameSite=Strict cookie cb_admin (Path /admin)",
+            "operationId": "adminLogin",
+            "tags": ["admin"],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": LOGIN_BODY}},
+            },
+            "responses": {
+                "200": json_response(
+                    "logged in; Set-Cookie cb_admin", _with({"expires_at_ms": {"type": "integer"}})
+                ),
+                "400": error_response("invalid_json, invalid_login, provide_token_or_code"),
+                "401": error_response(
+                    "admin_login_refused (wrong token, unknown or used code), "
+                    "admin_auth_required (no BROKER_ADMIN_TOKEN configured)"
+                ),
+                "403": error_response("admin_host_refused, admin_origin_mismatch"),
+                "413": error_response("payload_too_large"),
+                "415": error_response("admin_json_required"),
+                "503": error_response("redis_unavailable"),
+            },
+        }
+    },
+    "/admin/api/logout": {
+        "post": {
+            "summary": "Clear the admin cookie",
+            "operationId": "adminLogout",
+            "tags": ["admin"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": EMPTY_BODY}}},
+            "responses": {
+                "200": json_response("cookie cleared", OK_OBJECT),
+                "403": error_response("admin_host_refused, admin_origin_mismatch"),
+                "415": error_response("admin_json_required"),
             },
         }
     },
@@ -263,6 +326,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             _with({"session_key": {"type": "string"}, "directories": {"type": "array"}}),
             errors=(404, 409),
             parameters=[SESSION_KEY],
+            write=True,
         ),
     },
     "/admin/api/sessions/{session_key}/reset": {
@@ -272,6 +336,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             _with({"session_key": {"type": "string"}, "previous_thread_id": {"type": ["string", "null"]}}),
             errors=(404,),
             parameters=[SESSION_KEY],
+            write=True,
         )
     },
     "/admin/api/sessions/{session_key}/auth-profile": {
@@ -316,6 +381,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             _with({"active": {"type": "string"}}),
             errors=(400, 404),
             parameters=[PROFILE_NAME],
+            write=True,
         )
     },
     "/admin/api/auth-profiles/{name}": {
@@ -325,6 +391,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             _with({"deleted": {"type": "string"}}),
             errors=(400, 404, 409),
             parameters=[PROFILE_NAME],
+            write=True,
         )
     },
     "/admin/api/github-authors": {
@@ -353,6 +420,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 _path("user_id", "Platform user id", {"type": "string", "pattern": USER_ID_PATTERN}),
                 _query("platform", PLATFORM_SCHEMA, "Platform of the user", required=True),
             ],
+            write=True,
         )
     },
 }

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codex_broker.http_api.admin import access, authors, profiles, sessions, status, validation
+from codex_broker.http_api.admin import authors, gate, login, profiles, sessions, status, validation
 from codex_broker.http_api.admin.logtail import session_logs
 from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS
 from codex_broker.http_api.context import AppContext
@@ -54,17 +54,10 @@ def _json(data: dict[str, Any], status_code: int = 200) -> JSONResponse:
 
 def guarded(ctx: AppContext, handler: Handler) -> Handler:
     """Apply the admin access rule; Redis trouble is 503, not a crash."""
-    token = ctx.settings.broker_admin_token
-    expected = token.get_secret_value() if token is not None else None
 
     @functools.wraps(handler)
     async def wrapper(request: Request) -> Response:
-        client = request.client.host if request.client else None
-        verdict = access.decide(expected, access.presented_token(request.headers), client)
-        if verdict is access.Access.TOKEN_REQUIRED:
-            raise ApiError(401, "admin_auth_required")
-        if verdict is access.Access.LOOPBACK_ONLY:
-            raise ApiError(403, "admin_loopback_only")
+        gate.require_admin(request, ctx.settings)
         try:
             return await handler(request)
         except redis_errors.RedisError as exc:
@@ -211,6 +204,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
     return [
         Route("/admin", page, methods=["GET"]),
         Route("/admin/static/{name}", asset, methods=["GET"]),
+        *login.routes(ctx),
         api("/admin/api/status", GET=get_status),
         api("/admin/api/jobs", GET=list_jobs),
         api("/admin/api/sessions", GET=list_sessions),

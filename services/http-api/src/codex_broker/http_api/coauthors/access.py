@@ -3,8 +3,8 @@
 - the session capability token (`Authorization: Bearer` or `x-broker-session-token`): that
   session only;
 - the commit hook's narrow token (libs.hook_token), where the route allows it: that session only;
-- the admin rule of the admin API (admin token, or loopback when none is configured), with an
-  explicit `sessionKey`.
+- the admin rule of the admin API (the admin token or the admin page's cookie, never the
+  network a caller comes from), with an explicit `sessionKey`.
 
 A `sessionKey` that names another session than the token's is 403 `session_mismatch`.
 """
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from starlette.requests import Request
 
-from codex_broker.http_api.admin import access as admin_access
+from codex_broker.http_api.admin import gate as admin_gate
 from codex_broker.http_api.auth import session_token, token_sha256
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import ApiError
@@ -83,14 +83,7 @@ async def authorize(
             raise ApiError(401, "invalid_session_token")
     if not allow_admin or requested is None:
         raise ApiError(401, "session_token_required")
-    admin = ctx.settings.broker_admin_token
-    expected = admin.get_secret_value() if admin is not None else None
-    client = request.client.host if request.client else None
-    verdict = admin_access.decide(expected, admin_access.presented_token(request.headers), client)
-    if verdict is admin_access.Access.TOKEN_REQUIRED:
-        raise ApiError(401, "admin_auth_required")
-    if verdict is admin_access.Access.LOOPBACK_ONLY:
-        raise ApiError(403, "admin_loopback_only")
+    admin_gate.require_admin(request, ctx.settings)
     if not await ctx.redis.exists(ctx.keys.session(requested)):
         raise ApiError(404, "unknown_session")
     request.state.session_key = requested

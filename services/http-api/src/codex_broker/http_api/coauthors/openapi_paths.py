@@ -82,7 +82,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "invalid input (invalid_json_body, invalid_session_key, invalid_prompt, invalid_message, "
         "invalid_excluded, invalid_credit, invalid_allow_missing, provide_at_most_one)",
         401: "session_token_required, invalid_session_token, admin_auth_required",
-        403: "session_mismatch, admin_loopback_only",
+        415: "admin_json_required (the admin rule: a write must be application/json)",
+        403: "session_mismatch, admin_host_refused, admin_origin_mismatch",
         404: "unknown_session",
         503: "redis_unavailable",
     }
@@ -117,7 +118,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": json_response("trailers", RESOLUTION), **_errors(400, 401, 403, 404, 503)},
+            "responses": {
+                "200": json_response("trailers", RESOLUTION),
+                **_errors(400, 401, 403, 404, 415, 503),
+            },
         }
     },
     "/git/coauthors/status": {
@@ -127,7 +131,10 @@ OPENAPI_PATHS: dict[str, Any] = {
             "tags": ["git"],
             "security": SECURITY,
             "parameters": [SESSION_KEY_PARAM],
-            "responses": {"200": json_response("status", RESOLUTION), **_errors(400, 401, 403, 404, 503)},
+            "responses": {
+                "200": json_response("status", RESOLUTION),
+                **_errors(400, 401, 403, 404, 415, 503),
+            },
         }
     },
     "/git/coauthors/configure": {
@@ -154,7 +161,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                     }
                 },
             },
-            "responses": {"200": json_response("stored", RESOLUTION), **_errors(400, 401, 403, 404, 503)},
+            "responses": {
+                "200": json_response("stored", RESOLUTION),
+                **_errors(400, 401, 403, 404, 415, 503),
+            },
         }
     },
 }

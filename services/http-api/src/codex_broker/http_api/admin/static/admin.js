@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const TOKEN_KEY = "cbAdminToken";
+  const WRITES = ["POST", "PUT", "PATCH", "DELETE"];
   const PAGE_SIZE = 25;
   const VIEWS = ["overview", "sessions", "jobs", "profiles", "authors"];
   const state = { view: "overview", platform: "", offset: 0, selected: null, needsToken: false };
@@ -73,8 +73,11 @@
 
   // ---- notices -----------------------------------------------------------------------------
   const MESSAGES = {
-    admin_auth_required: "The admin token is missing or wrong.",
-    admin_loopback_only: "Without an admin token the admin API only answers on 127.0.0.1 / ::1.",
+    admin_auth_required: "Please log in with the admin token.",
+    admin_login_refused: "The token was not accepted.",
+    admin_host_refused: "This address is not one the admin page may be used from (ADMIN_ALLOWED_HOSTS).",
+    admin_origin_mismatch: "The request came from another origin.",
+    admin_json_required: "The request was not JSON.",
     invalid_platform: "Platform must be slack or feishu.",
     unknown_session: "That session no longer exists.",
     session_active: "The session has an active turn; stop it first.",
@@ -116,10 +119,12 @@
   }
 
   // ---- API ---------------------------------------------------------------------------------
+  // The session is the HttpOnly cookie the login endpoint set: this script never holds the token
+  // after sending it once. Writes are JSON (an empty object when there is nothing to send): the
+  // server refuses anything else, which is what keeps other sites' forms out.
   async function api(method, path, body) {
     const headers = { accept: "application/json" };
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers["x-admin-token"] = token;
+    if (body === undefined && WRITES.includes(method)) body = {};
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await fetch(path, {
       method,
@@ -134,8 +139,8 @@
     } catch {
       data = { ok: false, error: `http_${response.status}` };
     }
-    if (response.status === 401) {
-      showLogin(Boolean(token));
+    if (response.status === 401 && !path.endsWith("/login")) {
+      showLogin("");
       throw new ApiFailure(401, data);
     }
     if (!response.ok || data.ok === false) throw new ApiFailure(response.status, data);
@@ -155,8 +160,7 @@
     $("login").hidden = false;
     $("main").hidden = true;
     $("signout").hidden = true;
-    if (rejected) sessionStorage.removeItem(TOKEN_KEY);
-    notify(rejected ? "The token was not accepted." : "", rejected ? "" : "info");
+    notify(rejected || "", rejected ? "" : "info");
     $("token").focus();
   }
 
@@ -164,7 +168,31 @@
     state.needsToken = false;
     $("login").hidden = true;
     $("main").hidden = false;
-    $("signout").hidden = !sessionStorage.getItem(TOKEN_KEY);
+    $("signout").hidden = false;
+  }
+
+  async function logIn(credential) {
+    try {
+      await api("POST", "/admin/api/login", credential);
+    } catch (error) {
+      if (error instanceof ApiFailure && error.status === 401) {
+        showLogin(credential.code ? "That login link was already used or has expired." : MESSAGES.admin_login_refused);
+      }
+      else notify(error.message || String(error));
+      return false;
+    }
+    hideLogin();
+    notify("");
+    return true;
+  }
+
+  // `codex-broker up` prints /admin#code=<one-time code>: a fragment never reaches the server.
+  // Take it out of the address bar (and history) before anything else, then redeem it.
+  function takeLoginCode() {
+    const match = location.hash.match(/^#code=([A-Za-z0-9_-]+)$/);
+    if (!match) return null;
+    history.replaceState(null, "", `${location.pathname}${location.search}#overview`);
+    return match[1];
   }
 
   // ---- views -------------------------------------------------------------------------------
@@ -432,17 +460,18 @@
   }
 
   function wire() {
-    $("login-form").addEventListener("submit", (event) => {
+    $("login-form").addEventListener("submit", async (event) => {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+      const token = $("token").value.trim();
       $("token").value = "";
-      hideLogin();
-      notify("");
-      route();
+      if (await logIn({ token })) route();
     });
-    $("signout").addEventListener("click", () => {
-      sessionStorage.removeItem(TOKEN_KEY);
-      showLogin(false);
+    $("signout").addEventListener("click", async () => {
+      try {
+        await api("POST", "/admin/api/logout");
+      } finally {
+        showLogin("");
+      }
     });
     $("refresh").addEventListener("click", load);
     $("platform").addEventListener("change", (event) => {
@@ -503,9 +532,11 @@
     window.addEventListener("hashchange", route);
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("DOMContentLoaded", async () => {
+    const code = takeLoginCode();
     wire();
     hideLogin();
+    if (code && !(await logIn({ code }))) return;
     route();
   });
 })();
