@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from codex_broker.http_api.app import create_app
 from codex_broker.libs.keys import Keys
 from codex_broker.orchestrator.config import Settings
-from tests.http_api.admin.conftest import LOOPBACK, make_context
+from tests.http_api.admin.conftest import ADMIN_HEADERS, ADMIN_TOKEN, BASE_URL, LOOPBACK, make_context
 from tests.orchestrator.harness import Driver, FakeRunnerScript, message
 
 API_KEY = "sk-proj-TESTKEY0123456789abcdefghij"
@@ -24,9 +24,11 @@ API_KEY = "sk-proj-TESTKEY0123456789abcdefghij"
 async def admin(redis: Redis, keys: Keys, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     data_root = tmp_path / "data"
     data_root.mkdir(exist_ok=True)
-    app = create_app(make_context(redis, keys, data_root, None))
+    app = create_app(make_context(redis, keys, data_root, ADMIN_TOKEN))
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, client=LOOPBACK), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=app, client=LOOPBACK),
+        base_url=BASE_URL,
+        headers={**ADMIN_HEADERS, "content-type": "application/json"},
     ) as client:
         yield client
 
