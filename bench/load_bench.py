@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
     BENCH_USER,
+    LIFTED_CAPS,
     Usage,
     arg_parser,
     broker_bench,
@@ -39,7 +40,7 @@ from bench._common import (
 def run(steps: list[int]) -> None:
     print(f"load bench: steps {steps} (new threads at once, instant model)")
     print(f"before: {load_note()}")
-    with broker_bench("load") as bench:
+    with broker_bench("load", LIFTED_CAPS) as bench:
         slack, model = bench.slack, bench.model
         answered = 0
         for _ in range(2):  # warm

@@ -39,6 +39,7 @@ from redis.exceptions import ResponseError
 
 from bench._common import (
     BENCH_USER,
+    LIFTED_CAPS,
     REDIS_URL,
     TimedSlack,
     Usage,
@@ -236,7 +237,7 @@ async def run(n: int, sources: list[str], orchestrators: int) -> None:
     )
     print(f"before: {load_note()}")
     replicas = {"codex-runner": 0, "orchestrator": orchestrators}
-    with broker_bench("routing", replicas=replicas) as bench:
+    with broker_bench("routing", LIFTED_CAPS, replicas=replicas) as bench:
         broker = bench.broker
         redis = Redis.from_url(REDIS_URL)
         stop = asyncio.Event()

@@ -18,7 +18,7 @@ from codex_broker.libs import paths
 from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_feishu import FakeFeishu
-from tests.fakes.fake_model import FakeModel, slow_reply, text_reply
+from tests.fakes.fake_model import FakeModel, held_reply, slow_reply, text_reply
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
@@ -63,7 +63,6 @@ def broker(
         "FEISHU_APP_SECRET": feishu.app_secret,
         "FEISHU_DOMAIN": feishu.url,
         "OPENAI_API_KEY": FAKE_API_KEY,
-        "DEBOUNCE_MS": "50",
     }
     return BrokerProcess(data_root=data_root, redis_url=redis_url, key_prefix=key_prefix, env=env)
 
@@ -162,3 +161,34 @@ async def test_stop_button_interrupts_and_image_reaches_codex(
             timeout_s=120,
             what="the second run's card finished",
         )
+
+
+async def test_an_answer_before_a_steer_and_the_answer_to_the_steer_both_reach_the_thread(
+    tmp_path: Path, redis_url: str, key_prefix: str, fake_feishu: FakeFeishu, fake_model: FakeModel
+) -> None:
+    """Issue 16 item 2: a slow model answers, a follow-up steers the turn, Codex answers it too;
+    the thread shows both answers as messages, in order, once each."""
+    fake_model.script(
+        held_reply("answer-one-f8 is here", hold_s=30, match="question-one"),
+        text_reply("answer-two-f8 is here", match="question-two"),
+    )
+    async with broker(tmp_path, redis_url, key_prefix, fake_feishu, fake_model):
+        await wait_for(lambda: fake_feishu.connected() == 1, timeout_s=60, what="the long connection")
+        sent = fake_feishu.push_message(chat_id="oc_e2e", text="question-one please", mention_bot=True)
+
+        def first_answer_in_card() -> bool:
+            return any("answer-one-f8" in json.dumps(c["elements"]) for c in fake_feishu.cards())
+
+        await wait_for(first_answer_in_card, timeout_s=120, what="the first answer streaming")
+        fake_feishu.push_message(chat_id="oc_e2e", text="and question-two", root_id=sent["message_id"])
+        await wait_for(lambda: finished_card(fake_feishu), timeout_s=120, what="the finished card")
+
+        def answers() -> list[str] | None:
+            texts = [json.dumps(m["content"]) for m in fake_feishu.bot_messages("oc_e2e") if not m["deleted"]]
+            found = [t for t in texts if "answer-one-f8" in t or "answer-two-f8" in t]
+            return found if len(found) >= 2 else None
+
+        found = await wait_for(answers, timeout_s=60, what="both answers posted")
+        assert len(found) == 2
+        assert "answer-one-f8" in found[0] and "answer-two-f8" in found[1]
+        assert "answer-two-f8" not in found[0] and "answer-one-f8" not in found[1]

@@ -25,6 +25,7 @@ from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_model import (
     FakeModelClient,
+    held_reply,
     slow_reply,
     text_reply,
     tool_call_reply,
@@ -113,7 +114,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeMode
         env = {
             **slack.env,
             "OPENAI_API_KEY": FAKE_API_KEY,
-            "DEBOUNCE_MS": "100",
             "ALLOWED_USERS": ALLOWED,
             "SHARD_LEASE_MS": "3000",
             "SHARD_RENEW_INTERVAL_S": "1",
@@ -181,6 +181,33 @@ async def test_steer_then_stop_during_a_slow_stream(world: World) -> None:
     await until(lambda: "Stopped." in world.thread_text("C300", sent.ts), "Stopped.")
 
 
+async def test_an_answer_before_a_steer_and_the_answer_to_the_steer_both_reach_the_thread(
+    world: World,
+) -> None:
+    """Issue 16 item 2: a slow model answers, a follow-up steers the turn, Codex answers it too;
+    the thread gets both answers as messages, in order, once each."""
+    world.model.script(
+        held_reply("answer-one-s7 is here", hold_s=30, match="question-one"),
+        text_reply("answer-two-s7 is here", match="question-two"),
+    )
+    sent = world.mention("C350", "U1", "question-one please")
+    await until(lambda: "answer-one-s7" in world.thread_text("C350", sent.ts), "the first answer streaming")
+    world.slack.client.user_message("C350", "U1", "and question-two", thread_ts=sent.ts)
+
+    def answers() -> list[str] | None:
+        streams = set(world.slack.client.streams())
+        texts = [
+            m.get("text", "")
+            for m in world.slack.client.messages(channel="C350", thread_ts=sent.ts, from_bot=True)
+            if not m.get("deleted") and m["ts"] not in streams
+        ]
+        return [t for t in texts if "answer-one-s7" in t or "answer-two-s7" in t]
+
+    # in order, once each, and nowhere else once the turn is over (a live view keeps no answer)
+    expected = ["answer-one-s7 is here", "answer-two-s7 is here"]
+    await until(lambda: answers() == expected, f"exactly {expected} in the thread")
+
+
 async def test_backfill_dm_refusal_and_retry(world: World) -> None:
     # the first mention inside an existing human thread carries the earlier messages
     root = world.slack.client.seed_message("C400", "U2", "the deploy failed at step 3")
@@ -219,16 +246,46 @@ async def test_status_and_new(world: World) -> None:
     sent = world.mention("C800", "U1", "remember alpha")
     await until(lambda: "First thread answer." in world.thread_text("C800", sent.ts), "first answer")
     old_thread = world.session("C800", sent.ts)["thread_id"]
-    world.slack.client.user_message("C800", "U1", "/status", thread_ts=sent.ts)
-    await until(lambda: old_thread in world.thread_text("C800", sent.ts), "/status with the Codex thread id")
-    world.slack.client.user_message("C800", "U1", "/new", thread_ts=sent.ts)
-    await until(lambda: "fresh Codex thread" in world.thread_text("C800", sent.ts), "/new reply")
+    # the forms Slack delivers as text (a leading "/" is Slack's own slash command)
+    world.slack.client.user_message("C800", "U1", "-status", thread_ts=sent.ts)
+    await until(lambda: old_thread in world.thread_text("C800", sent.ts), "-status with the Codex thread id")
+    world.slack.client.user_message("C800", "U1", "-new", thread_ts=sent.ts)
+    await until(lambda: "fresh Codex thread" in world.thread_text("C800", sent.ts), "-new reply")
     world.model.script(text_reply("Second thread answer.", match="start over"))
     world.slack.client.user_message("C800", "U1", "start over", thread_ts=sent.ts)
     await until(lambda: "Second thread answer." in world.thread_text("C800", sent.ts), "answer after /new")
     assert world.session("C800", sent.ts)["thread_id"] != old_thread
     fresh = world.model_saw("start over")[-1]
     assert not any("remember alpha" in t for t in user_texts(fresh))  # a fresh Codex thread
+
+
+async def test_the_codex_slash_command_is_acked_and_answered_ephemerally(world: World) -> None:
+    envelope = world.slack.client.slash_command("C810", "U1", "/codex", "help")
+
+    def answered(text: str, **where: str) -> dict | None:
+        return next(
+            (
+                e
+                for e in world.slack.client.ephemerals()
+                if text in e.get("text", "") and all(e.get(k) == v for k, v in where.items())
+            ),
+            None,
+        )
+
+    help_answer = await until(lambda: answered("/codex status", channel="C810", user="U1"), "/codex help")
+    assert "thread_ts" not in help_answer  # no thread given: the channel
+    assert "`/status`" not in help_answer["text"]  # Slack never delivers that form
+    [acked] = [e for e in world.slack.client.envelopes() if e["envelope_id"] == envelope]
+    assert acked["acked"]
+
+    world.model.script(text_reply("Slash thread answer.", match="slash thread"))
+    sent = world.mention("C811", "U1", "slash thread")
+    await until(lambda: "Slash thread answer." in world.thread_text("C811", sent.ts), "the answer")
+    thread_id = world.session("C811", sent.ts)["thread_id"]
+    world.slack.client.slash_command("C811", "U1", "/codex", "status", thread_ts=sent.ts)
+    status = await until(lambda: answered(thread_id, channel="C811", thread_ts=sent.ts), "/codex status")
+    assert status["user"] == "U1"
+    assert thread_id not in world.thread_text("C811", sent.ts)  # only the asker saw it
 
 
 async def test_orchestrator_sigkill_between_mention_and_answer(world: World) -> None:

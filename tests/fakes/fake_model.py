@@ -6,6 +6,10 @@ It streams exactly the event shapes Codex consumes: `response.created`,
 an assistant message or a `function_call`, and `response.completed` with usage — or
 `response.failed`, or a plain HTTP error.
 
+A text reply may carry `phase` (on the message item, as the Responses API marks commentary and
+final answers) and `hold_s` (the response stays open that long after the message: see
+`held_reply`).
+
 Scripting: a queue of replies, each optionally matched on a substring of the latest user input
 (so parallel threads can get different scripts). A request takes the first queued reply whose
 `match` is in its latest user text (or that has no `match`); with none queued it answers
@@ -56,8 +60,9 @@ def _completed(response_id: str, input_tokens: int = 10, output_tokens: int = 5)
     }
 
 
-def _message_events(text: str, chunks: int) -> list[Event]:
+def _message_events(text: str, chunks: int, phase: str | None = None) -> list[Event]:
     item_id = f"msg_{uuid.uuid4().hex[:12]}"
+    extra = {"phase": phase} if phase else {}
     added = {
         "type": "response.output_item.added",
         "output_index": 0,
@@ -67,6 +72,7 @@ def _message_events(text: str, chunks: int) -> list[Event]:
             "id": item_id,
             "status": "in_progress",
             "content": [],
+            **extra,
         },
     }
     size = max(1, -(-len(text) // max(1, chunks)))
@@ -89,6 +95,7 @@ def _message_events(text: str, chunks: int) -> list[Event]:
             "id": item_id,
             "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
+            **extra,
         },
     }
     return [added, *deltas, done]
@@ -97,6 +104,13 @@ def _message_events(text: str, chunks: int) -> list[Event]:
 def text_reply(text: str, *, match: str | None = None, chunks: int = 3, delay_s: float = 0.0) -> dict:
     """An assistant answer streamed in `chunks` deltas, `delay_s` apart (slow stream when > 0)."""
     return {"match": match, "kind": "text", "text": text, "chunks": chunks, "delay_s": delay_s}
+
+
+def held_reply(text: str, *, hold_s: float, match: str | None = None, phase: str | None = None) -> dict:
+    """A complete answer whose response stays open `hold_s` seconds after it (a model still busy
+    after writing it): a steer within that time takes over the turn after a complete answer.
+    `phase` marks the message as Codex's Responses API does (`final_answer`, `commentary`)."""
+    return {**text_reply(text, match=match), "hold_s": hold_s, "phase": phase}
 
 
 def slow_reply(text: str, *, match: str | None = None, chunks: int = 40, delay_s: float = 0.25) -> dict:
@@ -315,10 +329,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({"type": "response.output_item.done", "output_index": 0, "item": call})
         else:
             delay = float(reply.get("delay_s") or 0)
-            for event in _message_events(reply["text"], int(reply.get("chunks") or 1)):
+            for event in _message_events(reply["text"], int(reply.get("chunks") or 1), reply.get("phase")):
                 self._event(event)
                 if delay and event["type"] == "response.output_text.delta":
                     time.sleep(delay)
+            if reply.get("hold_s"):
+                time.sleep(float(reply["hold_s"]))
         self._event(_completed(response_id))
 
     def _json(self, status: int, payload: Any) -> None:

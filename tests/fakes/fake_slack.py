@@ -38,6 +38,8 @@ Driving (Python method — control endpoint, JSON body = the method's keyword ar
   click_button(channel, user, message_ts, action_id, value, thread_ts=) -> envelope_id
         (block_actions; `message_ts` must be a stored message)               POST /_fake/actions
   submit_view(user, view) -> envelope_id (view_submission)                  POST /_fake/views
+  slash_command(channel, user, command, text=, thread_ts=) -> envelope_id (a `slash_commands`
+        envelope; event id `command:<trigger>`; the ack's payload is in envelopes()) POST /_fake/commands
   disconnect(reason=) (Socket Mode `disconnect` message)                     POST /_fake/disconnect
   drop_connections() (closes every websocket abruptly)                       POST /_fake/drop
   fail(method, error=, status=, retry_after=, times=1, needed=)             POST /_fake/failures
@@ -128,7 +130,7 @@ class _Delivery:
     """One logical event (event_id) and its envelope attempts."""
 
     event_id: str
-    kind: str  # events_api | interactive
+    kind: str  # events_api | interactive | slash_commands
     payload: dict[str, Any]
     envelope_ids: list[str] = field(default_factory=list)
     acked_envelope: str | None = None  # the first acked envelope
@@ -326,6 +328,11 @@ class FakeSlack:
 
     def submit_view(self, user: str, view: dict[str, Any]) -> str:
         return self._run(self._submit_view, user, view)
+
+    def slash_command(
+        self, channel: str, user: str, command: str, text: str = "", thread_ts: str | None = None
+    ) -> str:
+        return self._run(self._slash_command, channel, user, command, text, thread_ts)
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
         self._run(self._disconnect, reason)
@@ -588,6 +595,29 @@ class FakeSlack:
         }
         return self._deliver(_Delivery(event_id=f"view:{trigger}", kind="interactive", payload=payload))
 
+    def _slash_command(self, channel: str, user: str, command: str, text: str, thread_ts: str | None) -> str:
+        """Like Slack: the form fields of a slash command, as a Socket Mode `slash_commands`
+        envelope (not re-sent: Slack shows the user an error instead when it is not acked)."""
+        trigger = f"{self._next_id('')}.{self.team_id}.trigger"
+        payload: dict[str, Any] = {
+            "token": "fake-verification-token",
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": channel.lower(),
+            "user_id": user,
+            "user_name": self._users.get(user, {}).get("name", user),
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": f"http://127.0.0.1/fake-response/{trigger}",
+            "trigger_id": trigger,
+        }
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+        return self._deliver(_Delivery(event_id=f"command:{trigger}", kind="slash_commands", payload=payload))
+
     def _fail(
         self,
         method: str,
@@ -622,7 +652,7 @@ class FakeSlack:
             "envelope_id": envelope_id,
             "payload": delivery.payload,
             "type": delivery.kind,
-            "accepts_response_payload": delivery.kind == "interactive",
+            "accepts_response_payload": delivery.kind in ("interactive", "slash_commands"),
         }
         if delivery.kind == "events_api":
             envelope["retry_attempt"] = attempt
@@ -1148,6 +1178,14 @@ class FakeSlack:
         )
         post("/_fake/actions", lambda b: {"envelope_id": self._click_button(**_action_args(b))})
         post("/_fake/views", lambda b: {"envelope_id": self._submit_view(b["user"], b["view"])})
+        post(
+            "/_fake/commands",
+            lambda b: {
+                "envelope_id": self._slash_command(
+                    b["channel"], b["user"], b["command"], b.get("text", ""), b.get("thread_ts")
+                )
+            },
+        )
         post("/_fake/disconnect", lambda b: self._disconnect(b.get("reason", "refresh_requested")))
         post("/_fake/drop", lambda b: self._drop_connections())
         post("/_fake/failures", lambda b: self._fail(**_fail_args(b)))

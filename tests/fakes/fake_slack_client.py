@@ -98,6 +98,12 @@ class FakeSlackClient:
     def submit_view(self, user: str, view: dict[str, Any]) -> str:
         return str(self._post("views", {"user": user, "view": view})["envelope_id"])
 
+    def slash_command(
+        self, channel: str, user: str, command: str, text: str = "", thread_ts: str | None = None
+    ) -> str:
+        body = {"channel": channel, "user": user, "command": command, "text": text, "thread_ts": thread_ts}
+        return str(self._post("commands", body)["envelope_id"])
+
     def disconnect(self, reason: str = "refresh_requested") -> None:
         self._post("disconnect", {"reason": reason})
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
+from codex_broker.libs.contracts import CHANNEL_SCOPE
 from codex_broker.libs.keys import Keys
 from tests.fakes.fake_slack import FakeSlack
 from tests.helpers import free_port, wait_for
@@ -210,3 +211,28 @@ async def test_raw_envelopes_are_not_logged_by_default(
     for event_id in sent.event_ids:
         await wait_for(lambda e=event_id: slack.acked(e), what=f"ack of {event_id}")
     assert not (tmp_path / "data" / "logs" / "raw").exists()
+
+
+async def test_a_slash_command_is_stored_then_acked_with_nothing_to_show(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
+) -> None:
+    await start_ingress()
+    envelope = slack.slash_command(CHANNEL, "U1", "/codex", "status", thread_ts="1700000000.000100")
+    await wait_for(
+        lambda: any(e["acked"] for e in slack.envelopes() if e["envelope_id"] == envelope), what="ack"
+    )
+    [event] = await inbound_events(redis, keys)
+    assert event.event_id.startswith("slack-command:") and event.reply_ephemeral
+    assert (event.conversation_id, event.root_message_id) == (CHANNEL, "1700000000.000100")
+    assert event.text == "/status" and event.is_mention and event.actor.display_name == "Alice"
+    [acked] = [e for e in slack.envelopes() if e["envelope_id"] == envelope]
+    assert not acked["ack_payload"]  # the answer comes ephemerally from the orchestrator
+
+
+async def test_a_slash_command_outside_a_thread_is_scoped_to_the_channel(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
+) -> None:
+    await start_ingress()
+    slack.slash_command(CHANNEL, "U1", "/codex", "")
+    [event] = await wait_for(lambda: inbound_events(redis, keys), what="the stored command")
+    assert event.root_message_id == CHANNEL_SCOPE and event.text == "/help"

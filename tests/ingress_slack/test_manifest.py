@@ -35,5 +35,9 @@ def test_manifest_enables_socket_mode_interactivity_events_and_scopes() -> None:
         "users:read.email",
         "reactions:write",
         "assistant:write",
+        "commands",
     }
+    [command] = manifest["features"]["slash_commands"]
+    assert command["command"] == "/codex"  # what ingress-slack handles (normalize.SLASH_COMMAND)
+    assert all(name in command["usage_hint"] for name in ("status", "new", "stop", "usage", "help"))
     assert "assistant_view" in manifest["features"], "Slack grants assistant:write only with assistant_view"

@@ -40,7 +40,6 @@ def make_settings(key_prefix: str, redis_url: str, data_root: Path, **overrides:
         "shard_count": 4,
         "data_root": data_root,
         "metrics_port": 0,
-        "debounce_ms": 0,
         "housekeeping_enabled": False,
         "instance_id": f"orch-{next(_counter)}",
         "shard_renew_interval_s": 0.3,
@@ -106,12 +105,14 @@ class Driver:
     _tasks: dict[int, list[asyncio.Task[None]]] = field(default_factory=dict)
     _stops: dict[int, asyncio.Event] = field(default_factory=dict)
 
-    async def start(self, settings: Settings) -> Orchestrator:
+    async def start(self, settings: Settings, *, timers: bool = True) -> Orchestrator:
+        """`timers=False` leaves the due-timer task out: whatever still happens needed no timer."""
         stop = asyncio.Event()
         orch = Orchestrator(settings, Redis.from_url(settings.redis_url), stop=stop)
         self.orchestrators.append(orch)
         self._stops[id(orch)] = stop
-        self._tasks[id(orch)] = [asyncio.create_task(t(stop)) for t in orch.tasks()]
+        tasks = [t for t in orch.tasks() if timers or t != orch.timers.run]
+        self._tasks[id(orch)] = [asyncio.create_task(t(stop)) for t in tasks]
         return orch
 
     async def stop(self, orch: Orchestrator) -> None:

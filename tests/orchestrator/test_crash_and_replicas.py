@@ -97,14 +97,28 @@ async def test_two_replicas_split_shards_and_take_over(
         await driver.inbound(
             message("follow-up", conversation=event.conversation_id, root=event.root_message_id)
         )
+    # the follow-ups came before their turns started: the survivor steers them in at turn start
     requests = await driver.run_requests()
+    steered: list = []
     for request in requests[: len(events)]:
         runner = FakeRunnerScript(driver, request, runner_id=f"r-{request.run_id[:6]}")
         await runner.claim()
+
+        async def steers(runner_id: str = runner.runner_id) -> list:
+            return [c for c in await driver.controls(runner_id) if c.kind == "steer"]
+
+        if shard_of(request.session_key, 4) in victim_shards:
+            steered += await wait_for(steers, timeout_s=20, what="the follow-up steered in")
         await runner.emit("completed", text=f"done {request.coords.conversation_id}")
-    await driver.wait_runs(12 + len(pending), timeout_s=20)
-    finals = [a for a in await driver.outbound() if a.action_id.startswith("final:")]
+    assert len(steered) == len(pending) and all("follow-up" in (c.input[0].text or "") for c in steered)
+
+    async def twelve_finals() -> list | None:
+        found = [a for a in await driver.outbound() if a.action_id.startswith("final:")]
+        return found if len(found) >= 12 else None
+
+    finals = await wait_for(twelve_finals, timeout_s=20, what="12 answers")
     assert len({f.action_id for f in finals}) == len(finals) == 12
+    assert len(await driver.run_requests()) == 12
 
 
 async def test_sigterm_hands_shards_back(driver: Driver, settings_for: Callable[..., Settings]) -> None:

@@ -18,7 +18,14 @@ from codex_broker.libs.heartbeat import Heartbeat
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.runtime import heartbeat_loop
 from tests.codex_runner.harness import runner_settings, running_runner
-from tests.fakes.fake_model import FakeModel, slow_reply, text_reply, tool_call_reply, user_texts
+from tests.fakes.fake_model import (
+    FakeModel,
+    held_reply,
+    slow_reply,
+    text_reply,
+    tool_call_reply,
+    user_texts,
+)
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, make_settings, message
 
@@ -124,3 +131,38 @@ async def test_steer_then_stop_a_slow_stream(
         assert isinstance(final.payload, ProgressPayload)
         assert final.payload.outcome == "interrupted" and final.payload.final_text == "Stopped."
         assert len(await driver.run_requests()) == 1
+
+
+async def test_an_answer_before_a_steer_and_the_answer_to_the_steer_are_both_posted(
+    driver: Driver, fake_model: FakeModel, codex_data_root: Path, key_prefix: str, redis_url: str
+) -> None:
+    """Issue 16 item 2: the model answers, its response stays open (a slow model); a message one
+    moment later steers the turn, Codex answers that too. Both answers go to the thread."""
+    fake_model.script(
+        held_reply("answer-one-5d2 is here", hold_s=30, match="question-one"),
+        text_reply("answer-two-5d2 is here", match="question-two"),
+    )
+    await driver.start(make_settings(key_prefix, redis_url, codex_data_root))
+    async with runner_with_heartbeat(runner_settings(codex_data_root, key_prefix, redis_url)):
+        first = message("question-one please")
+        await driver.inbound(first)
+
+        async def first_answer_shown() -> bool:
+            return any(
+                a.payload.kind == "progress" and "answer-one-5d2 is here" in a.payload.answer_text  # type: ignore[union-attr]
+                for a in await driver.outbound()
+            )
+
+        await wait_for(first_answer_shown, timeout_s=90, what="the first answer streamed")
+        await driver.inbound(message("and question-two", mention=False, root=first.root_message_id))
+        finish = await driver.wait_outbound(lambda a: a.action_id.startswith("final:"), timeout_s=90)
+        assert isinstance(finish.payload, ProgressPayload) and finish.payload.outcome == "completed"
+        [request] = await driver.run_requests()
+        posts = [
+            (a.action_id, a.payload.text)  # type: ignore[union-attr]
+            for a in await driver.outbound()
+            if a.payload.kind == "post" and a.action_id.startswith(f"answer:{request.run_id}:")
+        ]
+        assert [text for _, text in posts] == ["answer-one-5d2 is here", "answer-two-5d2 is here"]
+        assert posts[-1][0] == f"answer:{request.run_id}:last"
+        assert finish.payload.final_text is None  # the last answer is its own post, after the first

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from codex_broker.libs.contracts import Actor, InboundEvent
-from codex_broker.orchestrator.commands import StatusFacts, parse_command, status_text
+from codex_broker.orchestrator.commands import StatusFacts, help_text, parse_command, status_text
 from codex_broker.orchestrator.policy import Policy, access_denial, route_message, validate_workspace
 
 
@@ -32,6 +32,11 @@ def event(**fields: object) -> InboundEvent:
         ("  /status ", "status", ""),
         ("/cd /srv/repo", "cd", "/srv/repo"),
         ("/config sandbox read-only", "config", "sandbox read-only"),
+        ("-status", "status", ""),
+        ("-new", "new", ""),
+        ("-usage", "usage", ""),
+        ("-HELP", "help", ""),
+        ("-cd /srv/repo", "cd", "/srv/repo"),
     ],
 )
 def test_parse_command(text: str, name: str, args: str) -> None:
@@ -42,6 +47,25 @@ def test_parse_command(text: str, name: str, args: str) -> None:
 @pytest.mark.parametrize("text", ["", "stop", "please -stop", "/unknown", "/newer"])
 def test_not_commands(text: str) -> None:
     assert parse_command(text) is None
+
+
+@pytest.mark.parametrize(("text", "name"), [("status", "status"), ("New", "new"), ("help?", "help")])
+def test_a_mention_that_is_only_the_word(text: str, name: str) -> None:
+    command = parse_command(text, mentioned=True)
+    assert command is not None and command.name == name
+    assert parse_command(text) is None  # a plain reply saying "status" is a message to Codex
+
+
+@pytest.mark.parametrize("text", ["help me fix the build", "status of the deploy?", "cd /srv"])
+def test_a_mention_with_more_words_is_a_task(text: str) -> None:
+    assert parse_command(text, mentioned=True) is None
+
+
+def test_help_lists_only_what_the_platform_delivers() -> None:
+    slack, feishu = help_text("slack"), help_text("feishu")
+    assert "`/codex status`" in slack and "`-status`" in slack
+    assert "`/status`" not in slack and "`/stop`" not in slack  # Slack never delivers these as text
+    assert "`/status`" in feishu and "`/codex" not in feishu
 
 
 def test_routing() -> None:

@@ -114,6 +114,10 @@ class JobCallback(BaseModel):
 # ---- inbound --------------------------------------------------------------------------------
 
 
+# root_message_id of a channel-wide scope: a platform command given outside any thread
+CHANNEL_SCOPE = "channel"
+
+
 class InboundEvent(Contract):
     """One normalized platform event (or job callback) for one session scope."""
 
@@ -130,6 +134,9 @@ class InboundEvent(Contract):
     attachments: list[Attachment] = Field(default_factory=list)
     action: ActionPayload | None = None
     job: JobCallback | None = None
+    # a platform command (Slack's /codex): its answers go only to the actor (ephemeral); added
+    # within version 1, only ever set on such events
+    reply_ephemeral: bool = False
     received_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -426,6 +433,7 @@ RunEventKind = Literal[
     "interrupted",
     "failed",
     "steer_rejected",  # a steer control never reached a turn (control_id set); outside the sequence
+    "answer",  # a complete answer of the turn that is not its last (text set); see docs/architecture.md
 ]
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset({"completed", "interrupted", "failed"})
 
@@ -436,7 +444,9 @@ class RunEvent(Contract):
     `steer_rejected` stands outside that sequence (seq 0, idempotency key `control_id`): the
     runner reports it even for a run it no longer holds, when it cannot know the run's seq.
     Added within version 1: the new kind and the optional `control_id` only ever appear on that
-    event, so every other event still decodes with an older consumer.
+    event, so every other event still decodes with an older consumer. `answer` (also added within
+    version 1) is in the sequence: an earlier complete answer of the turn, posted as it comes; the
+    turn's last answer stays the terminal event's text.
     """
 
     run_id: str

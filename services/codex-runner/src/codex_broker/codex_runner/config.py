@@ -16,8 +16,10 @@ class Settings(RawLogSettings, GitIdentitySettings):
     # frequent beats: the orchestrator tells a thread its runner died within seconds of the last one
     heartbeat_interval_s: float = Field(default=2.0, gt=0, description="Seconds between heartbeats")
 
+    # turns wait on the model, not the CPU: sized by memory per live turn (docs/benchmarks.md,
+    # "Concurrency defaults"), so a burst of 50 new threads all reach the model at once
     max_concurrent_turns: int = Field(
-        default=4,
+        default=64,
         ge=1,
         le=1000,
         description="Turns one runner drives at once (it claims only with a free slot)",

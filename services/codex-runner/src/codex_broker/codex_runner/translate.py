@@ -339,21 +339,40 @@ class Emit:
     turn_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Message:
+    """A completed agent message: `phase` as Codex reports it (None: the model did not say)."""
+
+    id: str
+    text: str
+    phase: str | None
+
+
 @dataclass
 class TurnTranslator:
-    """Notifications of one turn → Emits, in order. `done` once the terminal Emit was produced."""
+    """Notifications of one turn → Emits, in order. `done` once the terminal Emit was produced.
+
+    Answers (docs/architecture.md, "Every answer shown"): a completed agent message is an answer
+    when Codex marks it `final_answer`, or, unmarked (`None`, `partial_answer`), when nothing but
+    the turn's end or a steered-in user message follows it — a message followed by a tool call
+    was a preamble, and `commentary` only ever shows in the live view. Every answer but the
+    turn's last goes out as an `answer` Emit once it is known not to be the last; the last is
+    the terminal event's text, as before.
+    """
 
     thread_id: str
     tail_chars: int = 2000
     turn_id: str | None = None
     started: bool = False
     done: bool = False
-    final_text: str = ""
     usage: TokenUsage | None = None
     last_error: str | None = None
     file_paths: dict[str, list[str]] = field(default_factory=dict)
     _message_id: str | None = None
     _message_has_text: bool = False
+    _candidate: _Message | None = None  # the latest message that may still be an answer
+    _last: _Message | None = None
+    _answered: set[str] = field(default_factory=set)
 
     def turn_started(self, turn_id: str) -> list[Emit]:
         """From the turn/start response or the turn/started notification, whichever comes first."""
@@ -413,9 +432,11 @@ class TurnTranslator:
 
     def _item(self, kind: Literal["item_started", "item_completed"], params: dict[str, Any]) -> list[Emit]:
         raw = params.get("item") or {}
-        if kind == "item_completed" and raw.get("type") == "agentMessage":
-            self.final_text = str(raw.get("text") or "")
-            return []
+        if raw.get("type") == "agentMessage":
+            return self._agent_message(raw) if kind == "item_completed" else []
+        if raw.get("type") == "userMessage":
+            # a steer taken into the turn: what was answered before it stays answered
+            return self._settle(answer=True) if kind == "item_started" else []
         if _item_kind(raw) is None:
             return []
         model = p.ItemStartedNotification if kind == "item_started" else p.ItemCompletedNotification
@@ -424,15 +445,45 @@ class TurnTranslator:
             return []
         if info.kind == "file_change":
             self.file_paths[info.id] = info.paths
-        return [Emit(kind, item=info)]
+        emits = self._settle(answer=False) if kind == "item_started" and info.kind != "plan" else []
+        return [*emits, Emit(kind, item=info)]
+
+    def _agent_message(self, raw: dict[str, Any]) -> list[Emit]:
+        phase = raw.get("phase")
+        message = _Message(str(raw.get("id") or ""), str(raw.get("text") or ""), phase)
+        emits = self._settle(answer=False)  # a later message: an earlier final answer is not the last
+        self._last = message
+        if phase != "commentary" and message.text.strip():
+            self._candidate = message
+        return emits
+
+    def _settle(self, *, answer: bool) -> list[Emit]:
+        """Something follows the candidate: it is an answer if marked so, or if `answer` (a
+        steer took over the turn); otherwise (a tool call followed) it was a preamble."""
+        candidate, self._candidate = self._candidate, None
+        if candidate is None or not (answer or candidate.phase == "final_answer"):
+            return []
+        self._answered.add(candidate.id)
+        return [Emit("answer", text=candidate.text)]
+
+    def _final_text(self, turn: p.Turn) -> str:
+        if self._candidate is not None:
+            return self._candidate.text
+        if self._last is None:
+            return _last_agent_text(turn)
+        # nothing qualified: the last message, unless it already went out as an answer
+        return "" if self._last.id in self._answered else self._last.text
 
     def _completed(self, turn: p.Turn) -> list[Emit]:
         self.done = True
         emits = [Emit("token_usage", usage=self.usage)] if self.usage is not None else []
         if turn.status == "completed":
-            text = self.final_text or _last_agent_text(turn)
+            text = self._final_text(turn)
             emits.append(Emit("completed", text=text, thread_id=self.thread_id, turn_id=turn.id))
-        elif turn.status == "interrupted":
+            return emits
+        # a marked final answer made before the stop or the failure is still an answer
+        emits = self._settle(answer=False) + emits
+        if turn.status == "interrupted":
             emits.append(Emit("interrupted", text="interrupted", thread_id=self.thread_id, turn_id=turn.id))
         else:
             reason = turn_error_text(turn.error, self.last_error)

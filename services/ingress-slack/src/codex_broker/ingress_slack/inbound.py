@@ -30,10 +30,12 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.normalize import (
+    SLASH_COMMAND,
     BotIdentity,
     block_action_to_inbound,
     ignore_reason,
     scrub_surrogates,
+    slash_command_to_inbound,
     to_inbound,
     user_ids_to_resolve,
     view_submission_to_inbound,
@@ -55,6 +57,7 @@ RECIPIENT_TTL_S = 2 * 86400
 CLAIM_LEASE_MS = 30_000
 CLAIM_WAIT_S = 3.0
 ANY = re.compile(r".*")
+COMMAND_NOT_STORED = "Sorry, I could not take that command just now. Please try again."
 
 
 class StillInProgress(RuntimeError):
@@ -155,6 +158,7 @@ class SlackInbound:
         app.action(ANY)(self.on_action)
         app.view(ANY)(self.on_view)
         app.view({"type": "view_closed", "callback_id": ANY})(_ack_only)
+        app.command(SLASH_COMMAND)(self.on_command)
         app.command(ANY)(_ack_only)
         app.shortcut(ANY)(_ack_only)
         app.options(ANY)(_ack_only)
@@ -225,6 +229,24 @@ class SlackInbound:
             await self._persist("view_submission", inbound, started, None)
         else:
             metrics.INBOUND.labels(kind="view_submission", result="ignored").inc()
+        await ack()
+
+    async def on_command(self, body: dict[str, Any], ack: Callable[..., Awaitable[Any]]) -> None:
+        """`/codex …`: stored, then acked with nothing to show; the orchestrator answers
+        ephemerally in the thread (or the channel). Slack never re-sends a command, so one that
+        cannot be stored is acked with a note instead of left to time out."""
+        started = time.perf_counter()
+        body = scrub_surrogates(body)
+        inbound = slash_command_to_inbound(body, await self.users.names([str(body.get("user_id") or "")]))
+        if inbound is None:
+            metrics.INBOUND.labels(kind="slash_command", result="ignored").inc()
+            await ack()
+            return
+        try:
+            await self._persist("slash_command", inbound, started, None)
+        except NOT_STORED:
+            await ack(text=COMMAND_NOT_STORED, response_type="ephemeral")
+            return
         await ack()
 
     async def _persist(self, kind: str, inbound: InboundEvent, started: float, recipient: str | None) -> None:

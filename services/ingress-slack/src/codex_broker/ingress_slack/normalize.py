@@ -15,7 +15,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from codex_broker.libs.buttons import SLACK_ACTION_PREFIX
-from codex_broker.libs.contracts import ActionPayload, Actor, Attachment, HistoryMessage, InboundEvent
+from codex_broker.libs.contracts import (
+    CHANNEL_SCOPE,
+    ActionPayload,
+    Actor,
+    Attachment,
+    HistoryMessage,
+    InboundEvent,
+)
 
 # message subtypes that carry something a person said; every other subtype (edits, deletes,
 # joins, topic/purpose/name changes, pins, …) is housekeeping and ignored
@@ -265,6 +272,32 @@ def view_submission_to_inbound(body: Mapping[str, Any], names: Mapping[str, str]
             trigger_id=body.get("trigger_id"),
             values=values,
         ),
+    )
+
+
+SLASH_COMMAND = "/codex"
+
+
+def slash_command_to_inbound(body: Mapping[str, Any], names: Mapping[str, str]) -> InboundEvent | None:
+    """`/codex status` → the orchestrator's `/status` command for the thread Slack names (else
+    the channel), answered ephemerally. `/codex` alone asks for help."""
+    channel, user_id, trigger = body.get("channel_id"), body.get("user_id"), body.get("trigger_id")
+    if body.get("command") != SLASH_COMMAND or not channel or not user_id or not trigger:
+        return None
+    words = str(body.get("text") or "").strip()
+    thread = str(body.get("thread_ts") or "")
+    uid = str(user_id)
+    return InboundEvent(
+        event_id=f"slack-command:{trigger}",
+        platform="slack",
+        conversation_id=str(channel),
+        root_message_id=thread or CHANNEL_SCOPE,
+        kind="message",
+        actor=Actor(id=uid, display_name=names.get(uid) or str(body.get("user_name") or uid)),
+        text="/" + (words or "help"),
+        is_mention=True,  # addressed to the bot, like a mention
+        is_direct=str(channel).startswith("D"),
+        reply_ephemeral=True,
     )
 
 

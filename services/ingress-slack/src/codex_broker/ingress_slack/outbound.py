@@ -42,6 +42,7 @@ from codex_broker.ingress_slack.slack_api import SlackApi
 from codex_broker.ingress_slack.users import UserDirectory
 from codex_broker.libs.bus import DeadLetter, Delivery, loads
 from codex_broker.libs.contracts import (
+    CHANNEL_SCOPE,
     EphemeralPayload,
     HistoryPayload,
     OpenViewPayload,
@@ -286,12 +287,9 @@ class Outbound:
         self, ctx: OutboundContext, action: OutboundAction, payload: EphemeralPayload
     ) -> str:
         text = trim(to_mrkdwn(payload.text), UPDATE_LIMIT) or " "
-        args: dict[str, Any] = {
-            "channel": action.conversation_id,
-            "user": payload.user_id,
-            "text": text,
-            "thread_ts": action.root_message_id,
-        }
+        args: dict[str, Any] = {"channel": action.conversation_id, "user": payload.user_id, "text": text}
+        if action.root_message_id != CHANNEL_SCOPE:  # a command given outside a thread
+            args["thread_ts"] = action.root_message_id
         blocks = message_blocks(text, payload.buttons)
         if blocks:
             args["blocks"] = blocks

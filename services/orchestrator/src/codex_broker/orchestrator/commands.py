@@ -7,16 +7,12 @@ from typing import Literal
 
 CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config"]
 
-_ALIASES: dict[str, CommandName] = {
-    "-stop": "stop",
-    "/stop": "stop",
-    "/new": "new",
-    "/status": "status",
-    "/usage": "usage",
-    "/help": "help",
-    "/cd": "cd",
-    "/config": "config",
-}
+NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config")
+# `-name` everywhere (Slack delivers it as text), `/name` where the platform delivers it as text
+# (Feishu; Slack takes a leading `/` for a slash command of its own: `/codex name` there)
+_ALIASES: dict[str, CommandName] = {f"{prefix}{name}": name for name in NAMES for prefix in ("-", "/")}
+# `@bot status`: a mention whose whole text is one of these words
+_BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help"})
 ADMIN_COMMANDS: frozenset[CommandName] = frozenset({"cd", "config"})
 
 
@@ -26,27 +22,51 @@ class Command:
     args: str = ""
 
 
-def parse_command(text: str) -> Command | None:
-    """A command is the first word of the message (after the stripped mention), any case."""
+def parse_command(text: str, *, mentioned: bool = False) -> Command | None:
+    """A command is the first word of the message (after the stripped mention), any case:
+    `-name` or `/name`; with `mentioned`, also a message that is just the bare word."""
     stripped = text.strip()
     if not stripped:
         return None
     head, _, rest = stripped.partition(" ")
     name = _ALIASES.get(head.lower())
     if name is None:
+        bare = stripped.lower().rstrip(".!?")
+        if mentioned and bare in _BARE:
+            return Command(bare)  # type: ignore[arg-type]
         return None
     return Command(name, rest.strip())
 
 
-HELP_TEXT = """\
-I run Codex for this thread. Mention me to start; plain replies in the thread continue the same session.
-*Commands*
-• `-stop` or `/stop` — interrupt the running turn and drop queued messages
-• `/new` — the next message starts a fresh Codex thread
-• `/status` — what is running, queued messages, Codex thread, workspace, tokens
-• `/usage` — tokens used by this session and by you today
-• `/help` — this text
-• `/cd <path|alias>`, `/config [key value]` — admins only"""
+_DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
+    ("stop", "", "interrupt the running turn and drop queued messages"),
+    ("new", "", "the next message starts a fresh Codex thread"),
+    ("status", "", "what is running, queued messages, Codex thread, workspace, tokens"),
+    ("usage", "", "tokens used by this session and by you today"),
+    ("help", "", "this text"),
+    ("cd", " <path|alias>", "admins only: work in another directory"),
+    ("config", " [key value]", "admins only: this session's sandbox, network, approval, model"),
+)
+
+
+def help_text(platform: str) -> str:
+    """Only the forms the platform delivers: Slack turns any message starting with `/` into a
+    slash command of its own, so there it is `-name`, `/codex name` or `@bot name`."""
+    lines = [
+        "I run Codex for this thread. Mention me to start; plain replies in the thread continue"
+        " the same session.",
+        "*Commands*",
+    ]
+    for name, args, what in _DESCRIPTIONS:
+        if platform == "slack":
+            forms = [f"`-{name}{args}`", f"`/codex {name}{args}`"]
+        else:
+            forms = [f"`/{name}{args}`", f"`-{name}{args}`"]
+        lines.append(f"• {' or '.join(forms)} — {what}")
+    lines.append(
+        "A mention that is only `stop`, `new`, `status`, `usage` or `help` works too (`@bot status`)."
+    )
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -86,10 +106,11 @@ def usage_text(session_total: int, session_in: int, session_out: int, user_today
     )
 
 
+IN_A_THREAD = "`{name}` works inside a thread: send `-{name}` or `/codex {name}` there."
 STOPPED = "Stopped."
 NOTHING_RUNNING = "Nothing is running."
 NEW_THREAD = "Okay — your next message starts a fresh Codex thread."
-ADMIN_ONLY = "Only admins can use `/{name}`."
+ADMIN_ONLY = "Only admins can use `{name}`."
 BUSY = (
     "I'm still working on earlier messages in this thread and {limit} more are waiting. "
     "Please wait for the answer, or send `-stop`."

@@ -28,12 +28,23 @@ class Settings(HousekeepingSettings):
     metrics_port: int = Field(default=9103, ge=0, le=65535, description="Port of /metrics and health")
 
     # ---- state machine ---------------------------------------------------------------------
-    debounce_ms: int = Field(default=300, ge=0, le=60_000, description="Quiet window before a turn starts")
+    # 0: a message into an idle session starts its turn at once; later ones steer it
+    debounce_ms: int = Field(
+        default=0,
+        ge=0,
+        le=60_000,
+        description="Opt-in quiet window before a turn starts (0 = start at once, later messages steer)",
+    )
     message_during_run: Literal["steer", "queue"] = Field(
         default="steer", description="A message during a run steers the active turn or waits for the next"
     )
+    # one runner's default slots: beyond what runners can claim, admission's fair FIFO is the
+    # better place to wait than the runs stream (docs/benchmarks.md, "Concurrency defaults")
     max_active_runs: int = Field(
-        default=32, ge=0, description="Runs in flight across all sessions (0 = unlimited); FIFO beyond"
+        default=64,
+        ge=0,
+        description="Runs in flight across all sessions (0 = unlimited); FIFO beyond. "
+        "Set it to runners times MAX_CONCURRENT_TURNS",
     )
     session_queue_limit: int = Field(default=20, ge=1, description="Messages waiting per session")
 

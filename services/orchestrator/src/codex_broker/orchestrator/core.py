@@ -226,12 +226,22 @@ class Core:
             )
 
     # ---- sessions ----------------------------------------------------------------------------
-    async def create_session(self, event: InboundEvent, *, defer: Any | None = None) -> dict[str, str]:
+    async def active_profile(self) -> str:
+        """The auth profile new sessions use: the one activated in the admin page, else AUTH_PROFILE."""
+        active = await self.redis.get(self.keys.active_auth_profile)
+        return text(active) if active else self.settings.auth_profile
+
+    async def create_session(
+        self, event: InboundEvent, *, defer: Any | None = None, profile: str | None = None
+    ) -> dict[str, str]:
         """First message of a session: workspace, record, and (maybe) the backfill request.
 
         With `defer` (a pipeline) the writes join the caller's round trip — unless a history
-        request must go out now, so that it runs while the turn is prepared."""
+        request must go out now, so that it runs while the turn is prepared. `profile`: the
+        active auth profile, when the caller read it already (None: read it here)."""
         session_key = event.session_key
+        if profile is None:
+            profile = await self.active_profile()
         # only a path: whoever writes into it first creates it (the runner before thread/start,
         # an ingress saving a download) — no file-system work on the routing path
         workspace = paths.session_workspace(self.data_root, session_key)
@@ -241,7 +251,7 @@ class Core:
             "conversation_id": event.conversation_id,
             "root_message_id": event.root_message_id,
             "workspace": str(workspace),
-            "auth_profile": self.settings.auth_profile,
+            "auth_profile": profile,
             "status": "active",
             "is_direct": "1" if event.is_direct else "0",
             "created_at_ms": str(now),

@@ -8,13 +8,14 @@ from typing import Any
 
 from codex_broker.libs import coauthor_actions
 from codex_broker.libs.contracts import (
+    CHANNEL_SCOPE,
     ApprovalDecision,
     EphemeralPayload,
     InboundEvent,
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, prompt, render, timers
+from codex_broker.orchestrator import commands, metrics, render, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -46,7 +47,8 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
     pipe.hgetall(core.keys.session(session_key))
     pipe.hgetall(core.keys.session_state(session_key))
     pipe.llen(core.keys.session_queue(session_key))
-    seen, raw_session, raw_state, queue_len = await pipe.execute()
+    pipe.get(core.keys.active_auth_profile)  # for a new session: the profile activated now
+    seen, raw_session, raw_state, queue_len, active_profile = await pipe.execute()
     if seen is not None:
         metrics.INBOUND.labels(outcome="duplicate").inc()
         return
@@ -66,7 +68,13 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         await refuse(core, event, denial)
         await _mark_seen(core, event)
         return
-    command = commands.parse_command(event.text) if event.kind == "message" else None
+    command = (
+        commands.parse_command(event.text, mentioned=event.is_mention or event.is_direct)
+        if event.kind == "message"
+        else None
+    )
+    if command is None and event.reply_ephemeral:
+        command = Command("help")  # a platform command we do not know: say what there is
     if command is not None:
         metrics.INBOUND.labels(outcome="command").inc()
         metrics.COMMANDS.labels(command=command.name).inc()
@@ -75,7 +83,8 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         return
     pipe = core.redis.pipeline(transaction=False)
     if not session:
-        session = await core.create_session(event, defer=pipe)
+        profile = text(active_profile) if active_profile else core.settings.auth_profile
+        session = await core.create_session(event, defer=pipe, profile=profile)
     await handle_message(core, event, session, state, int(queue_len), pipe=pipe, received_at=received_at)
 
 
@@ -142,41 +151,18 @@ async def _busy(core: Core, event: InboundEvent) -> None:
 
 
 async def steer(core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]) -> None:
-    """Add the message to the running turn (Codex turn/steer through the runner).
-
-    The message is kept on the run (field = the control id) in the round trip that publishes
-    the control: if the runner reports `steer_rejected`, run_events puts it back in the queue."""
+    """Add the message to the running turn, or to the queue while the run is unclaimed or being
+    stopped (see steering.py)."""
     run_id = state.get("active_run_id", "")
-    run_key = core.keys.run(run_id)
-    runner_id, cancelled = await core.redis.hmget(run_key, "runner_id", "cancel_requested")
+    runner_id, cancelled = await core.redis.hmget(core.keys.run(run_id), "runner_id", "cancel_requested")
     if not runner_id or text(cancelled or b"") == "1":  # unclaimed or being stopped: next turn
         await core.enqueue(event, session, phase="running", schedule_ms=None)
         return
-    files = []
-    stored = event
     pipe = core.redis.pipeline(transaction=False)
-    entry_download = core.download_request(pipe, event, session)
-    if entry_download:
-        await pipe.execute()
-        files = (await core.collect_downloads([QueueEntry(event, entry_download)]))[event.event_id]
-        stored = event.model_copy(update={"attachments": files})  # put back, it needs no new download
-    inputs = prompt.run_inputs(prompt.steer_text(event, files), {event.event_id: files})
-    control = RunControl(
-        control_id=f"steer:{event.event_id}",
-        run_id=run_id,
-        session_key=event.session_key,
-        kind="steer",
-        input=inputs,
-    )
-    pipe = core.redis.pipeline(transaction=False)
-    pipe.hset(run_key, control.control_id, QueueEntry(stored).dump())
-    core.add_control(pipe, text(runner_id), control)
-    core.touch(pipe, event)
-    core.add_timeline(
-        pipe, event.session_key, "steer", f"{event.actor.display_name or event.actor.id}: {event.text}"
-    )
-    core.add_seen(pipe, event.session_key, event.event_id)
-    await pipe.execute()
+    entry = QueueEntry(event, core.download_request(pipe, event, session))
+    if entry.download_reply:
+        await pipe.execute()  # the download must start before we wait for it
+    await steering.send(core, entry, run_id, text(runner_id))
 
 
 # ---- policy -----------------------------------------------------------------------------------
@@ -187,8 +173,7 @@ async def refuse(core: Core, event: InboundEvent, denial: str) -> None:
     key = f"refusal:{event.platform}:{event.conversation_id}:{event.actor.id}"
     if not await core.first_time(key, ttl_s=core.settings.refusal_interval_s):
         return
-    body = commands.DM_REFUSAL if denial == "dm" else commands.REFUSAL
-    await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
+    await answer(core, event, commands.DM_REFUSAL if denial == "dm" else commands.REFUSAL)
 
 
 # ---- commands ---------------------------------------------------------------------------------
@@ -202,35 +187,48 @@ async def handle_command(
     state: dict[str, str],
     queue_len: int,
 ) -> None:
-    reply_id = f"reply:{event.event_id}"
     if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor.id):
-        await core.reply(
-            event.coords, event.session_key, reply_id, commands.ADMIN_ONLY.format(name=command.name)
-        )
+        form = f"-{command.name}" if event.platform == "slack" else f"/{command.name}"
+        await answer(core, event, commands.ADMIN_ONLY.format(name=form))
         return
+    body = await command_body(core, event, command, session, state, queue_len)
+    if body:
+        await answer(core, event, body)
+
+
+async def command_body(
+    core: Core,
+    event: InboundEvent,
+    command: Command,
+    session: dict[str, str],
+    state: dict[str, str],
+    queue_len: int,
+) -> str | None:
+    """Do the command; its answer (None: the run's end answers, as for a stop)."""
+    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage"):
+        return commands.IN_A_THREAD.format(name=command.name)  # a slash command outside a thread
     if command.name == "stop":
-        body = await stop_session(core, event.session_key, state, queue_len)
-        if body:
-            await core.reply(event.coords, event.session_key, reply_id, body)
-    elif command.name == "new":
+        return await stop_session(core, event.session_key, state, queue_len)
+    if command.name == "new":
         await new_thread(core, event, session)
-        await core.reply(event.coords, event.session_key, reply_id, commands.NEW_THREAD)
-    elif command.name == "status":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await status_body(core, session, state, queue_len)
-        )
-    elif command.name == "usage":
-        await core.reply(event.coords, event.session_key, reply_id, await usage_body(core, event, session))
-    elif command.name == "help":
-        await core.reply(event.coords, event.session_key, reply_id, commands.HELP_TEXT)
-    elif command.name == "cd":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await change_dir(core, event, session, command.args)
-        )
-    elif command.name == "config":
-        await core.reply(
-            event.coords, event.session_key, reply_id, await configure(core, event, session, command.args)
-        )
+        return commands.NEW_THREAD
+    if command.name == "status":
+        return await status_body(core, session, state, queue_len)
+    if command.name == "usage":
+        return await usage_body(core, event, session)
+    if command.name == "cd":
+        return await change_dir(core, event, session, command.args)
+    if command.name == "config":
+        return await configure(core, event, session, command.args)
+    return commands.help_text(event.platform)
+
+
+async def answer(core: Core, event: InboundEvent, body: str) -> None:
+    """A command's answer: in the thread, or only to its author for a platform command."""
+    if event.reply_ephemeral:
+        await _ephemeral(core, event, body)
+        return
+    await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
 
 
 async def stop_session(core: Core, session_key: str, state: dict[str, str], queue_len: int) -> str | None:

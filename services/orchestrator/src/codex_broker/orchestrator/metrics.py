@@ -18,6 +18,10 @@ RUNS_FINISHED = Counter("cb_orchestrator_runs_finished_total", "Runs ended", ["o
 RUNS_LOST = Counter("cb_orchestrator_runs_lost_total", "Runs reported failed by reconciliation", ["reason"])
 RUNS_WAITING = Counter("cb_orchestrator_runs_waiting_total", "Turns that waited for a MAX_ACTIVE_RUNS slot")
 PROGRESS_SNAPSHOTS = Counter("cb_orchestrator_progress_snapshots_total", "Progress snapshots published")
+ANSWERS_POSTED = Counter(
+    "cb_orchestrator_answers_posted_total",
+    "Earlier answers of a turn posted as messages of their own (a steer took over after them)",
+)
 STEERS_REJECTED = Counter(
     "cb_orchestrator_steers_rejected_total",
     "Steers a runner could not apply, by what became of the message",

@@ -177,12 +177,19 @@ def failure_text(reason: str | None) -> str:
     return f"Sorry, this turn failed: {shorten(reason, 500)}"
 
 
-def final_text_for(kind: Outcome, text: str | None, *, final_posted_by_codex: bool) -> str | None:
-    """What the thread gets as the answer when a run ends (None: nothing new to post)."""
+def final_text_for(
+    kind: Outcome, text: str | None, *, final_posted_by_codex: bool, answers_posted: bool = False
+) -> str | None:
+    """What the thread gets as the answer when a run ends (None: nothing new to post).
+
+    `answers_posted`: earlier answers of the run are in the thread already, so an empty last
+    one is no news."""
     if kind == "completed":
         if final_posted_by_codex:
             return None
-        return text if (text or "").strip() else "Done (Codex returned no written answer)."
+        if (text or "").strip():
+            return text
+        return None if answers_posted else "Done (Codex returned no written answer)."
     if kind == "interrupted":
         return "Stopped."
     return failure_text(text)

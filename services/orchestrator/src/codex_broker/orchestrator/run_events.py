@@ -24,7 +24,7 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
-from codex_broker.orchestrator import metrics, render, timers
+from codex_broker.orchestrator import metrics, render, steering, timers
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -43,8 +43,8 @@ log = logging.getLogger(__name__)
 # the ingresses' idempotency scope for outbound actions: `done:<result>` once an action is posted
 OUTBOUND_SCOPE = "outbound"
 LAST_FINAL_FIELD = "last_final_action"
+ANSWERS_FIELD = "answers_posted"  # the run's earlier answers already posted as messages
 FINAL_ORDER_POLL_S = 0.25
-STEER_PREFIX = "steer:"  # control ids of steers (inbound.steer); the run field holding the message
 
 RequeueAction = Literal["queue", "debounce", "start"]
 
@@ -81,6 +81,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         pipe.llen(core.keys.session_queue(event.session_key))
     elif event.kind == "turn_started":
         pipe.hget(core.keys.session(event.session_key), "epoch")
+        pipe.lrange(core.keys.session_queue(event.session_key), 0, -1)
     raw_run, *session_reads = await pipe.execute()
     run = as_str_dict(raw_run)
     if not run or "platform" not in run:
@@ -92,6 +93,9 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         await core.redis.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
         return  # already ended (e.g. reported lost); a late event changes nothing
     same_session = run["session_key"] == event.session_key
+    if event.kind == "answer":
+        await post_answer(core, run, event)
+        return
     if event.is_terminal:
         session_now = (as_str_dict(session_reads[0]), int(session_reads[1])) if same_session else None
         await finish_run(
@@ -135,6 +139,38 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     _progress(core, pipe, run, event)
     pipe.hset(run_key, "last_seq", str(event.seq))
     await pipe.execute()
+    if event.kind == "turn_started" and same_session and session_reads[1]:
+        await _steer_waiting(core, run, event, session_reads[1])
+
+
+async def _steer_waiting(core: Core, run: dict[str, str], event: RunEvent, raw_queue: list[Any]) -> None:
+    """Messages that came while the run waited for its turn join it now (MESSAGE_DURING_RUN=steer).
+
+    After `last_seq` is recorded: a crash in between leaves them queued for the next turn."""
+    runner_id = run.get("runner_id") or event.runner_id
+    if core.settings.message_during_run != "steer" or not runner_id or run.get("cancel_requested") == "1":
+        return
+    steered = await steering.flush_queue(core, event.run_id, runner_id, raw_queue)
+    if steered:
+        log.info("queued messages steered into the turn", extra={"run_id": event.run_id, "count": steered})
+
+
+async def post_answer(core: Core, run: dict[str, str], event: RunEvent) -> None:
+    """An earlier complete answer of the turn (a steer took over after it): it goes to the
+    thread as a message of its own, now, in order with the thread's other answers."""
+    session_key = run["session_key"]
+    previous = await core.redis.hget(core.keys.session_state(session_key), LAST_FINAL_FIELD)
+    await wait_previous_final(core, session_key, text(previous) if previous else None, event.run_id)
+    action_id = f"answer:{event.run_id}:{event.seq}"
+    pipe = core.redis.pipeline(transaction=False)
+    payload = PostPayload(text=event.text or "")
+    core.add_outbound(pipe, render.outbound(run_coords(run), session_key, payload, action_id))
+    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, action_id)
+    pipe.hincrby(core.keys.run(event.run_id), ANSWERS_FIELD, 1)
+    pipe.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
+    core.add_timeline(pipe, session_key, "answer", (event.text or "")[:200])
+    await pipe.execute()
+    metrics.ANSWERS_POSTED.inc()
 
 
 def _remember_thread(
@@ -271,14 +307,27 @@ async def finish_run(
     state, queue_len = session_now
     await wait_previous_final(core, session_key, state.get(LAST_FINAL_FIELD), run_id)
     final_posted = state.get("codex_final_posted_run") == run_id
-    final_text = render.final_text_for(outcome, reason, final_posted_by_codex=final_posted)
+    answered = int(run.get(ANSWERS_FIELD) or 0) > 0
+    final_text = render.final_text_for(
+        outcome, reason, final_posted_by_codex=final_posted, answers_posted=answered
+    )
     view = load_view(run)
+    pipe = core.redis.pipeline(transaction=False)
+    last_action = f"final:{run_id}"
+    if answered and outcome == "completed":
+        # earlier answers went out as messages: the last one follows them as a message too
+        # (a view's answer area sits above them), the view keeps only its outcome
+        view = view.model_copy(update={"answer": ""})
+        if final_text is not None:
+            last_action = f"answer:{run_id}:last"
+            answer = render.outbound(coords, session_key, PostPayload(text=final_text), last_action)
+            core.add_outbound(pipe, answer)
+            final_text = None
     finish = render.snapshot(view, run_id, phase="finish", outcome=outcome, final_text=final_text)
     if usage is None and run.get("usage"):
         usage = TokenUsage.model_validate_json(run["usage"])
-    pipe = core.redis.pipeline(transaction=False)
     core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
-    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, f"final:{run_id}")
+    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, last_action)
     status = render.status_payload(outcome, run.get("message_id"))
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
     run_fields = {
@@ -297,8 +346,7 @@ async def finish_run(
     if (reason or "").startswith("thread_not_found"):
         pipe.hdel(core.keys.session(session_key), "thread_id")
     pipe.hset(core.keys.session(session_key), "status", "resumable" if lost else "active")
-    if state.get("active_run_id") == run_id:
-        _next_phase(core, pipe, session_key, int(queue_len))
+    start_next = state.get("active_run_id") == run_id and _next_phase(core, pipe, session_key, int(queue_len))
     timers.add_cancel(pipe, core.keys, "flush", session_key)
     core.add_timeline(
         pipe, session_key, "run", f"run {run_id} {outcome}" + (f": {reason[:200]}" if reason else "")
@@ -307,6 +355,8 @@ async def finish_run(
     metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
     log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})
     await core.wake_waiters()
+    if start_next:
+        await core.start_turn(session_key)
 
 
 async def wait_previous_final(core: Core, session_key: str, previous: str | None, run_id: str) -> None:
@@ -336,15 +386,21 @@ async def wait_previous_final(core: Core, session_key: str, previous: str | None
         await asyncio.sleep(FINAL_ORDER_POLL_S)
 
 
-def _next_phase(core: Core, pipe: Any, session_key: str, queue_len: int) -> None:
+def _next_phase(core: Core, pipe: Any, session_key: str, queue_len: int) -> bool:
+    """The session after its run; True: the caller starts the next turn now (no timer between)."""
     state_key = core.keys.session_state(session_key)
     pipe.hdel(state_key, "active_run_id", "turn_active", "run_started_ms")
     nxt = after_run(queue_len, debounce_ms=core.settings.debounce_ms)
     if nxt == "idle":
         pipe.hset(state_key, "state", "idle")
-        return
+        return False
     pipe.hset(state_key, "state", "debouncing")
-    timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
+    if nxt == "debounce":
+        timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
+        return False
+    # started by the caller; the timer only guards against a crash before that
+    timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + START_SAFETY_MS, nudge=False)
+    return True
 
 
 def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage | None) -> None:
@@ -379,7 +435,7 @@ def insert_position(queued: list[datetime], received_at: datetime) -> int | None
 async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
     """The runner could not steer a message into the turn: it becomes part of the next turn."""
     field = event.control_id or ""
-    if not field.startswith(STEER_PREFIX):
+    if not field.startswith(steering.STEER_PREFIX):
         log.warning("steer_rejected without a steer control id", extra={"run_id": event.run_id})
         return
     session_key = event.session_key

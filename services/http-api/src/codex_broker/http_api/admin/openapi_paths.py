@@ -339,6 +339,26 @@ OPENAPI_PATHS: dict[str, Any] = {
             write=True,
         )
     },
+    "/admin/api/sessions/{session_key}/auth-profile": {
+        "post": _op(
+            "Move a session to another auth profile: its next turn starts a fresh Codex thread there",
+            "adminMoveSessionProfile",
+            _with(
+                {
+                    "session_key": {"type": "string"},
+                    "auth_profile": {"type": "string"},
+                    "previous": {"type": ["string", "null"]},
+                }
+            ),
+            errors=(400, 404),
+            parameters=[SESSION_KEY],
+            body={
+                "type": "object",
+                "required": ["profile"],
+                "properties": {"profile": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}},
+            },
+        )
+    },
     "/admin/api/auth-profiles": {
         "get": _op(
             "Auth profiles (no secrets), the active one, and the sessions using each",

@@ -153,6 +153,14 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         log.info("admin activated auth profile", extra={"profile": name})
         return _json({"ok": True, "active": name})
 
+    async def move_session_profile(request: Request) -> Response:
+        session_key = request.path_params["session_key"]
+        body = await _body(request)
+        name = validation.profile_name(body.get("profile"), field="profile")
+        previous = await sessions.move_profile(redis, keys, session_key, name)
+        log.info("admin moved session to auth profile", extra={"session_key": session_key, "profile": name})
+        return _json({"ok": True, "session_key": session_key, "auth_profile": name, "previous": previous})
+
     async def delete_profile(request: Request) -> Response:
         name = validation.profile_name(request.path_params["name"])
         await profiles.delete(redis, keys, data_root, name)
@@ -202,6 +210,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         api("/admin/api/sessions", GET=list_sessions),
         # the reset route comes first: `{session_key:path}` would also swallow "/reset"
         api("/admin/api/sessions/{session_key:path}/reset", POST=reset_session),
+        api("/admin/api/sessions/{session_key:path}/auth-profile", POST=move_session_profile),
         api("/admin/api/sessions/{session_key:path}", GET=session_detail, DELETE=delete_session),
         api("/admin/api/auth-profiles", GET=list_profiles, POST=save_profile),
         api("/admin/api/auth-profiles/{name}/activate", POST=activate_profile),

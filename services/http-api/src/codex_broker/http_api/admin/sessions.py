@@ -195,6 +195,32 @@ async def reset(redis: Redis, keys: Keys, session_key: str) -> str | None:
     return text(previous) if previous else None
 
 
+DEFAULT_PROFILE = "default"  # DATA_ROOT/codex-home: always there, with or without metadata
+
+
+async def move_profile(redis: Redis, keys: Keys, session_key: str, profile: str) -> str | None:
+    """Move one session to another auth profile (new sessions take the active one; existing
+    ones keep theirs until moved). A Codex thread's rollout lives in its profile's CODEX_HOME,
+    so the next turn starts a fresh Codex thread there: the thread id is dropped and the epoch
+    bumped (a turn still running does not write its thread back). Returns the previous one."""
+    if profile != DEFAULT_PROFILE and not await redis.hexists(keys.auth_profiles, profile):  # type: ignore[misc]
+        raise ApiError(404, "unknown_profile", field="profile")
+    if not await exists(redis, keys, session_key):
+        raise ApiError(404, "unknown_session")
+    session = keys.session(session_key)
+    pipe = redis.pipeline(transaction=True)
+    pipe.hget(session, "auth_profile")
+    pipe.hset(session, "auth_profile", profile)
+    pipe.hdel(session, "thread_id")
+    pipe.hincrby(session, "epoch", 1)
+    pipe.lpush(
+        keys.session_timeline(session_key), timeline_entry("admin", f"moved to auth profile {profile}")
+    )
+    pipe.ltrim(keys.session_timeline(session_key), 0, TIMELINE_CAP - 1)
+    previous, *_ = await pipe.execute()
+    return text(previous) if previous else None
+
+
 @dataclass(frozen=True)
 class Deleted:
     keys_removed: int

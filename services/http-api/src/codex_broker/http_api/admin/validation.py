@@ -67,11 +67,11 @@ def pick(body: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def profile_name(raw: Any) -> str:
+def profile_name(raw: Any, *, field: str = "name") -> str:
     if raw is None or raw == "":
-        raise ApiError(400, "missing_required_body", field="name")
+        raise ApiError(400, "missing_required_body", field=field)
     if not isinstance(raw, str) or not _PROFILE_NAME.match(raw):
-        raise ApiError(400, "invalid_profile_name", field="name")
+        raise ApiError(400, "invalid_profile_name", field=field)
     return raw
 
 

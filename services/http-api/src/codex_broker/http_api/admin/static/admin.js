@@ -316,6 +316,11 @@
     fill("session-timeline", items.length ? items : [h("li", { class: "empty" }, "No timeline entries.")]);
     fill("session-logs", logLines(data.logs));
     $("session-reset").disabled = false;
+    const profiles = await api("GET", "/admin/api/auth-profiles");
+    const names = ["default", ...profiles.profiles.map((p) => p.name).filter((n) => n !== "default")];
+    fill("session-profile", names.map((n) => h("option", { value: n }, n + (n === profiles.active ? " (active)" : ""))));
+    $("session-profile").value = s.auth_profile || profiles.active || "default";
+    $("session-move").disabled = false;
     $("session-delete").disabled = s.state !== "idle";
     $("session-delete").title = s.state !== "idle" ? "Stop the active turn first" : "";
     $("session-detail").hidden = false;
@@ -486,6 +491,13 @@
       const key = state.selected;
       if (key && confirm("Forget the Codex thread? The next message starts a fresh thread.")) {
         act(() => api("POST", `/admin/api/sessions/${encodeURIComponent(key)}/reset`), "Thread reset: the next turn starts a fresh Codex thread.");
+      }
+    });
+    $("session-move").addEventListener("click", () => {
+      const key = state.selected;
+      const profile = $("session-profile").value;
+      if (key && profile && confirm(`Move ${key} to auth profile ${profile}? Its next turn starts a fresh Codex thread there.`)) {
+        act(() => api("POST", `/admin/api/sessions/${encodeURIComponent(key)}/auth-profile`, { profile }), `Moved to ${profile}.`);
       }
     });
     $("session-delete").addEventListener("click", () => {
