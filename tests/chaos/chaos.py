@@ -9,7 +9,10 @@ unique tokens (`tok-<thread>-<n>`) of the mentions it answers.
 The verdict, per thread, from what the fake Slack shows at the end:
 - final answers = the bot's posts that start with the echo; each mention's token must appear in
   exactly one of them (a turn may answer several queued mentions at once);
-- tokens in the order the mentions were sent (order within a thread kept);
+- tokens in the order the broker accepted the mentions (their order on the inbound stream): the
+  order they were sent, except that a mention the fake Slack re-delivered after a later one of its
+  thread was accepted (its first delivery died with an ingress) comes after that one — the order
+  docs/architecture.md defines;
 - a mention whose turn died with its runner counts as "told" when the thread carries the
   orchestrator's notice for that run instead of an answer (the run's input is read back from the
   runs stream), never silently lost.
@@ -234,6 +237,19 @@ def _send(world: SlackWorld, thread: int, token: str, roots: dict[int, str], log
     raise AssertionError(f"could not send {token} to the fake Slack")
 
 
+def _accepted_order(world: SlackWorld) -> list[str]:
+    """Every mention's token in the order the broker accepted it: its first entry on the inbound
+    streams (one stream per shard; a thread's session is on one shard, so within a thread the
+    entry ids order the acceptances)."""
+    keys = world.broker.keys
+    first: dict[str, bytes] = {}
+    for shard in range(keys.shard_count):
+        for entry_id, fields in world.redis().xrange(keys.inbound_stream(shard)):
+            for token in tokens_in(fields.get(b"data", b"").decode("utf-8", "replace")):
+                first.setdefault(token, entry_id)
+    return sorted(first, key=lambda token: tuple(int(part) for part in first[token].split(b"-")))
+
+
 def _thread_messages(world: SlackWorld, thread: int, roots: dict[int, str]) -> list[dict[str, Any]]:
     return world.bot_messages(thread_channel(thread), roots[thread])
 
@@ -285,6 +301,7 @@ def _runs_of(world: SlackWorld, client: Redis, channel: str, root: str) -> dict[
 
 def _judge(world: SlackWorld, roots: dict[int, str], sent: dict[int, list[str]], report: ChaosReport) -> None:
     lost = _lost_tokens(world, roots)
+    accepted = _accepted_order(world)
     for thread, tokens in sent.items():
         if thread not in roots:
             report.missing.extend(tokens)
@@ -310,8 +327,10 @@ def _judge(world: SlackWorld, roots: dict[int, str], sent: dict[int, list[str]],
             f"lost {sorted(t for t in tokens if t in lost)}; state {state}; notices {notices}"
         )
         order = [t for t in dict.fromkeys(seen) if t in tokens]
-        if order != [t for t in tokens if t in counts]:
-            report.out_of_order.append(f"thread {thread}: sent {tokens}, answered {seen}")
+        expected = [t for t in accepted if t in counts and t in tokens]
+        if order != expected:
+            mine = [t for t in accepted if t in tokens]
+            report.out_of_order.append(f"thread {thread}: sent {tokens}, accepted {mine}, answered {seen}")
         for message in messages:
             text = str(message.get("text") or "")
             if RUNNER_GONE_TEXT in text:
