@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-worker", action="store_true", help="do not start the rq worker")
     commands.add_parser("doctor", help="preflight checks, one line each; non-zero exit on a failure")
-    status_cmd = commands.add_parser("status", help="live services, stream lengths, pending, dead letters")
+    status_cmd = commands.add_parser(
+        "status",
+        help="live services and their versions, streams, dead letters by reason, active runs, "
+        "queued sessions, running jobs, last errors",
+    )
     status_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     drain_cmd = commands.add_parser(
         "drain", help="a codex-runner stops claiming, finishes or hands over its turns, and exits"
@@ -121,7 +125,9 @@ async def _status(settings: Settings, as_json: bool) -> int:
     url, source = embedded_redis.resolve_redis_url(settings)
     client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
-        report = await status.collect(client, settings.keys, url=url, source=source)
+        report = await status.collect(
+            client, settings.keys, url=url, source=source, data_root=settings.data_root
+        )
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
         message = f"cannot reach Redis at {doctor.safe_url(url)} ({source}): {exc}"
         if as_json:
