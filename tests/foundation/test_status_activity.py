@@ -14,8 +14,6 @@ from codex_broker.cli import activity
 from codex_broker.cli.status import collect, render_text
 from codex_broker.libs.keys import Keys
 
-NOW_MS = int(time.time() * 1000)
-
 
 async def _beat(redis: Redis, keys: Keys, service: str, instance: str, version: str) -> None:
     body = {"service": service, "instance": instance, "at": time.time(), "version": version}
@@ -23,21 +21,22 @@ async def _beat(redis: Redis, keys: Keys, service: str, instance: str, version: 
 
 
 async def _populate(redis: Redis, keys: Keys, data_root: Path) -> None:
+    now_ms = int(time.time() * 1000)
     await _beat(redis, keys, "orchestrator", "orchestrator-1", "0.2.0")
     await _beat(redis, keys, "codex-runner", "codex-runner-a", "0.2.0")
     await _beat(redis, keys, "codex-runner", "codex-runner-b", "0.1.0")
-    await redis.zadd(keys.active_runs, {"run-1": NOW_MS - 90_000, "run-2": NOW_MS - 5_000})
+    await redis.zadd(keys.active_runs, {"run-1": now_ms - 90_000, "run-2": now_ms - 5_000})
     await redis.hset(
         keys.run("run-1"),
         mapping={
             "session_key": "slack:C1:1.1",
             "runner_id": "codex-runner-a",
             "status": "running",
-            "started_at_ms": str(NOW_MS - 80_000),
+            "started_at_ms": str(now_ms - 80_000),
         },
     )
     await redis.hset(keys.run("run-2"), mapping={"session_key": "slack:C2:2.2", "status": "queued"})
-    await redis.zadd(keys.runs_waiting, {"feishu:oc_1:om_1": NOW_MS - 30_000})
+    await redis.zadd(keys.runs_waiting, {"feishu:oc_1:om_1": now_ms - 30_000})
     await redis.rpush(keys.session_queue("feishu:oc_1:om_1"), "m1", "m2")
     await redis.zadd(keys.jobs_index, {"job-run": 1, "job-done": 2})
     await redis.hset(
@@ -45,7 +44,7 @@ async def _populate(redis: Redis, keys: Keys, data_root: Path) -> None:
         mapping={
             "status": "running",
             "session_key": "slack:C1:1.1",
-            "started_at_ms": str(NOW_MS - 600_000),
+            "started_at_ms": str(now_ms - 600_000),
             "worker": "worker-1",
         },
     )
