@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from codex_broker.libs.contracts import RESTART_HANDOVER
 from codex_broker.libs.keys import Keys
 from tests.codex_runner.harness import DEAD_PROXY, new_request, publish_run, wait_event, wait_terminal
 from tests.fakes.codex_home import FAKE_API_KEY
@@ -153,7 +154,7 @@ async def test_child_env_heartbeat_metrics_and_drain(
     long_events = await wait_terminal(redis, keys, long, timeout_s=30)
     assert short_events[-1].kind == "completed"
     assert long_events[-1].kind == "interrupted"
-    assert "shutting down" in (long_events[-1].text or "")
+    assert (long_events[-1].text or "").startswith(RESTART_HANDOVER)
     assert await asyncio.to_thread(runner_process.wait, 30) == 0
     assert not await asyncio.to_thread(os.path.exists, f"/proc/{pid}"), "the app-server outlived the runner"
     assert not await redis.exists(heartbeat_key)

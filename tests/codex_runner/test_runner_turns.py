@@ -75,7 +75,7 @@ async def test_plain_answer(
         assert run_hash[b"status"] == b"completed"
         assert latest_user_text(fake_model.requests[-1]) == "say hello"
         assert not marker.exists(), "MCP servers must be disabled by default"
-        assert runner.details() == {"active": 0, "capacity": 4, "boot": runner.boot_id}
+        assert runner.details() == {"active": 0, "capacity": 4, "boot": runner.boot_id, "draining": False}
 
     # a new Codex thread gets its commit hook's token: a 0600 file beside the workspace whose
     # token Redis maps back to this session (the co-author endpoints accept it)
@@ -309,7 +309,7 @@ async def test_claims_only_with_a_free_slot(
         groups = await redis.xinfo_groups(keys.runs_stream)
         group = next(g for g in groups if g["name"] == GROUP_RUNNERS.encode())
         assert group["lag"] == 1 and group["pending"] == 0, group  # not delivered to anyone
-        assert runner.details() == {"active": 1, "capacity": 1, "boot": runner.boot_id}
+        assert runner.details() == {"active": 1, "capacity": 1, "boot": runner.boot_id, "draining": False}
 
         await send_control(redis, keys, runner.runner_id, interrupt(first))
         assert (await wait_terminal(redis, keys, first))[-1].kind == "interrupted"

@@ -120,3 +120,19 @@ def test_compose_secrets_reach_only_their_service() -> None:
         env_files = [env_files] if isinstance(env_files, str) else env_files
         for secret_file, owner in owners.items():
             assert (secret_file in env_files) == (name in owner), f"{secret_file} in {name}"
+
+
+DRAIN_MARGIN_S = 30  # the hand-over after the grace: interrupt (10 s), publish, close Codex
+
+
+def test_runners_get_their_drain_grace_before_they_are_killed() -> None:
+    docs = render(ROOT / "k8s" / "base")
+    runner = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "codex-runner")
+    pod = runner["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    grace = float(env["RUNNER_DRAIN_GRACE_S"])
+    assert grace >= 900  # a typical turn finishes inside it
+    assert pod["terminationGracePeriodSeconds"] >= grace + DRAIN_MARGIN_S
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["codex-runner"]
+    assert float(compose["environment"]["RUNNER_DRAIN_GRACE_S"]) == grace
+    assert int(compose["stop_grace_period"].removesuffix("s")) >= grace + DRAIN_MARGIN_S

@@ -8,7 +8,7 @@ an assistant message or a `function_call`, and `response.completed` with usage â
 
 A text reply may carry `phase` (on the message item, as the Responses API marks commentary and
 final answers) and `hold_s` (the response stays open that long after the message: see
-`held_reply`).
+`held_reply`), or `gate` (it stays open until the test calls `release(gate)`: `gated_reply`).
 
 Scripting: a queue of replies, each optionally matched on a substring of the latest user input
 (so parallel threads can get different scripts). A request takes the first queued reply whose
@@ -113,6 +113,15 @@ def held_reply(text: str, *, hold_s: float, match: str | None = None, phase: str
     return {**text_reply(text, match=match), "hold_s": hold_s, "phase": phase}
 
 
+GATE_MAX_S = 600.0  # a gate nobody releases lets go after this (bounded, like every wait)
+
+
+def gated_reply(text: str, *, gate: str, match: str | None = None) -> dict:
+    """A complete answer whose response stays open until `FakeModel.release(gate)`: a turn the
+    test knows is still running (a slow model) until it says otherwise."""
+    return {**text_reply(text, match=match), "gate": gate}
+
+
 def slow_reply(text: str, *, match: str | None = None, chunks: int = 40, delay_s: float = 0.25) -> dict:
     """A long-running stream for interrupt and steer tests (about chunks * delay_s seconds)."""
     return text_reply(text, match=match, chunks=chunks, delay_s=delay_s)
@@ -215,6 +224,11 @@ class _State:
     requests: list[dict] = field(default_factory=list)
     count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gates: dict[str, threading.Event] = field(default_factory=dict)
+
+    def gate(self, name: str) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(name, threading.Event())
 
     def take(self, text: str) -> dict | None:
         with self.lock:
@@ -335,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(delay)
             if reply.get("hold_s"):
                 time.sleep(float(reply["hold_s"]))
+            if reply.get("gate"):
+                self.server.state.gate(str(reply["gate"])).wait(GATE_MAX_S)  # type: ignore[attr-defined]
         self._event(_completed(response_id))
 
     def _json(self, status: int, payload: Any) -> None:
@@ -391,6 +407,10 @@ class FakeModel:
         return self
 
     def stop(self) -> None:
+        with self._state.lock:
+            gates = list(self._state.gates.values())
+        for gate in gates:  # nothing stays held past the fake
+            gate.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -412,6 +432,10 @@ class FakeModel:
     @property
     def request_count(self) -> int:
         return self._state.count
+
+    def release(self, gate: str) -> None:
+        """Let the responses held by `gate` complete."""
+        self._state.gate(gate).set()
 
     def pending_replies(self) -> int:
         with self._state.lock:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from codex_broker.libs.contracts import ApprovalRequest, ItemInfo, PlanStep, RunEvent
+from codex_broker.libs.contracts import RESTART_HANDOVER, ApprovalRequest, ItemInfo, PlanStep, RunEvent
 from codex_broker.orchestrator import render
 
 
@@ -73,6 +73,10 @@ def test_final_texts() -> None:
     assert render.final_text_for("completed", "Answer", final_posted_by_codex=True) is None
     assert render.final_text_for("completed", "", final_posted_by_codex=False)
     assert render.final_text_for("interrupted", None, final_posted_by_codex=False) == "Stopped."
+    handed_over = render.final_text_for(
+        "interrupted", f"{RESTART_HANDOVER}: the broker is restarting", final_posted_by_codex=False
+    )
+    assert handed_over == render.RESTART_NOTICE and "send again to continue" in handed_over
     failed = render.final_text_for("failed", "model error 500", final_posted_by_codex=False)
     assert failed is not None and "model error 500" in failed
     assert "fresh" in (

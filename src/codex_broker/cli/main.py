@@ -1,4 +1,4 @@
-"""The `codex-broker` command: up, doctor, status, env-example."""
+"""The `codex-broker` command: up, doctor, status, drain, env-example."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import admin_login, doctor, embedded_redis, env_example, status
+from codex_broker.cli import admin_login, doctor, drain, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
+from codex_broker.codex_runner.config import Settings as RunnerSettings
 from codex_broker.ingress_web.config import Settings as WebSettings
 from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
@@ -34,8 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--no-worker", action="store_true", help="do not start the rq worker")
     commands.add_parser("doctor", help="preflight checks, one line each; non-zero exit on a failure")
-    status_cmd = commands.add_parser("status", help="live services, stream lengths, pending, dead letters")
+    status_cmd = commands.add_parser(
+        "status",
+        help="live services and their versions, streams, dead letters by reason, active runs, "
+        "queued sessions, running jobs, last errors",
+    )
     status_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    drain_cmd = commands.add_parser(
+        "drain", help="a codex-runner stops claiming, finishes or hands over its turns, and exits"
+    )
+    drain_cmd.add_argument("instance", help="the runner's instance id (`codex-broker status`)")
     commands.add_parser("env-example", help="print .env.example generated from every settings class")
     return parser
 
@@ -60,6 +69,17 @@ def session_api_env(settings: Settings) -> dict[str, str]:
     return {"SESSION_API_HOST": UP_SESSION_API_HOST}
 
 
+UP_DRAIN_MARGIN_S = 15.0  # the runner's hand-over after its grace, inside UP_STOP_GRACE_S
+
+
+def runner_drain_env(settings: Settings) -> dict[str, str]:
+    """`up` kills a child UP_STOP_GRACE_S after SIGTERM: unless the operator chose a drain grace,
+    the runners drain within that, so their turns are handed over with a notice, never cut."""
+    if "drain_grace_s" in load_settings(RunnerSettings).model_fields_set:
+        return {}
+    return {"RUNNER_DRAIN_GRACE_S": str(max(0.0, settings.up_stop_grace_s - UP_DRAIN_MARGIN_S))}
+
+
 def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     try:
         replicas = {**parse_replicas(settings.up_replicas), **parse_replicas(replicas_arg)}
@@ -71,6 +91,7 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     if not embedded:
         base_env["REDIS_URL"] = settings.redis_url
     base_env.update(session_api_env(settings))
+    base_env.update(runner_drain_env(settings))
     notes = admin_login.ensure_admin_token(settings, base_env)
     has_worker = worker_available()
     web = load_settings(WebSettings) if replicas.get("ingress-web", 1) > 0 else None
@@ -104,7 +125,9 @@ async def _status(settings: Settings, as_json: bool) -> int:
     url, source = embedded_redis.resolve_redis_url(settings)
     client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
-        report = await status.collect(client, settings.keys, url=url, source=source)
+        report = await status.collect(
+            client, settings.keys, url=url, source=source, data_root=settings.data_root
+        )
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
         message = f"cannot reach Redis at {doctor.safe_url(url)} ({source}): {exc}"
         if as_json:
@@ -118,6 +141,23 @@ async def _status(settings: Settings, as_json: bool) -> int:
     return 0
 
 
+async def _drain(settings: Settings, instance: str) -> int:
+    url, source = embedded_redis.resolve_redis_url(settings)
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        sent = await drain.drain(client, settings.keys, instance)
+    except drain.DrainError as exc:
+        print(f"codex-broker drain: {exc}", file=sys.stderr)
+        return 1
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        print(f"cannot reach Redis at {doctor.safe_url(url)} ({source}): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
+    print(f"draining {instance} ({sent['active']} turns running); it exits when they are done or handed over")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "env-example":
@@ -128,4 +168,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_up(settings, args.replicas, args.no_worker)
     if args.command == "doctor":
         return cmd_doctor(settings)
+    if args.command == "drain":
+        return asyncio.run(_drain(settings, args.instance))
     return asyncio.run(_status(settings, args.json))

@@ -1,13 +1,16 @@
-"""`codex-broker status`: live services (heartbeats), stream lengths, pending and dead letters."""
+"""`codex-broker status`: live services (heartbeats, their versions), stream lengths, pending and
+dead letters, and what the broker is doing (cli/activity.py)."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
+from codex_broker.cli import activity
 from codex_broker.cli.doctor import safe_url
 from codex_broker.libs.heartbeat import read_heartbeats
 from codex_broker.libs.keys import Keys
@@ -47,20 +50,26 @@ def describe_services(heartbeats: list[dict[str, Any]], now: float) -> list[dict
     return described
 
 
-async def collect(redis: Redis, keys: Keys, *, url: str, source: str) -> dict[str, Any]:
+async def collect(
+    redis: Redis, keys: Keys, *, url: str, source: str, data_root: Path | None = None
+) -> dict[str, Any]:
+    """`data_root`: where the services' logs are (the last errors); None reads none."""
+    now = time.time()
     heartbeats = await read_heartbeats(redis, keys)
     streams = await stream_stats(redis, keys)
     dead = next((s["length"] for s in streams if s["stream"] == keys.dead_letter_stream), 0)
+    doing = await activity.collect(redis, keys, heartbeats, data_root, now)
     return {
         "redis": {"url": safe_url(url), "source": source},
         "key_prefix": keys.prefix,
-        "services": describe_services(heartbeats, time.time()),
+        "services": describe_services(heartbeats, now),
         "streams": streams,
         "dead_letters": dead,
+        **doing,
     }
 
 
-_SERVICE_FIELDS = {"service", "instance", "pid", "host", "started_at", "at", "age_s", "uptime_s"}
+_SERVICE_FIELDS = {"service", "instance", "pid", "host", "started_at", "at", "age_s", "uptime_s", "version"}
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -83,4 +92,44 @@ def render_text(report: dict[str, Any]) -> str:
         )
         lines.append(f"  {stream['stream']:<44} len {stream['length']:<8} {groups}")
     lines.append(f"dead letters {report['dead_letters']}")
-    return "\n".join(lines)
+    return "\n".join([*lines, *_activity_lines(report)])
+
+
+def _activity_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  {count:>6}  {reason}" for reason, count in (report.get("dead_letters_by_reason") or {}).items()
+    ]
+    versions = report.get("versions") or {}
+    if report.get("mixed_versions"):
+        lines.append(f"versions   MIXED: {len(versions)} releases running (a rollout in progress or stuck)")
+        for version, instances in versions.items():
+            lines.append(f"  {version:<16} {', '.join(instances)}")
+    elif versions:
+        lines.append(f"versions   {next(iter(versions))} everywhere")
+    runs = report.get("active_runs") or []
+    lines.append(f"active runs {len(runs)}")
+    for run in runs:
+        age = f"{run['age_s']:.0f}s" if run.get("age_s") is not None else "?"
+        lines.append(
+            f"  {run.get('session_key') or '?':<44} {age:>7}  runner {run.get('runner_id') or '(unclaimed)'}"
+        )
+    waiting = report.get("queued_sessions") or []
+    lines.append(f"queued sessions {len(waiting)} (waiting for a run slot)")
+    for entry in waiting:
+        lines.append(
+            f"  {entry['session_key']:<44} {entry['waiting_s'] or 0:>6.0f}s  {entry['messages']} messages"
+        )
+    jobs = report.get("running_jobs") or []
+    lines.append(f"running jobs {len(jobs)}")
+    for job in jobs:
+        age = f"{job['age_s']:.0f}s" if job.get("age_s") is not None else "?"
+        lines.append(
+            f"  {job['job_id']:<20} {job.get('session_key') or '?':<44} {age:>7}  {job.get('worker') or ''}"
+        )
+    errors = report.get("last_errors") or {}
+    lines.append(f"last errors {sum(len(v) for v in errors.values())}")
+    for service, records in errors.items():
+        for record in records:
+            detail = f" ({record['error']})" if record.get("error") else ""
+            lines.append(f"  {service:<16} {record.get('ts') or '?'}  {record.get('msg')}{detail}"[:240])
+    return lines

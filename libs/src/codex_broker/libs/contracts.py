@@ -369,6 +369,12 @@ class RunRequest(Contract):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# The `text` of an `interrupted` RunEvent from a runner that drained (SIGTERM, `codex-broker
+# drain`) past its grace starts with this code: the orchestrator tells the thread the broker is
+# restarting instead of "Stopped.". A prefix, not a new field, so older orchestrators decode it.
+RESTART_HANDOVER = "restart_handover"
+
+
 class ApprovalDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str
@@ -377,10 +383,13 @@ class ApprovalDecision(BaseModel):
 
 
 class RunControl(Contract):
+    """A control for one run on its runner's control stream; `drain` is for the runner itself
+    (`codex-broker drain`: stop claiming, finish or hand over its turns, exit) and names no run."""
+
     control_id: str = Field(default_factory=new_id)
-    run_id: str
-    session_key: str
-    kind: Literal["interrupt", "steer", "approval"]
+    run_id: str = ""
+    session_key: str = ""
+    kind: Literal["interrupt", "steer", "approval", "drain"]
     input: list[RunInput] = Field(default_factory=list)
     approval: ApprovalDecision | None = None
     created_at: datetime = Field(default_factory=utcnow)

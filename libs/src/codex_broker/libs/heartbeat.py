@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,26 @@ from redis.asyncio import Redis
 
 from codex_broker.libs import metrics
 from codex_broker.libs.keys import Keys
+
+
+@functools.cache
+def broker_version() -> str:
+    """The release this process runs (the installed codex-broker-libs, bumped with every tag):
+    reported in every heartbeat so that `status` and the admin page see a half-done rollout."""
+    try:
+        return importlib.metadata.version("codex-broker-libs")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def versions(heartbeats: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
+    """Version → the `service/instance` heartbeats reporting it (a beat without one: "unknown",
+    an older release)."""
+    found: dict[str, list[str]] = {}
+    for beat in heartbeats:
+        version = str(beat.get("version") or "unknown")
+        found.setdefault(version, []).append(f"{beat.get('service')}/{beat.get('instance')}")
+    return dict(sorted(found.items()))
 
 
 @dataclass
@@ -34,6 +56,7 @@ class Heartbeat:
             "host": socket.gethostname(),
             "started_at": self.started_at,
             "at": time.time(),
+            "version": broker_version(),
         }
         if self.details is not None:
             body.update(self.details())

@@ -183,13 +183,18 @@ async def run_service(
     if settings.metrics_port:
         app = health_app(service, heartbeat, ready)
         frame.append(lambda s: serve_http(app, settings.metrics_host, settings.metrics_port, s))
-    running: list[asyncio.Task[None]] = [
-        asyncio.create_task(task(stop), name=f"{service}-task") for task in [*frame, *tasks]
-    ]
+    # The heartbeat and the probes outlive the stop signal until the tasks have drained: a runner
+    # finishing its turns for minutes is alive (the orchestrator must not report them lost) and
+    # answers its probes; only then the heartbeat is cleared.
+    frame_stop = asyncio.Event()
+    framing = [asyncio.create_task(task(frame_stop), name=f"{service}-frame") for task in frame]
+    running = [asyncio.create_task(task(stop), name=f"{service}-task") for task in tasks]
     log.info(
         "service started", extra={"instance": settings.instance_id, "metrics_port": settings.metrics_port}
     )
-    exit_code = await _wait(running, stop, grace_s)
+    exit_code = await _wait(running, stop, grace_s, watched=framing)
+    frame_stop.set()
+    exit_code = max(exit_code, await _wait(framing, frame_stop, 10.0))
     metrics.SERVICE_INFO.labels(service=service).set(0)
     with contextlib.suppress(Exception):
         await redis.aclose()
@@ -197,9 +202,17 @@ async def run_service(
     return exit_code
 
 
-async def _wait(running: list[asyncio.Task[None]], stop: asyncio.Event, grace_s: float) -> int:
+async def _wait(
+    running: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    grace_s: float,
+    *,
+    watched: Sequence[asyncio.Task[None]] = (),
+) -> int:
+    """Until `stop` or the first of `running` / `watched` ends (a crash: exit code 1), then give
+    `running` `grace_s` to finish; `watched` (the frame) keeps running."""
     stop_waiter = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*running, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
+    done, _ = await asyncio.wait([*running, *watched, stop_waiter], return_when=asyncio.FIRST_COMPLETED)
     exit_code = 0
     for task in done:
         if task is not stop_waiter and not task.cancelled() and task.exception() is not None:

@@ -69,10 +69,14 @@ class Settings(RawLogSettings, GitIdentitySettings):
         gt=0,
         description="Decline an approval request with no decision within this many seconds",
     )
+    # long enough for a typical turn: a rollout should not cut one (k8s
+    # terminationGracePeriodSeconds and compose stop_grace_period are set above it)
     drain_grace_s: float = Field(
-        default=60.0,
+        default=900.0,
         ge=0,
-        description="On SIGTERM, let running turns finish this long before interrupting them",
+        validation_alias=AliasChoices("RUNNER_DRAIN_GRACE_S", "DRAIN_GRACE_S", "drain_grace_s"),
+        description="On SIGTERM or `codex-broker drain`, stop claiming and let running turns finish "
+        "this long; the rest are interrupted with a restart notice in their thread",
     )
     request_timeout_s: float = Field(
         default=60.0, gt=0, description="Timeout of one app-server request (thread/start, turn/start, ...)"

@@ -24,3 +24,7 @@ APP_SERVER_UP = Gauge("cb_runner_app_servers_up", "Codex app-server processes ru
 TOKENS = Counter("cb_runner_tokens_total", "Model tokens used by finished turns", ["direction"])  # in | out
 APPROVALS = Counter("cb_runner_approvals_total", "Approval requests by decision", ["decision"])
 WATCHDOG_INTERRUPTS = Counter("cb_runner_watchdog_interrupts_total", "Turns interrupted for inactivity")
+RUNS_HANDED_OVER_ON_DRAIN = Counter(
+    "cb_runner_drain_handovers_total",
+    "Turns still running when the drain grace ran out: interrupted with the restart notice",
+)

@@ -44,7 +44,15 @@ from codex_broker.libs.bus import (
     StreamBus,
     entry_data,
 )
-from codex_broker.libs.contracts import ContractError, RunControl, RunEvent, RunRequest, decode, encode
+from codex_broker.libs.contracts import (
+    RESTART_HANDOVER,
+    ContractError,
+    RunControl,
+    RunEvent,
+    RunRequest,
+    decode,
+    encode,
+)
 from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
 from codex_broker.libs.session_token import ensure_session_token
@@ -52,6 +60,12 @@ from codex_broker.libs.session_token import ensure_session_token
 log = logging.getLogger(__name__)
 
 CLAIM_BLOCK_MS = 1000
+HANDOVER_REASON = f"{RESTART_HANDOVER}: the broker is restarting; send again to continue"
+# a thread's writer key is ours to delete only while it still names us (another runner may have
+# resumed the thread since)
+_RELEASE_WRITER = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
 THREAD_WRITER_TTL_S = 7 * 24 * 3600
 REDIS_RETRY_S = 60.0  # how long a claim or hand-over waits for Redis to come back
 T = TypeVar("T")
@@ -83,11 +97,20 @@ class Runner:
         self._background: set[asyncio.Task[Any]] = set()
         # why sealed sessions cannot run on this host (None: they can), from the boot probe
         self.sandbox_problem: str | None = None
+        self.draining = False
+        self._stop: asyncio.Event | None = None
         metrics.CAPACITY.set(self.capacity)
 
     # ---- service frame hooks ---------------------------------------------------------------
     def details(self) -> dict[str, Any]:
-        return {"active": len(self.runs), "capacity": self.capacity, "boot": self.boot_id}
+        # a draining runner takes no new runs: no capacity for the http-api's readiness
+        capacity = 0 if self.draining else self.capacity
+        return {
+            "active": len(self.runs),
+            "capacity": capacity,
+            "boot": self.boot_id,
+            "draining": self.draining,
+        }
 
     async def ready(self) -> dict[str, Any]:
         down = [
@@ -95,10 +118,13 @@ class Runner:
             for name, sup in self.supervisors.items()
             if not sup.ready.is_set()
         ]
-        return {
+        checks = {
             "codex_app_server": "ok" if not down else "; ".join(down)[:300],
             "sandbox": self._sandbox_check(),
         }
+        if self.draining:
+            checks["draining"] = f"fail: draining, {len(self.runs)} turns left"
+        return checks
 
     def _sandbox_check(self) -> str:
         if not self.settings.seal_sessions:
@@ -124,6 +150,7 @@ class Runner:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         publisher = asyncio.create_task(self.publisher.run(), name="run-event-publisher")
         self.supervisor("default")  # warm before the first run arrives
         await self._probe_sandbox()
@@ -137,13 +164,15 @@ class Runner:
         control_task = asyncio.create_task(control.run(control_stop), name="runner-control")
         watchdog = asyncio.create_task(self._watchdog(stop), name="runner-watchdog")
         try:
-            await self._claim_loop(stop)
+            await self._claim_loop(stop, [self.keys.runs_stream, self.own_stream])
         finally:
             await self._drain()
             control_stop.set()
             watchdog.cancel()
             await asyncio.gather(control_task, watchdog, return_exceptions=True)
+            threads = [t for sup in self.supervisors.values() for t in sup.loaded_threads]
             await self._close_supervisors()
+            await self._release(threads)
             await self.publisher.close()
             await asyncio.gather(publisher, return_exceptions=True)
 
@@ -158,10 +187,10 @@ class Runner:
         return supervisor
 
     # ---- claiming ----------------------------------------------------------------------------
-    async def _claim_loop(self, stop: asyncio.Event) -> None:
+    async def _claim_loop(self, stop: asyncio.Event, names: list[str]) -> None:
         # First what an earlier process under our INSTANCE_ID read but never claimed (killed
         # in between): pending entries of this consumer ("0"); then new entries (">").
-        streams: dict[Any, Any] = {self.keys.runs_stream: "0", self.own_stream: "0"}
+        streams: dict[Any, Any] = dict.fromkeys(names, "0")
         backoff = 0.2
         group_ready = False
         while not stop.is_set():
@@ -366,6 +395,13 @@ class Runner:
     # ---- controls ----------------------------------------------------------------------------
     async def _on_control(self, delivery: Delivery) -> None:
         control = decode(RunControl, delivery.data)
+        if control.kind == "drain":
+            # what SIGTERM does: the service stops, this runner drains, the supervisor (k8s,
+            # compose, `up`) starts a fresh one
+            log.info("drain requested", extra={"control_id": control.control_id})
+            if self._stop is not None:
+                self._stop.set()
+            return
         run = self.runs.get(control.run_id)
         if run is None:
             log.info(
@@ -409,19 +445,61 @@ class Runner:
             fired &= set(self.runs)
 
     async def _drain(self) -> None:
-        """Stop claiming (done by the caller), let turns finish within the grace, then interrupt."""
+        """Claim nothing new from the shared stream (the caller stopped), let turns finish within
+        the grace, then hand the rest over: each is interrupted with the restart notice, and its
+        session's next message continues the Codex thread on another runner.
+
+        Runs handed to this runner's own stream meanwhile (a follow-up in a thread only its
+        app-server may write) are still taken during the grace: no other runner can run them
+        before this one lets go of the thread."""
+        self.draining = True
+        log.info("draining", extra={"active": len(self.runs), "grace_s": self.settings.drain_grace_s})
+        own_stop = asyncio.Event()
+        own = asyncio.create_task(self._claim_loop(own_stop, [self.own_stream]), name="runner-own-runs")
+        try:
+            await self._wait_runs_done(self.settings.drain_grace_s)
+        finally:
+            own_stop.set()
+            await asyncio.gather(own, return_exceptions=True)
         if self.runs:
-            log.info(
-                "draining runs", extra={"active": len(self.runs), "grace_s": self.settings.drain_grace_s}
-            )
-        await self._wait_runs_done(self.settings.drain_grace_s)
+            log.warning("drain grace over: handing turns over", extra={"active": len(self.runs)})
+            metrics.RUNS_HANDED_OVER_ON_DRAIN.inc(len(self.runs))
         for run in list(self.runs.values()):
-            self._spawn(run.interrupt("codex-runner is shutting down; interrupted"))
+            self._spawn(run.interrupt(HANDOVER_REASON))
         await self._wait_runs_done(INTERRUPT_GRACE_S + 5)
         for task in list(self._run_tasks.values()):
             task.cancel()
         await asyncio.gather(*self._run_tasks.values(), return_exceptions=True)
         await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _release(self, threads: list[str]) -> None:
+        """After the app-servers closed: the threads are free to resume elsewhere, and runs
+        handed to this runner's own stream that it never took go back to the shared stream."""
+        try:
+            for thread_id in threads:
+                await self.redis.eval(
+                    _RELEASE_WRITER, 1, self.keys.codex_thread_runner(thread_id), self.runner_id
+                )  # type: ignore[misc]
+            while True:
+                response: Any = await self.redis.xreadgroup(
+                    GROUP_RUNNERS, self.runner_id, {self.own_stream: ">"}, count=100
+                )
+                entries = [(entry_id, fields) for _, batch in response or [] for entry_id, fields in batch]
+                if not entries:
+                    return
+                for entry_id, fields in entries:
+                    data = fields.get(DATA_FIELD.encode()) or fields.get(DATA_FIELD)
+                    await self._hand_over_to_all(data, _text(entry_id))
+        except Exception:  # Redis gone: those runs are reported unclaimed by the orchestrator
+            log.exception("could not release this runner's threads and runs")
+
+    async def _hand_over_to_all(self, data: Any, entry_id: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(
+            self.keys.runs_stream, {DATA_FIELD: data}, maxlen=self.settings.stream_maxlen, approximate=True
+        )
+        pipe.xack(self.own_stream, GROUP_RUNNERS, entry_id)
+        await pipe.execute()
 
     async def _wait_runs_done(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

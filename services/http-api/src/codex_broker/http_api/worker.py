@@ -33,6 +33,7 @@ from codex_broker.http_api.jobs import JobRecord, bounded_details, encoded_callb
 from codex_broker.http_api.jobs_store import SyncJobStore, now_ms
 from codex_broker.libs import sealing
 from codex_broker.libs.codex_bin import find_codex_bin, native_codex_bin
+from codex_broker.libs.heartbeat import broker_version
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.metrics import SERVICE_INFO
 from codex_broker.libs.paths import job_dir, repos_root
@@ -328,6 +329,7 @@ def beat(rt: WorkerRuntime, *, active: int) -> None:
         # a worker that refuses jobs (no sandbox) says so where probes and the admin page look
         "ready": rt.sandbox.mode != "refused",
         "sandbox": rt.sandbox.mode,
+        "version": broker_version(),
     }
     if rt.sandbox.reason:
         body["sandbox_reason"] = rt.sandbox.reason

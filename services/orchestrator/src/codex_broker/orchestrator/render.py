@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from codex_broker.libs.contracts import (
+    RESTART_HANDOVER,
     Coordinates,
     ItemInfo,
     OutboundAction,
@@ -30,6 +31,8 @@ STARTING_ACTIVITY = "starting Codex"
 TASK_KINDS = frozenset({"command", "file_change", "web_search", "mcp_tool"})
 
 Outcome = Literal["completed", "interrupted", "failed"]
+# a runner drained past its grace (a rollout) handed the turn over: never a silent "Stopped."
+RESTART_NOTICE = "⏸ The broker is restarting; send again to continue."
 
 
 class ProgressView(BaseModel):
@@ -191,7 +194,7 @@ def final_text_for(
             return text
         return None if answers_posted else "Done (Codex returned no written answer)."
     if kind == "interrupted":
-        return "Stopped."
+        return RESTART_NOTICE if (text or "").startswith(RESTART_HANDOVER) else "Stopped."
     return failure_text(text)
 
 
