@@ -75,6 +75,8 @@ async def test_plain_answer(
         assert run_hash[b"status"] == b"completed"
         assert latest_user_text(fake_model.requests[-1]) == "say hello"
         assert not marker.exists(), "MCP servers must be disabled by default"
+        # the run leaves `active` when its task ends, just after the terminal event is out
+        await wait_for(lambda: runner.details()["active"] == 0, what="the finished run released")
         assert runner.details() == {"active": 0, "capacity": 4, "boot": runner.boot_id, "draining": False}
 
     # a new Codex thread gets its commit hook's token: a 0600 file beside the workspace whose

@@ -99,17 +99,23 @@ async def test_two_replicas_split_shards_and_take_over(
         )
     # the follow-ups came before their turns started: the survivor steers them in at turn start
     requests = await driver.run_requests()
-    steered: list = []
-    for request in requests[: len(events)]:
-        runner = FakeRunnerScript(driver, request, runner_id=f"r-{request.run_id[:6]}")
+    # every run is claimed first: claiming them one by one behind each steer's wait let the last
+    # ones pass RUN_CLAIM_TIMEOUT_S on a loaded machine (reported lost, never steered)
+    runners = [
+        FakeRunnerScript(driver, request, runner_id=f"r-{request.run_id[:6]}")
+        for request in requests[: len(events)]
+    ]
+    for runner in runners:
         await runner.claim()
+    steered: list = []
+    for runner in runners:
 
         async def steers(runner_id: str = runner.runner_id) -> list:
             return [c for c in await driver.controls(runner_id) if c.kind == "steer"]
 
-        if shard_of(request.session_key, 4) in victim_shards:
+        if shard_of(runner.request.session_key, 4) in victim_shards:
             steered += await wait_for(steers, timeout_s=20, what="the follow-up steered in")
-        await runner.emit("completed", text=f"done {request.coords.conversation_id}")
+        await runner.emit("completed", text=f"done {runner.request.coords.conversation_id}")
     assert len(steered) == len(pending) and all("follow-up" in (c.input[0].text or "") for c in steered)
 
     async def twelve_finals() -> list | None:
