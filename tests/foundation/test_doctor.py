@@ -129,6 +129,7 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
         "codex-auth",
         "slack",
         "feishu",
+        "web",  # the web chat needs no platform app: always live
         "data-root",
     }
     assert "sk-doctor-secret" not in done.stdout and "xoxb-doctor" not in done.stdout

@@ -21,9 +21,11 @@ from redis import exceptions as redis_errors
 
 from codex_broker.cli import embedded_redis
 from codex_broker.cli.config import Settings
+from codex_broker.ingress_web.config import Settings as WebSettings
 from codex_broker.libs import codex_sandbox
 from codex_broker.libs.codex_bin import CODEX_VERSION, find_codex_bin
 from codex_broker.libs.paths import codex_home
+from codex_broker.libs.settings import load_settings
 
 Verdict = Literal["ok", "warn", "fail"]
 _VERSION = re.compile(r"(\d+\.\d+\.\d+(?:[-.][0-9A-Za-z.]+)?)")
@@ -139,6 +141,14 @@ def check_pair(
     return Check("ok", name, f"{first_name} and {second_name} set")
 
 
+def check_web_chat(chat_url: str, admin_token_set: bool) -> Check:
+    """The web chat needs no platform app: it is live whenever the broker runs."""
+    sign_in = (
+        "the admin token" if admin_token_set else "the one-time link `up` prints (it makes the admin token)"
+    )
+    return Check("ok", "web", f"web chat on {chat_url}: sign in with {sign_in}")
+
+
 def check_data_root(path: Path, error: str | None, free_bytes: int | None) -> Check:
     if error is not None:
         return Check("fail", "data-root", f"{path} not writable: {error}")
@@ -246,9 +256,14 @@ def gather(settings: Settings) -> list[Check]:
             {},
         )
     )
+    checks.append(check_web_chat(web_chat_url(), bool(_secret(settings.broker_admin_token))))
     error, free = probe_data_root(settings.data_root)
     checks.append(check_data_root(settings.data_root, error, free))
     return checks
+
+
+def web_chat_url() -> str:
+    return load_settings(WebSettings).chat_url
 
 
 def exit_code(checks: list[Check]) -> int:
