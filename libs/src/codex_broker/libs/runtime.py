@@ -219,7 +219,8 @@ async def _wait(
             log.error("task crashed", exc_info=task.exception())
             exit_code = 1
     stop.set()
-    _, pending = await asyncio.wait(running, timeout=grace_s)
+    # a service may run no task of its own (an ingress without its tokens: only the frame)
+    _, pending = await asyncio.wait(running, timeout=grace_s) if running else (set(), set())
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
