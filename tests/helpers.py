@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -35,3 +37,15 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(interval_s)
+
+
+async def wait_for_output(out: io.StringIO, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
+    """Until `pattern` shows in what a process printed into `out`; its whole output on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = re.search(pattern, out.getvalue())
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {pattern!r} in output:\n{out.getvalue()}")
+        await asyncio.sleep(0.02)

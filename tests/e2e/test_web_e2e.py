@@ -24,6 +24,7 @@ from redis import Redis
 
 from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
+from tests.browser import CHROMIUM, needs_chromium
 from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_model import (
@@ -36,19 +37,13 @@ from tests.fakes.fake_model import (
 )
 from tests.helpers import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.codex]
+pytestmark = [pytest.mark.e2e, pytest.mark.codex, needs_chromium]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-proxy-server", "--disable-background-networking"]
 ADMIN_TOKEN = "web-e2e-admin-token-" + uuid.uuid4().hex
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
 WAIT_MS = 120_000
-
-if not CHROMIUM.exists():
-    pytestmark.append(
-        pytest.mark.skip(reason="/usr/bin/chromium is not installed (apt-get install -y chromium)")
-    )
 
 async_playwright: Any
 try:

@@ -9,7 +9,6 @@ import json
 import re
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from codex_broker.cli.plan import ChildPlan, plan_children
 from codex_broker.cli.supervisor import run_up
 from codex_broker.libs.logs import Redactor
 from codex_broker.libs.settings import CommonSettings, with_credentials
+from tests.helpers import wait_for_output
 
 # A child standing in for a service: reports what its REDIS_URL opens and what a bare socket
 # (a session's command without the password) gets, then idles until stopped.
@@ -51,14 +51,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 async def _until(out: io.StringIO, pattern: str, timeout_s: float = 30.0) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = re.search(pattern, out.getvalue())
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {pattern!r} in output:\n{out.getvalue()}")
-        await asyncio.sleep(0.02)
+    return await wait_for_output(out, pattern, timeout_s)
 
 
 async def _round(settings: Settings, number: int) -> str:

@@ -7,7 +7,6 @@ import io
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import ChildPlan
 from codex_broker.cli.supervisor import run_up
 from tests.e2e.harness import _alive
+from tests.helpers import wait_for_output
 
 
 @pytest.fixture
@@ -35,14 +35,7 @@ def _child(name: str, script: str) -> ChildPlan:
 
 
 async def _until(out: io.StringIO, pattern: str, timeout_s: float = 20.0) -> re.Match[str]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = re.search(pattern, out.getvalue())
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {pattern!r} in output:\n{out.getvalue()}")
-        await asyncio.sleep(0.02)
+    return await wait_for_output(out, pattern, timeout_s)
 
 
 async def _run(settings: Settings, children: list[ChildPlan], out: io.StringIO, stop: asyncio.Event) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -113,44 +114,49 @@ def tunnel_ping(port: int) -> str:
     return f'python3 -c "{code}"'
 
 
-async def run_commands(
-    data_root: Path,
-    fake_model: FakeModel,
-    redis: Redis,
-    keys: Keys,
-    settings: dict[str, object],
-    commands: list[str],
-) -> str:
-    fake_model.script(*(tool_call_reply(command) for command in commands), text_reply("probed"))
-    async with running_runner(runner_settings(data_root, keys.prefix, settings.pop("redis_url"), **settings)):  # type: ignore[arg-type]
-        request = new_request(data_root, "probe the network", network_access=True)
-        await publish_run(redis, keys, request)
-        events = await wait_terminal(redis, keys, request)
-    assert events[-1].kind == "completed", events[-1].text
-    return "\n".join(tool_outputs(fake_model.requests[-1]))
+@pytest.fixture
+def data_root(tmp_path: Path, fake_model: FakeModel) -> Path:
+    root = tmp_path / "data"
+    write_codex_home(paths.codex_home(root), fake_model.base_url)
+    return root
 
 
-def network_settings(redis_url: str, api: Listener, **extra: object) -> dict[str, object]:
-    return {"redis_url": redis_url, "broker_api_base": api.url, **extra}
+@dataclass
+class Probing:
+    """One sealed session with network access, its runner pointed at the stand-in API."""
+
+    data_root: Path
+    fake_model: FakeModel
+    redis: Redis
+    keys: Keys
+    redis_url: str
+    api: Listener
+
+    async def run(self, commands: list[str], **runner: object) -> str:
+        """Each command as one exec of the turn; every output as the model saw it."""
+        self.fake_model.script(*(tool_call_reply(command) for command in commands), text_reply("probed"))
+        settings = runner_settings(
+            self.data_root, self.keys.prefix, self.redis_url, broker_api_base=self.api.url, **runner
+        )
+        async with running_runner(settings):
+            request = new_request(self.data_root, "probe the network", network_access=True)
+            await publish_run(self.redis, self.keys, request)
+            events = await wait_terminal(self.redis, self.keys, request)
+        assert events[-1].kind == "completed", events[-1].text
+        return "\n".join(tool_outputs(self.fake_model.requests[-1]))
+
+
+@pytest.fixture
+def probing(
+    data_root: Path, fake_model: FakeModel, redis: Redis, keys: Keys, redis_url: str, api: Listener
+) -> Probing:
+    return Probing(data_root, fake_model, redis, keys, redis_url, api)
 
 
 async def test_commands_reach_the_broker_api_and_nothing_else_on_the_machine(
-    tmp_path: Path,
-    fake_model: FakeModel,
-    redis: Redis,
-    keys: Keys,
-    redis_url: str,
-    api: Listener,
-    other: Listener,
+    probing: Probing, api: Listener, other: Listener
 ) -> None:
-    data_root = tmp_path / "data"
-    write_codex_home(paths.codex_home(data_root), fake_model.base_url)
-    output = await run_commands(
-        data_root,
-        fake_model,
-        redis,
-        keys,
-        network_settings(redis_url, api),
+    output = await probing.run(
         [
             probe("api", f"curl -sS -m 10 {api.url}/"),
             probe("direct_redis", direct_connect("127.0.0.1", REDIS_PORT)),
@@ -159,7 +165,7 @@ async def test_commands_reach_the_broker_api_and_nothing_else_on_the_machine(
             probe("proxied_other", f"curl -sS -m 10 {other.url}/"),
             # written so that no literal address is in the command: the proxy must stop it
             probe("metadata", "M=169.254; curl -sS -m 10 http://$M.169.254/latest/meta-data/"),
-        ],
+        ]
     )
     assert f"<<api:{API_BODY}>>" in output, output
     assert "<<direct_redis:refused" in output and "<<direct_other:refused" in output, output
@@ -167,25 +173,10 @@ async def test_commands_reach_the_broker_api_and_nothing_else_on_the_machine(
     assert output.count("was blocked") + output.count("403") >= 3, output  # tunnel, other, metadata
 
 
-async def test_an_operator_allow_listed_host_is_reachable(
-    tmp_path: Path,
-    fake_model: FakeModel,
-    redis: Redis,
-    keys: Keys,
-    redis_url: str,
-    api: Listener,
-    other: Listener,
-) -> None:
+async def test_an_operator_allow_listed_host_is_reachable(probing: Probing, other: Listener) -> None:
     """The allow-list is the operator's (NETWORK_ALLOWED_DOMAINS), so that the test above
     cannot pass merely because the proxy reaches nothing."""
-    data_root = tmp_path / "data"
-    write_codex_home(paths.codex_home(data_root), fake_model.base_url)
-    output = await run_commands(
-        data_root,
-        fake_model,
-        redis,
-        keys,
-        network_settings(redis_url, api, network_allowed_domains=["127.0.0.1"]),
-        [probe("proxied_other", f"curl -sS -m 10 {other.url}/")],
+    output = await probing.run(
+        [probe("proxied_other", f"curl -sS -m 10 {other.url}/")], network_allowed_domains=["127.0.0.1"]
     )
     assert f"<<proxied_other:{OTHER_BODY}>>" in output, output

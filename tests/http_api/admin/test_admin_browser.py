@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import pytest_asyncio
 import uvicorn
 from redis.asyncio import Redis
@@ -25,10 +24,10 @@ from codex_broker.http_api.app import create_app
 from codex_broker.libs.heartbeat import Heartbeat
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.paths import codex_home, safe_name
+from tests.browser import CHROMIUM, needs_chromium
 from tests.helpers import free_port, wait_for
 from tests.http_api.admin.conftest import ADMIN_TOKEN, make_context, seed_session
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -43,9 +42,7 @@ CHATGPT_AUTH = {
 }
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "admin"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed (apt-get install -y chromium)"
-)
+pytestmark = needs_chromium
 
 async_playwright: Any
 try:
