@@ -509,6 +509,9 @@ class Core:
                 "requester_name": requester.display_name or requester.id,
                 "message_id": last.message_id,
                 "epoch": session.get("epoch", "0"),
+                # what the run's usage is priced and charted by (budget_gate.count)
+                "model": request.model or "",
+                "auth_profile": request.auth_profile,
                 "view": view.model_dump_json(),
                 "last_seq": "-1",
             },
