@@ -23,7 +23,6 @@ from codex_broker.libs.budgets import (
 )
 from codex_broker.libs.contracts import Coordinates, InboundEvent, TokenUsage
 from codex_broker.libs.usage_counters import (
-    BudgetFacts,
     Subjects,
     TurnUsage,
     add_turn,
@@ -84,6 +83,13 @@ def record_decision(
 
 
 # ---- before a new turn --------------------------------------------------------------------------
+def add_reads(pipe: Any, core: Core, event: InboundEvent) -> None:
+    """What `refused` decides on, in the caller's round trip (messages only: nothing else
+    starts a turn)."""
+    if event.kind == "message":
+        queue_reads(pipe, core.keys, event_subjects(event), utc_now())
+
+
 def starts_new_turn(core: Core, event: InboundEvent, state: dict[str, str]) -> bool:
     """A message that steers the running turn is never refused: a running turn is not cut.
     Job callbacks report on work already paid for, so they are counted but never refused."""
@@ -265,14 +271,12 @@ async def _show(core: Core, event: InboundEvent, parts: list[str]) -> str:
 
 
 __all__ = [
-    "BudgetFacts",
+    "add_reads",
     "after_run",
     "budget_command",
     "count",
     "event_subjects",
-    "queue_reads",
     "record_decision",
     "refused",
     "usage_lines",
-    "utc_now",
 ]

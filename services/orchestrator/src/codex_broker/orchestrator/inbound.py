@@ -48,7 +48,7 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
     pipe.hgetall(core.keys.session_state(session_key))
     pipe.llen(core.keys.session_queue(session_key))
     pipe.get(core.keys.active_auth_profile)  # for a new session: the profile activated now
-    budget_gate.queue_reads(pipe, core.keys, budget_gate.event_subjects(event), budget_gate.utc_now())
+    budget_gate.add_reads(pipe, core, event)
     seen, raw_session, raw_state, queue_len, active_profile, *budget_reads = await pipe.execute()
     if seen is not None:
         metrics.INBOUND.labels(outcome="duplicate").inc()
