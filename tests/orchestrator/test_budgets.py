@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from codex_broker.libs.contracts import TokenUsage
 from codex_broker.libs.keys import Keys, shard_of
 from codex_broker.libs.usage_counters import Subjects, TurnUsage, add_turn, period_id, read_facts
+from codex_broker.orchestrator import budget
 from codex_broker.orchestrator.config import Settings
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, FakeRunnerScript, message
@@ -214,3 +215,21 @@ async def test_concurrent_counters_on_two_clients_are_exact(redis: Redis, keys: 
             assert counter[b"tokens"] == b"20000" and counter[b"micro_usd"] == b"246800"
             assert counter[b"turns"] == b"200" and counter[b"cached"] == b"6000"
             assert await redis.ttl(keys.budget_counter(scope, subject, period_id(period, now))) > 0  # type: ignore[arg-type]
+
+
+async def test_an_admin_page_override_alone_is_enforced(
+    driver: Driver, settings_for: Callable[..., Settings]
+) -> None:
+    """No limit in the environment: the override the admin page wrote is what refuses."""
+    now = datetime.now(UTC)
+    pipe = driver.redis.pipeline(transaction=False)
+    add_turn(pipe, driver.keys, Subjects("slack:U1", "slack:C1"), TurnUsage(0, 0, 0, 600, 0), now)
+    await pipe.execute()
+    await driver.redis.hset(driver.keys.budget_overrides, "channel.month.tokens|slack:C1", "500")
+    await driver.start(settings_for())
+    await driver.inbound(message("task", conversation="C1"))
+    [refusal] = await wait_for(lambda: posts(driver, "Budget reached"), what="the refusal")
+    assert "this channel's monthly token budget (`channel.month.tokens`)" in refusal
+    assert budget.when(budget.reset_at("month", now)) in refusal
+    await driver.inbound(message("elsewhere", conversation="C2"))  # another channel is not limited
+    await driver.wait_runs(1)

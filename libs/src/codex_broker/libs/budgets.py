@@ -9,6 +9,7 @@ the scope (subject `*`).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -114,6 +115,11 @@ class BudgetSettings(BaseSettings):
     @classmethod
     def _prices(cls, value: object) -> object:
         return _json_object(value, "MODEL_PRICES")
+
+    @functools.cached_property
+    def limits(self) -> dict[LimitName, int]:
+        """`configured_limits()`, worked out once (settings do not change while a process runs)."""
+        return self.configured_limits()
 
     def configured_limits(self) -> dict[LimitName, int]:
         """Every limit the environment sets, in counter units (0 means no limit)."""

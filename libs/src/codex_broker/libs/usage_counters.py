@@ -100,6 +100,24 @@ def add_turn(pipe: Any, keys: Keys, subjects: Subjects, usage: TurnUsage, now: d
 
 
 @dataclass
+class OverrideSwitch:
+    """Whether admins set any budget override, as one process last saw it (refreshed at most
+    every `refresh_s`, off the request path). With no limit in the environment and no override
+    there is nothing to check, and the check's reads are left out. Until the first look: yes."""
+
+    refresh_s: float = 1.0
+    present: bool = True
+    checked_at: float = float("-inf")
+
+    def stale(self, now_s: float) -> bool:
+        return now_s - self.checked_at >= self.refresh_s
+
+    async def refresh(self, redis: Redis, keys: Keys, now_s: float) -> None:
+        self.checked_at = now_s
+        self.present = bool(await redis.exists(keys.budget_overrides))
+
+
+@dataclass
 class BudgetFacts:
     """What a budget decision needs: use per limit, the admins' overrides, the exemptions."""
 

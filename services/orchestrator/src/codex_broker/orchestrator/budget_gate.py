@@ -10,6 +10,7 @@ The check's reads ride the inbound event's first round trip (no extra one on the
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -84,9 +85,15 @@ def record_decision(
 
 # ---- before a new turn --------------------------------------------------------------------------
 def add_reads(pipe: Any, core: Core, event: InboundEvent) -> None:
-    """What `refused` decides on, in the caller's round trip (messages only: nothing else
-    starts a turn)."""
-    if event.kind == "message":
+    """What `refused` decides on, in the caller's round trip — only for messages (nothing else
+    starts a turn) and only while any budget exists (none: the shipped default)."""
+    if event.kind != "message":
+        return
+    switch, now_s = core.budget_overrides, time.monotonic()
+    if switch.stale(now_s):
+        switch.checked_at = now_s  # one refresh in flight at a time
+        core.in_background(switch.refresh(core.redis, core.keys, now_s), "budget overrides")
+    if core.settings.limits or switch.present:
         queue_reads(pipe, core.keys, event_subjects(event), utc_now())
 
 
@@ -100,11 +107,11 @@ def starts_new_turn(core: Core, event: InboundEvent, state: dict[str, str]) -> b
 
 async def refused(core: Core, event: InboundEvent, state: dict[str, str], reads: list[Any]) -> bool:
     """True when the message was refused for a budget (and told so); it may give notice."""
-    if not starts_new_turn(core, event, state):
+    if not reads or not starts_new_turn(core, event, state):
         return False
     now = utc_now()
     subjects = event_subjects(event)
-    applying = budget.uses(parse_reads(reads, subjects), subjects, core.settings.configured_limits())
+    applying = budget.uses(parse_reads(reads, subjects), subjects, core.settings.limits)
     decision = budget.decide(applying, notice_percent=core.settings.budget_notice_percent, now=now)
     if decision.verdict == "refuse":
         metrics.INBOUND.labels(outcome="budget_refused").inc()
@@ -165,7 +172,7 @@ async def after_run(core: Core, run: dict[str, str]) -> None:
         return
     now = utc_now()
     facts = await read_facts(core.redis, core.keys, subjects, now)
-    applying = budget.uses(facts, subjects, core.settings.configured_limits())
+    applying = budget.uses(facts, subjects, core.settings.limits)
     coords = Coordinates(
         platform=run["platform"],  # type: ignore[arg-type]
         conversation_id=run["conversation_id"],
@@ -178,7 +185,7 @@ async def after_run(core: Core, run: dict[str, str]) -> None:
 async def usage_lines(core: Core, event: InboundEvent) -> list[str]:
     subjects = event_subjects(event)
     facts = await read_facts(core.redis, core.keys, subjects, utc_now())
-    applying = budget.uses(facts, subjects, core.settings.configured_limits())
+    applying = budget.uses(facts, subjects, core.settings.limits)
     lines = ["*You:* " + "; ".join(budget.usage_lines(applying, facts, "user"))]
     lines.append("*This channel:* " + "; ".join(budget.usage_lines(applying, facts, "channel")))
     if any(u.name.scope == "deployment" for u in applying):
@@ -241,6 +248,7 @@ async def _set(core: Core, event: InboundEvent, parts: list[str]) -> str:
     if subject is None or value is None:
         return BUDGET_USAGE
     await set_override(core.redis, core.keys, name, subject, value)  # 0: no limit for the subject
+    core.budget_overrides.present = True  # this replica checks from the next message on
     log.info("budget override set", extra={"limit": name.key, "subject": subject, "by": event.actor.id})
     shown = budget.amount(name, value) if value else "no limit"
     return f"`{name.key}` for `{subject}` is now {shown}."
@@ -258,7 +266,7 @@ async def _show(core: Core, event: InboundEvent, parts: list[str]) -> str:
             else Subjects(user=subjects.user, channel=subject)
         )
     facts = await read_facts(core.redis, core.keys, subjects, utc_now())
-    configured = core.settings.configured_limits()
+    configured = core.settings.limits
     applying = budget.uses(facts, subjects, configured)
     lines = ["*Budgets*"]
     for scope in SCOPES:
