@@ -5,7 +5,7 @@ replicas (and concurrent counters) count exactly."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
@@ -41,6 +41,10 @@ async def posts(driver: Driver, needle: str) -> list[str]:
     return [text for text in await driver.replies() if needle in text]
 
 
+async def _count(found: Awaitable[list[str]], n: int) -> bool:
+    return len(await found) >= n
+
+
 async def user_tokens_today(driver: Driver, user: str = "slack:U1") -> int:
     now = datetime.now(UTC)
     raw = await driver.redis.hget(driver.keys.budget_counter("user", user, period_id("day", now)), "tokens")
@@ -50,7 +54,7 @@ async def user_tokens_today(driver: Driver, user: str = "slack:U1") -> int:
 async def test_over_budget_is_refused_with_the_limit_and_reset_time(
     driver: Driver, settings_for: Callable[..., Settings]
 ) -> None:
-    await driver.start(settings_for(budget_limits=LIMITS))
+    orch = await driver.start(settings_for(budget_limits=LIMITS))
     await driver.inbound(message("first task", conversation="C1"))
     await finish_turn(driver, 0, tokens=1200)
     assert await user_tokens_today(driver) == 1200
@@ -61,6 +65,13 @@ async def test_over_budget_is_refused_with_the_limit_and_reset_time(
     assert "`user.day.tokens`" in refusal and "1,200 tokens of 1,000 tokens" in refusal
     assert tomorrow in refusal
     assert len(await driver.run_requests()) == 1  # no second turn
+
+    # the counters are in Redis: a restarted orchestrator refuses just the same
+    await driver.stop(orch)
+    await driver.start(settings_for(budget_limits=LIMITS))
+    await driver.inbound(message("after the restart", conversation="C5"))
+    await wait_for(lambda: _count(posts(driver, "Budget reached"), 2), what="the refusal after a restart")
+    assert len(await driver.run_requests()) == 1
 
     # another user of the same channel is not affected by U1's budget
     await driver.inbound(message("my task", conversation="C2", user="U2", name="Bob"))
