@@ -168,7 +168,7 @@ def count(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage) -> None
 async def after_run(core: Core, run: dict[str, str]) -> None:
     """The turn that just ended may have crossed the notice mark: tell its thread."""
     subjects = run_subjects(run)
-    if not subjects.user:
+    if not subjects.user or not (core.settings.limits or core.budget_overrides.present):
         return
     now = utc_now()
     facts = await read_facts(core.redis, core.keys, subjects, now)
