@@ -231,7 +231,8 @@ async def budget_command(core: Core, event: InboundEvent, args: str) -> str:
         if subject is None or subject == ANY_SUBJECT:
             return BUDGET_USAGE
         await set_exempt(core.redis, core.keys, parts[1], subject, exempt=verb == "exempt")  # type: ignore[arg-type]
-        record_decision(core, verb, Subjects(user=subject, channel=""), event.session_key, None)
+        who = Subjects(user=subject, channel="") if parts[1] == "user" else Subjects(user="", channel=subject)
+        record_decision(core, verb, who, event.session_key, None)
         state = "now exempt from" if verb == "exempt" else "no longer exempt from"
         return f"`{subject}` is {state} {parts[1]} budgets."
     return BUDGET_USAGE
