@@ -274,6 +274,31 @@ class Keys:
     def user_usage(self, platform: str, user_id: str, day: str) -> str:
         return f"{self.prefix}:usage:{platform}:{user_id}:{day}"
 
+    # ---- budgets and usage over time (libs.usage_counters) -------------------------------------
+    def budget_counter(self, scope: str, subject: str, period_id: str) -> str:
+        """Hash: tokens, micro_usd, input, cached, output, turns of one subject in one period
+        (`d2026-12-03` / `m2026-12`, UTC); HINCRBY only, so replicas count exactly."""
+        return f"{self.prefix}:budget:{scope}:{subject}:{period_id}"
+
+    def budget_top(self, scope: str, period_id: str) -> str:
+        """Sorted set: subjects of a scope that used tokens in a period, scored by tokens."""
+        return f"{self.prefix}:budget-top:{scope}:{period_id}"
+
+    @property
+    def budget_overrides(self) -> str:
+        """Hash: `<scope>.<period>.<unit>|<subject>` → an admin's limit (counter units; 0 = none)."""
+        return f"{self.prefix}:budget:overrides"
+
+    @property
+    def budget_exempt(self) -> str:
+        """Set: `<scope>|<subject>` an admin exempted from that scope's budgets."""
+        return f"{self.prefix}:budget:exempt"
+
+    def metrics_bucket(self, slot: int) -> str:
+        """Hash: turn latency and run queue samples of one time slot (epoch seconds // 300). The
+        hash tag is `active_runs`' name, so the sampling script reads those sets and writes here."""
+        return f"{{{self.prefix}:runs:active}}:metrics:{slot}"
+
     @property
     def auth_profiles(self) -> str:
         """Hash: profile name → JSON metadata (kind, created_at); secrets live on disk (0600)."""

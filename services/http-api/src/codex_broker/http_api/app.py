@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 OPTIONAL_APIS = (
     ("codex_broker.http_api.admin.routes", "admin_routes"),
     ("codex_broker.http_api.coauthors.routes", "coauthor_routes"),
+    ("codex_broker.http_api.admin.usage_routes", "usage_routes"),
 )
 
 

@@ -8,13 +8,14 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from codex_broker.libs.budgets import BudgetSettings
 from codex_broker.libs.rawlog import RawLogSettings
 
 MB = 1024 * 1024
 FIVE_HOURS_S = 5 * 3600
 
 
-class Settings(RawLogSettings):
+class Settings(RawLogSettings, BudgetSettings):
     history_api_max_limit: int = Field(
         default=50, ge=1, le=1000, description="Upper clamp of `limit` on thread-history requests"
     )

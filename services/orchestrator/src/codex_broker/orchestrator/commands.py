@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config"]
+CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config", "budget"]
 
-NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config")
+NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config", "budget")
 # `-name` everywhere (Slack delivers it as text), `/name` where the platform delivers it as text
 # (Feishu; Slack takes a leading `/` for a slash command of its own: `/codex name` there)
 _ALIASES: dict[str, CommandName] = {f"{prefix}{name}": name for name in NAMES for prefix in ("-", "/")}
 # `@bot status`: a mention whose whole text is one of these words
 _BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help"})
-ADMIN_COMMANDS: frozenset[CommandName] = frozenset({"cd", "config"})
+ADMIN_COMMANDS: frozenset[CommandName] = frozenset({"cd", "config", "budget"})
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,11 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
     ("stop", "", "interrupt the running turn and drop queued messages"),
     ("new", "", "the next message starts a fresh Codex thread"),
     ("status", "", "what is running, queued messages, Codex thread, workspace, tokens"),
-    ("usage", "", "tokens used by this session and by you today"),
+    ("usage", "", "tokens used by this session, by you and by this channel, against their budgets"),
     ("help", "", "this text"),
     ("cd", " <path|alias>", "admins only: work in another directory"),
     ("config", " [key value]", "admins only: this session's sandbox, network, approval, model"),
+    ("budget", " [show|set|exempt …]", "admins only: token and cost budgets"),
 )
 
 
@@ -99,11 +100,14 @@ def status_text(facts: StatusFacts) -> str:
     return "\n".join(lines)
 
 
-def usage_text(session_total: int, session_in: int, session_out: int, user_today: int) -> str:
-    return (
-        f"*This session:* {session_total:,} tokens (in {session_in:,} / out {session_out:,})\n"
-        f"*You today (UTC):* {user_today:,} tokens"
-    )
+def usage_text(
+    session_total: int, session_in: int, session_out: int, user_today: int, budgets: list[str] | None = None
+) -> str:
+    lines = [
+        f"*This session:* {session_total:,} tokens (in {session_in:,} / out {session_out:,})",
+        f"*You today (UTC):* {user_today:,} tokens",
+    ]
+    return "\n".join(lines + (budgets or []))
 
 
 IN_A_THREAD = "`{name}` works inside a thread: send `-{name}` or `/codex {name}` there."

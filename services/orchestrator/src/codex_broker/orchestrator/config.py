@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from codex_broker.libs.budgets import BudgetSettings
 from codex_broker.orchestrator.housekeeping.config import HousekeepingSettings
 
 CsvList = Annotated[list[str], NoDecode]
@@ -24,7 +25,7 @@ def _csv(value: object) -> object:
     return value
 
 
-class Settings(HousekeepingSettings):
+class Settings(HousekeepingSettings, BudgetSettings):
     metrics_port: int = Field(default=9103, ge=0, le=65535, description="Port of /metrics and health")
 
     # ---- state machine ---------------------------------------------------------------------

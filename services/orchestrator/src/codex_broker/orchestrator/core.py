@@ -41,6 +41,7 @@ from codex_broker.libs.contracts import (
 from codex_broker.libs.idempotency import Idempotency
 from codex_broker.libs.keys import Keys, shard_of
 from codex_broker.libs.rpc import RpcTimeout, wait_reply
+from codex_broker.libs.usage_counters import OverrideSwitch
 from codex_broker.orchestrator import metrics, prompt, render, timers
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.decide import Phase
@@ -142,6 +143,8 @@ class Core:
     data_root: Path = field(default_factory=Path)
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    # are there budget overrides at all? (budget_gate: no budgets, no reads on the path)
+    budget_overrides: OverrideSwitch = field(default_factory=OverrideSwitch)
 
     @classmethod
     def create(cls, settings: Settings, redis: Redis) -> Core:
@@ -509,6 +512,9 @@ class Core:
                 "requester_name": requester.display_name or requester.id,
                 "message_id": last.message_id,
                 "epoch": session.get("epoch", "0"),
+                # what the run's usage is priced and charted by (budget_gate.count)
+                "model": request.model or "",
+                "auth_profile": request.auth_profile,
                 "view": view.model_dump_json(),
                 "last_seq": "-1",
             },

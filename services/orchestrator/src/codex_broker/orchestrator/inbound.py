@@ -15,7 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, render, steering, timers
+from codex_broker.orchestrator import budget_gate, commands, metrics, render, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -48,7 +48,8 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
     pipe.hgetall(core.keys.session_state(session_key))
     pipe.llen(core.keys.session_queue(session_key))
     pipe.get(core.keys.active_auth_profile)  # for a new session: the profile activated now
-    seen, raw_session, raw_state, queue_len, active_profile = await pipe.execute()
+    budget_gate.add_reads(pipe, core, event)
+    seen, raw_session, raw_state, queue_len, active_profile, *budget_reads = await pipe.execute()
     if seen is not None:
         metrics.INBOUND.labels(outcome="duplicate").inc()
         return
@@ -79,6 +80,9 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         metrics.INBOUND.labels(outcome="command").inc()
         metrics.COMMANDS.labels(command=command.name).inc()
         await handle_command(core, event, command, session, state, int(queue_len))
+        await _mark_seen(core, event)
+        return
+    if await budget_gate.refused(core, event, state, budget_reads):
         await _mark_seen(core, event)
         return
     pipe = core.redis.pipeline(transaction=False)
@@ -205,7 +209,7 @@ async def command_body(
     queue_len: int,
 ) -> str | None:
     """Do the command; its answer (None: the run's end answers, as for a stop)."""
-    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage"):
+    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage", "budget"):
         return commands.IN_A_THREAD.format(name=command.name)  # a slash command outside a thread
     if command.name == "stop":
         return await stop_session(core, event.session_key, state, queue_len)
@@ -220,6 +224,8 @@ async def command_body(
         return await change_dir(core, event, session, command.args)
     if command.name == "config":
         return await configure(core, event, session, command.args)
+    if command.name == "budget":
+        return await budget_gate.budget_command(core, event, command.args)
     return commands.help_text(event.platform)
 
 
@@ -298,6 +304,7 @@ async def usage_body(core: Core, event: InboundEvent, session: dict[str, str]) -
         int(session.get("input_tokens") or 0),
         int(session.get("output_tokens") or 0),
         int(text(user_total)) if user_total else 0,
+        await budget_gate.usage_lines(core, event),
     )
 
 

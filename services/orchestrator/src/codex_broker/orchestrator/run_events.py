@@ -24,7 +24,7 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
-from codex_broker.orchestrator import metrics, render, steering, timers
+from codex_broker.orchestrator import budget_gate, metrics, render, samples, steering, timers
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -354,6 +354,9 @@ async def finish_run(
     await pipe.execute()
     metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
     log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})
+    core.in_background(samples.sample(core, run), "latency and queue sample")
+    if usage is not None:
+        core.in_background(budget_gate.after_run(core, run), "budget notice")
     await core.wake_waiters()
     if start_next:
         await core.start_turn(session_key)
@@ -415,6 +418,7 @@ def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage |
         for name in ("input_tokens", "output_tokens", "total_tokens"):
             pipe.hincrby(user_key, name, getattr(usage, name))
         pipe.expire(user_key, USER_USAGE_TTL_S)
+    budget_gate.count(core, pipe, run, usage)
 
 
 def requeue_action(phase: Phase, *, debounce_ms: int) -> RequeueAction:

@@ -27,7 +27,7 @@ __all__ = ["OPENAPI_PATHS", "admin_routes"]
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css"}
+ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "usage.js": "text/javascript"}
 MAX_ADMIN_BODY = 256 * 1024
 SESSION_LOG_BYTES = 64 * 1024
 SESSION_LOG_LINES = 200

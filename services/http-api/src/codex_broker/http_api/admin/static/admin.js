@@ -5,7 +5,7 @@
 (() => {
   const WRITES = ["POST", "PUT", "PATCH", "DELETE"];
   const PAGE_SIZE = 25;
-  const VIEWS = ["overview", "sessions", "jobs", "profiles", "authors"];
+  const VIEWS = ["overview", "sessions", "jobs", "profiles", "authors", "usage"];
   const state = { view: "overview", platform: "", offset: 0, selected: null, needsToken: false };
 
   const $ = (id) => document.getElementById(id);
@@ -396,6 +396,7 @@
   }
 
   const LOADERS = { overview: loadOverview, sessions: loadSessions, jobs: loadJobs, profiles: loadProfiles, authors: loadAuthors };
+  LOADERS.usage = () => window.cbUsage.load({ api, h, fill, table, act, submit }); // usage.js
 
   async function load() {
     if (state.needsToken) return;
