@@ -21,6 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.libs import authors, paths, session_token
+from codex_broker.libs.audit import AuditLog
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -41,7 +42,7 @@ from codex_broker.libs.contracts import (
 from codex_broker.libs.idempotency import Idempotency
 from codex_broker.libs.keys import Keys, shard_of
 from codex_broker.libs.rpc import RpcTimeout, wait_reply
-from codex_broker.orchestrator import metrics, prompt, render, timers
+from codex_broker.orchestrator import audit_hooks, metrics, prompt, render, timers
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.decide import Phase
 from codex_broker.orchestrator.policy import Policy
@@ -140,6 +141,7 @@ class Core:
     policy: Policy
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
+    audit: AuditLog = field(default_factory=lambda: AuditLog(Keys()))
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -160,6 +162,7 @@ class Core:
             bus=StreamBus(redis, dead_letter_stream=keys.dead_letter_stream, maxlen=settings.stream_maxlen),
             policy=policy,
             data_root=Path(settings.data_root).resolve(),
+            audit=AuditLog.from_settings(settings),
         )
         core.admit_script = redis.register_script(ADMIT_LUA)
         return core
@@ -540,6 +543,7 @@ class Core:
         self.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:running"))
         self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
         self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({len(entries)} message(s))")
+        audit_hooks.turn(self, pipe, request, [e.event for e in entries])
 
     async def go_idle(self, session_key: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

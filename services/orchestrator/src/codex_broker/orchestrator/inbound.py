@@ -15,7 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, render, steering, timers
+from codex_broker.orchestrator import audit_hooks, commands, metrics, render, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -418,6 +418,7 @@ async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str]
         render.outbound(event.coords, event.session_key, update, f"approval-decided:{run_id}:{request_id}"),
     )
     core.add_timeline(pipe, event.session_key, "approval", f"{verdict} by {who}")
+    audit_hooks.approval_click(core, pipe, event, run_id, request_id, decision.decision)
     await pipe.execute()
 
 
