@@ -29,6 +29,7 @@ DAY_MS = 24 * 3600 * 1000
 SUMMARY_MAX = 2000
 SCAN_PAGE = 500
 SEARCH_SCAN_LIMIT = 20_000  # entries one search reads at most (newest first)
+WRITE_SLACK_MS = 60_000  # a record is appended at most this long after its at_ms
 
 
 def now_ms() -> int:
@@ -103,7 +104,19 @@ def matches(entry: AuditRecord, query: Query) -> bool:
         return False
     if thread and thread not in entry.session_key:
         return False
+    if query.since_ms is not None and entry.at_ms < query.since_ms:
+        return False
+    if query.until_ms is not None and entry.at_ms > query.until_ms:
+        return False
     return not query.kind or entry.kind == query.kind
+
+
+def _id_bounds(query: Query) -> tuple[str, str]:
+    """The stream-id window holding every record of the query's time window: an entry's id is
+    the time Redis appended it, a moment after its `at_ms` (records are then filtered on it)."""
+    low = str(query.since_ms) if query.since_ms is not None else "-"
+    high = str(query.until_ms + WRITE_SLACK_MS) if query.until_ms is not None else "+"
+    return low, high
 
 
 def _decoded(entries: Iterable[tuple[Any, Any]]) -> list[AuditRecord]:
@@ -121,8 +134,7 @@ def _decoded(entries: Iterable[tuple[Any, Any]]) -> list[AuditRecord]:
 
 async def search(redis: Redis, keys: Keys, query: Query) -> list[AuditRecord]:
     """Newest first, at most `query.limit` matches within the time window."""
-    high: str = str(query.until_ms) if query.until_ms is not None else "+"
-    low = str(query.since_ms) if query.since_ms is not None else "-"
+    low, high = _id_bounds(query)
     found: list[AuditRecord] = []
     scanned = 0
     while scanned < SEARCH_SCAN_LIMIT and len(found) < query.limit:
@@ -139,8 +151,7 @@ async def search(redis: Redis, keys: Keys, query: Query) -> list[AuditRecord]:
 
 async def export(redis: Redis, keys: Keys, query: Query) -> list[AuditRecord]:
     """Oldest first, every match in the window (the export pages the whole stream)."""
-    low: str = str(query.since_ms) if query.since_ms is not None else "-"
-    high = str(query.until_ms) if query.until_ms is not None else "+"
+    low, high = _id_bounds(query)
     found: list[AuditRecord] = []
     while True:
         page = await redis.xrange(keys.audit_stream, min=low, max=high, count=SCAN_PAGE)
