@@ -15,7 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import audit_hooks, commands, metrics, render, steering, timers
+from codex_broker.orchestrator import audit_hooks, commands, metrics, picks, render, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -213,13 +213,15 @@ async def command_body(
         await new_thread(core, event, session)
         return commands.NEW_THREAD
     if command.name == "status":
-        return await status_body(core, session, state, queue_len)
+        return await status_body(core, event, session, state, queue_len)
     if command.name == "usage":
         return await usage_body(core, event, session)
     if command.name == "cd":
         return await change_dir(core, event, session, command.args)
     if command.name == "config":
         return await configure(core, event, session, command.args)
+    if command.name in ("model", "repo"):
+        return await picks.pick(core, event, session, command.name, command.args)
     return commands.help_text(event.platform)
 
 
@@ -272,7 +274,9 @@ async def new_thread(core: Core, event: InboundEvent, session: dict[str, str]) -
     await core.revoke_token(event.session_key)
 
 
-async def status_body(core: Core, session: dict[str, str], state: dict[str, str], queue_len: int) -> str:
+async def status_body(
+    core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str], queue_len: int
+) -> str:
     if not session:
         return commands.NO_SESSION
     facts = commands.StatusFacts(
@@ -286,7 +290,8 @@ async def status_body(core: Core, session: dict[str, str], state: dict[str, str]
         total_tokens=int(session.get("total_tokens") or 0),
         waiting_for_slot=state.get("waiting") == "1",
     )
-    return commands.status_text(facts)
+    extra = await picks.status(core, session, event.session_key, event.coords)
+    return "\n".join([commands.status_text(facts), *extra])
 
 
 async def usage_body(core: Core, event: InboundEvent, session: dict[str, str]) -> str:

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from codex_broker.http_api.admin import (
     audit_routes,
     authors,
+    channel_routes,
     gate,
     login,
     profiles,
@@ -36,7 +37,7 @@ __all__ = ["OPENAPI_PATHS", "admin_routes"]
 
 log = logging.getLogger(__name__)
 
-OPENAPI_PATHS = {**_PATHS, **audit_routes.OPENAPI_PATHS}
+OPENAPI_PATHS = {**_PATHS, **audit_routes.OPENAPI_PATHS, **channel_routes.OPENAPI_PATHS}
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "audit.js": "text/javascript"}
@@ -238,6 +239,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         api("/admin/api/github-authors", GET=list_authors, POST=set_author),
         api("/admin/api/github-authors/{user_id}", DELETE=delete_author),
         *audit_routes.routes(ctx, functools.partial(guarded, ctx)),
+        *channel_routes.routes(ctx, functools.partial(guarded, ctx)),
     ]
 
 
