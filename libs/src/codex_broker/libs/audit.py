@@ -64,7 +64,8 @@ class AuditLog:
         stream = self.keys.audit_stream
         pipe.xadd(stream, {"data": encode(self.clean(record))}, maxlen=self.maxlen, approximate=True)
         if self.retention_days > 0:
-            pipe.xtrim(stream, minid=str(record.at_ms - self.retention_days * DAY_MS), approximate=True)
+            oldest = max(0, now_ms() - self.retention_days * DAY_MS)
+            pipe.xtrim(stream, minid=str(oldest), approximate=True)
 
     async def write(self, redis: Redis, record: AuditRecord) -> None:
         pipe = redis.pipeline(transaction=False)
