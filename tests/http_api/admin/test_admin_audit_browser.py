@@ -1,8 +1,11 @@
-"""The Audit tab in real headless Chromium against the real app and Redis: an admin signs in,
-filters the trail by user, by thread and by time, and the export link yields the JSONL."""
+"""The Audit and Channels tabs in real headless Chromium against the real app and Redis: an
+admin signs in, filters the trail by user, by thread and by time, and the export link yields the
+JSONL; an admin sets a channel's defaults in the page (a bad field is marked), deletes them, and
+both edits are on the trail."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import audit
+from codex_broker.libs import audit, channel_defaults
 from codex_broker.libs.keys import Keys
 from tests.browser import needs_chromium
 from tests.http_api.admin.conftest import ADMIN_TOKEN
@@ -81,3 +84,47 @@ async def test_search_the_audit_trail_by_user_thread_and_time(
     lines = (await export.text()).splitlines()
     assert [json.loads(line)["kind"] for line in lines] == ["command"]
     await page.close()
+
+
+async def test_channel_defaults_are_edited_in_the_page_and_audited(
+    served: str, browser: Any, redis: Redis, keys: Keys, data_root: Path
+) -> None:
+    page = await browser.new_page()
+    page.set_default_timeout(15_000)
+    page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.goto(f"{served}/admin#channels")
+    await page.get_by_role("textbox", name="Token").fill(ADMIN_TOKEN)
+    await page.get_by_role("button", name="Unlock").click()
+    await page.get_by_text("No channel has defaults.").wait_for()
+
+    form = page.locator("#channel-form")
+    await form.get_by_label("Channel or chat id").fill("C0TEAM")
+    await form.get_by_label("Repos (one per line").fill("acme/api https://git.example/acme/api.git\nacme/web")
+    await form.get_by_label("Default repo").fill("acme/other")  # not among the repos
+    await form.get_by_role("button", name="Save defaults").click()
+    await page.get_by_role("alert").get_by_text("unknown_repo", exact=False).wait_for()
+    assert await form.get_by_label("Default repo").get_attribute("aria-invalid") == "true"
+
+    await form.get_by_label("Default repo").fill("acme/api")
+    await form.get_by_label("Default model", exact=True).fill("gpt-team")
+    await form.get_by_label("Models a thread may pick").fill("gpt-big, gpt-small")
+    await form.get_by_role("button", name="Save defaults").click()
+    await page.get_by_text("1 channel(s) with defaults").wait_for()
+    [row] = await rows_of(page, "#channel-rows")
+    assert "slack:C0TEAM" in row and "acme/api ← https://git.example/acme/api.git" in row and "gpt-big" in row
+    stored = await channel_defaults.load(redis, keys, "slack", "C0TEAM")
+    assert stored is not None and stored.models == ["gpt-big", "gpt-small"] and stored.repos["acme/web"] == ""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "channels.png"), full_page=True)
+
+    await page.get_by_role("button", name="Delete defaults of slack:C0TEAM").click()
+    await page.get_by_text("No channel has defaults.").wait_for()
+    await page.goto(f"{served}/admin#audit")
+    await page.get_by_text("2 record(s), newest first").wait_for()
+    actions = await rows_of(page, "#audit-rows")
+    assert "channel_defaults.delete" in actions[0] and "channel_defaults.set" in actions[1]
+    await page.close()
+
+
+async def rows_of(page: Any, selector: str) -> list[str]:
+    return [await r.inner_text() for r in await page.locator(f"{selector} tr").all()]

@@ -202,14 +202,14 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/admin/static/{name}": {
         "get": {
-            "summary": "Admin page asset (admin.js, admin.css, audit.js)",
+            "summary": "Admin page asset (admin.js, admin.css, audit.js, channels.js)",
             "operationId": "adminAsset",
             "tags": ["admin"],
             "parameters": [
                 _path(
                     "name",
                     "Asset file name",
-                    {"type": "string", "enum": ["admin.js", "admin.css", "audit.js"]},
+                    {"type": "string", "enum": ["admin.js", "admin.css", "audit.js", "channels.js"]},
                 )
             ],
             "responses": {

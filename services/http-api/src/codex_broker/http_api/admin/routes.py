@@ -40,7 +40,12 @@ log = logging.getLogger(__name__)
 OPENAPI_PATHS = {**_PATHS, **audit_routes.OPENAPI_PATHS, **channel_routes.OPENAPI_PATHS}
 
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "audit.js": "text/javascript"}
+ASSETS = {
+    "admin.js": "text/javascript",
+    "admin.css": "text/css",
+    "audit.js": "text/javascript",
+    "channels.js": "text/javascript",
+}
 MAX_ADMIN_BODY = 256 * 1024
 SESSION_LOG_BYTES = 64 * 1024
 SESSION_LOG_LINES = 200
