@@ -156,7 +156,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "platform", "in": "query", "required": True, "schema": _PLATFORM},
             ],
-            "responses": {"200": json_response("deleted", _OBJ), "404": error_response("Unknown"), **_ERRORS},
+            "responses": {
+                "200": json_response("deleted", _OBJ),
+                "404": error_response("Unknown"),
+                "415": error_response("admin_json_required (a cookie session's write)"),
+                **_ERRORS,
+            },
         }
     },
 }  # fmt: skip
