@@ -29,6 +29,7 @@ async def test_turn_steer_command_and_approval_land_once_with_their_actor(
     [request] = await driver.wait_runs(1)
     runner = FakeRunnerScript(driver, request)
     await runner.claim()
+    await driver.inbound(first)  # the ingress delivered the mention twice: still one turn
     await wait_for(
         lambda: driver.redis.hget(keys.session_state(request.session_key), "turn_active"), what="turn active"
     )
