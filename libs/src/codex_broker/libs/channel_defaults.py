@@ -8,7 +8,10 @@ Stored as one hash `keys.channel_defaults`: field `<platform>:<conversation id>`
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -113,3 +116,25 @@ async def all_entries(redis: Redis, keys: Keys) -> dict[str, ChannelDefaults]:
         if parsed is not None:
             found[name.decode() if isinstance(name, bytes) else str(name)] = parsed
     return found
+
+
+@dataclass
+class Cache:
+    """The whole hash, re-read at most every `ttl_s`: a run's parameters cost no round trip of
+    their own on the routing path (BRIEF §5b), and an admin's edit reaches every orchestrator
+    replica within `ttl_s`."""
+
+    ttl_s: float = 5.0
+    _entries: dict[str, ChannelDefaults] = field(default_factory=dict)
+    _loaded_at: float = float("-inf")
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def get(
+        self, redis: Redis, keys: Keys, platform: str, conversation_id: str
+    ) -> ChannelDefaults | None:
+        if time.monotonic() - self._loaded_at > self.ttl_s:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at > self.ttl_s:  # another caller may have read it
+                    self._entries = await all_entries(redis, keys)
+                    self._loaded_at = time.monotonic()
+        return self._entries.get(field_of(platform, conversation_id))

@@ -143,6 +143,7 @@ class Core:
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
     audit: AuditLog = field(default_factory=lambda: AuditLog(Keys()))
+    defaults_cache: stored_defaults.Cache = field(default_factory=stored_defaults.Cache)
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -489,9 +490,11 @@ class Core:
     async def run_params(
         self, session: dict[str, str], session_key: str, coords: Coordinates
     ) -> channel_defaults.RunParams:
-        """Workspace, model and sandbox from the channel's defaults and the thread's picks (one
-        HGET: the defaults are an admin's to change at any time)."""
-        defaults = await stored_defaults.load(self.redis, self.keys, coords.platform, coords.conversation_id)
+        """Workspace, model and sandbox from the channel's defaults (cached, see Cache) and the
+        thread's picks."""
+        defaults = await self.defaults_cache.get(
+            self.redis, self.keys, coords.platform, coords.conversation_id
+        )
         deployment = channel_defaults.Deployment(
             data_root=self.data_root, model=self.settings.codex_model, sandbox=self.settings.sandbox
         )

@@ -21,6 +21,7 @@ FIELDS = {"repo": PICK_REPO, "model": PICK_MODEL}
 async def pick(core: Core, event: InboundEvent, session: dict[str, str], what: str, args: str) -> str:
     """Show the allowed values, or pick one for this thread (before or between turns: a run
     already going keeps what it started with)."""
+    # read now, not from the cache: a person picking sees the admin's latest list
     defaults = await stored.load(core.redis, core.keys, event.platform, event.conversation_id)
     value = args.strip()
     if not value:
