@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 
-from codex_broker.libs.contracts import TokenUsage
+from codex_broker.libs.contracts import AuditRecord, TokenUsage, decode
 from codex_broker.libs.keys import Keys, shard_of
 from codex_broker.libs.usage_counters import Subjects, TurnUsage, add_turn, period_id, read_facts
 from codex_broker.orchestrator import budget
@@ -41,6 +41,12 @@ async def posts(driver: Driver, needle: str) -> list[str]:
     return [text for text in await driver.replies() if needle in text]
 
 
+async def _kept(
+    found: Awaitable[list[AuditRecord]], keep: Callable[[AuditRecord], bool]
+) -> list[AuditRecord]:
+    return [r for r in await found if keep(r)]
+
+
 async def _count(found: Awaitable[list[str]], n: int) -> bool:
     return len(await found) >= n
 
@@ -49,6 +55,12 @@ async def user_tokens_today(driver: Driver, user: str = "slack:U1") -> int:
     now = datetime.now(UTC)
     raw = await driver.redis.hget(driver.keys.budget_counter("user", user, period_id("day", now)), "tokens")
     return int(raw or 0)
+
+
+async def budget_audit(driver: Driver) -> list[AuditRecord]:
+    entries = await driver.redis.xrange(driver.keys.audit_stream)
+    records = [decode(AuditRecord, fields[b"data"]) for _, fields in entries]
+    return [r for r in records if r.kind == "budget"]
 
 
 async def test_over_budget_is_refused_with_the_limit_and_reset_time(
@@ -65,6 +77,9 @@ async def test_over_budget_is_refused_with_the_limit_and_reset_time(
     assert "`user.day.tokens`" in refusal and "1,200 tokens of 1,000 tokens" in refusal
     assert tomorrow in refusal
     assert len(await driver.run_requests()) == 1  # no second turn
+    [audited] = await wait_for(lambda: budget_audit(driver), what="the refusal on the audit trail")
+    assert (audited.action, audited.platform, audited.actor) == ("refuse", "slack", "U1")
+    assert audited.details["limit"] == "user.day.tokens" and audited.details["used"] == 1200
 
     # the counters are in Redis: a restarted orchestrator refuses just the same
     await driver.stop(orch)
@@ -146,6 +161,10 @@ async def test_admin_exemption_and_raise_from_chat(
     await wait_for(lambda: posts(driver, "Only admins"), what="a non-admin is refused")
     await driver.inbound(message("-budget exempt user <@U1>", conversation="C9", user="ADM", name="Root"))
     await wait_for(lambda: posts(driver, "now exempt"), what="exempted")
+    exemptions = await wait_for(
+        lambda: _kept(budget_audit(driver), lambda r: r.action == "exempt"), what="the exemption audited"
+    )
+    assert [(r.actor, r.details["user"]) for r in exemptions] == [("ADM", "slack:U1")]
     await driver.inbound(message("three", conversation="C3"))
     await driver.wait_runs(2)
 

@@ -19,8 +19,9 @@ services, the rq work horses, the Codex app-server below the runner and anything
 after `up` stopped: every file under DATA_ROOT (logs of every service, raw logs, session and
 job fan-out, workspaces, CODEX_HOME, job output), the captured stdout/stderr of `up`, every
 Redis key under the test's KEY_PREFIX and every rq key of its job queue (all data types,
-streams entry by entry, compressed rq payloads unpacked), and what left the broker (model
-requests, Slack and Feishu posts). `MAY_HOLD` below is the whole allowance.
+streams entry by entry — the audit trail's included — compressed rq payloads unpacked), what
+left the broker (model requests, Slack and Feishu posts) and the audit trail's JSONL export as
+the admin API hands it out (taken while the broker runs). `MAY_HOLD` below is the whole allowance.
 
 Sandbox: the defaults, SANDBOX=workspace-write and NETWORK_ACCESS=true, set here explicitly: the
 sealed session's `curl` reaches the http-api's session address (127.0.0.42 under `up`) through
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from redis import Redis
 
@@ -407,6 +409,14 @@ def outside_blobs(world: World) -> list[Blob]:
     ]
 
 
+def audit_export(broker: BrokerProcess, admin_token: str) -> bytes:
+    """The admin API's JSONL export of the audit trail, as an operator downloads it."""
+    url = f"http://127.0.0.1:{broker.http_api_port}/admin/api/audit/export"
+    response = httpx.get(url, headers={"x-admin-token": admin_token}, timeout=30)
+    response.raise_for_status()
+    return response.content
+
+
 def redis_patterns(keys: Keys, jobs: list[str]) -> list[str]:
     """The test's keys, and rq's keys of its queue and of its jobs (rq keys carry no prefix)."""
     return [f"{keys.prefix}:*", f"rq:*{keys.rq_queue_name}*", *(f"rq:*{job}*" for job in jobs)]
@@ -546,6 +556,7 @@ async def test_planted_secrets_stay_with_their_owners(
             await until(lambda: fake_feishu.connected() >= 1, "the Feishu long connection")
             workspace = await drive_slack_session(world)
             await drive_feishu_session(world)
+            audit_jsonl = await asyncio.to_thread(audit_export, broker, planted["BROKER_ADMIN_TOKEN"])
             roles = await asyncio.to_thread(scan_processes, broker.pid, planted, findings, counts)
         services = {
             "up",
@@ -566,7 +577,10 @@ async def test_planted_secrets_stay_with_their_owners(
             *file_blobs(broker.log_path, counts),  # everything `up` and its children printed
             *redis_blobs(client, redis_patterns(broker.keys, jobs), counts),
         ]
-        outside = outside_blobs(world)
+        outside = [*outside_blobs(world), Blob("audit trail export (JSONL)", audit_jsonl)]
+        kinds = {json.loads(line)["kind"] for line in audit_jsonl.decode().splitlines()}
+        assert {"turn", "command", "file"} <= kinds, f"the audit trail lacks records: {kinds}"
+        assert client.xlen(broker.keys.audit_stream), "no audit stream among the Redis keys scanned"
         counts.other = len(outside)
         for where, held in group_hits(find([*blobs, *outside], planted)).items():
             role = file_role(Path(where), workspace) if where.startswith("/") else "file"

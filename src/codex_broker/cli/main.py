@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import admin_login, doctor, drain, embedded_redis, env_example, status
+from codex_broker.cli import admin_login, audit_export, doctor, drain, embedded_redis, env_example, status
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
 from codex_broker.codex_runner.config import Settings as RunnerSettings
 from codex_broker.ingress_web.config import Settings as WebSettings
+from codex_broker.libs import audit
+from codex_broker.libs.audit import AuditLog
 from codex_broker.libs.runtime import private_data_root
 from codex_broker.libs.settings import load_settings
 
@@ -46,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     drain_cmd.add_argument("instance", help="the runner's instance id (`codex-broker status`)")
     commands.add_parser("env-example", help="print .env.example generated from every settings class")
+    audit_cmd = commands.add_parser("audit", help="the audit trail")
+    audit_sub = audit_cmd.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    export_cmd = audit_sub.add_parser("export", help="print the audit trail as JSONL, oldest first")
+    for name, what in (("user", "actor id or name contains"), ("thread", "session key contains")):
+        export_cmd.add_argument(f"--{name}", default="", help=what)
+    export_cmd.add_argument("--kind", default="", help="only this kind (turn, command, admin, ...)")
+    export_cmd.add_argument("--since", default=None, help="from (ms since the epoch or ISO 8601, UTC)")
+    export_cmd.add_argument("--until", default=None, help="up to (ms since the epoch or ISO 8601, UTC)")
     return parser
 
 
@@ -145,7 +155,8 @@ async def _drain(settings: Settings, instance: str) -> int:
     url, source = embedded_redis.resolve_redis_url(settings)
     client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
     try:
-        sent = await drain.drain(client, settings.keys, instance)
+        log = AuditLog.from_settings(settings)
+        sent = await drain.drain(client, settings.keys, instance, audit_log=log)
     except drain.DrainError as exc:
         print(f"codex-broker drain: {exc}", file=sys.stderr)
         return 1
@@ -155,6 +166,30 @@ async def _drain(settings: Settings, instance: str) -> int:
     finally:
         await client.aclose()
     print(f"draining {instance} ({sent['active']} turns running); it exits when they are done or handed over")
+    return 0
+
+
+async def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        query = audit.Query(
+            user=args.user,
+            thread=args.thread,
+            kind=args.kind,
+            since_ms=audit_export.parse_time(args.since),
+            until_ms=audit_export.parse_time(args.until),
+        )
+    except audit_export.TimeArgError as exc:
+        print(f"codex-broker audit export: {exc}", file=sys.stderr)
+        return 2
+    url, source = embedded_redis.resolve_redis_url(settings)
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
+    try:
+        sys.stdout.write(await audit_export.export(client, settings.keys, query))
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        print(f"cannot reach Redis at {doctor.safe_url(url)} ({source}): {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.aclose()
     return 0
 
 
@@ -170,4 +205,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_doctor(settings)
     if args.command == "drain":
         return asyncio.run(_drain(settings, args.instance))
+    if args.command == "audit":
+        return asyncio.run(_audit_export(settings, args))
     return asyncio.run(_status(settings, args.json))

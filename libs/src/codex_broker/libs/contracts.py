@@ -365,6 +365,9 @@ class RunRequest(Contract):
     approval_policy: ApprovalPolicy = "never"
     developer_instructions: str | None = None
     model: str | None = None
+    # a workspace below the repos cache that does not exist yet is cloned from here first
+    # (per-channel defaults, `-repo`); None: the runner only creates the directory
+    repo_url: str | None = None
     input: list[RunInput]
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -486,3 +489,45 @@ class RpcReply(Contract):
     ok: bool
     error: str | None = None
     result: dict[str, Any] = Field(default_factory=dict)
+
+
+# ---- audit trail ------------------------------------------------------------------------------
+
+AuditKind = Literal[
+    "turn",  # a person started a turn (actor: who, session_key: which thread)
+    "steer",  # a person's message went into the running turn
+    "command",  # a command Codex ran (summary: command line, exit_code; never its output)
+    "file",  # a file posted into a thread through the http-api
+    "approval_requested",  # Codex asked; actor: the run's requester, who may decide
+    "approval_decided",  # actor: who clicked; action: accept | decline
+    "budget",  # a budget decision (action: notice | refuse | exempt | raise ...)
+    "admin",  # an admin action (action: profile.save, session.delete, ...; actor: admin identity)
+]
+AUDIT_KINDS: tuple[AuditKind, ...] = (
+    "turn",
+    "steer",
+    "command",
+    "file",
+    "approval_requested",
+    "approval_decided",
+    "budget",
+    "admin",
+)
+
+
+class AuditRecord(Contract):
+    """One entry of the append-only audit stream: who made the broker do what, where. Never
+    output, message text or credentials: a command line and a file name are the most it holds."""
+
+    audit_id: str = Field(default_factory=new_id)
+    kind: AuditKind
+    at_ms: int
+    actor: str  # a platform user id, `codex` (the session's own calls) or the admin identity
+    actor_name: str = ""
+    platform: str = ""
+    session_key: str = ""  # the thread
+    run_id: str = ""
+    action: str = ""
+    summary: str = ""
+    exit_code: int | None = None
+    details: dict[str, str | int | bool] = Field(default_factory=dict)

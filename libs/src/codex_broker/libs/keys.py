@@ -78,6 +78,12 @@ class Keys:
         """Operator-visible events (cleanups, restarts, dead letters) for the admin page."""
         return f"{self.prefix}:stream:admin-events"
 
+    @property
+    def audit_stream(self) -> str:
+        """Append-only AuditRecords (orchestrator, http-api); retention AUDIT_RETENTION_DAYS and
+        AUDIT_MAXLEN; read by the admin page's audit search and its JSONL export."""
+        return f"{self.prefix}:stream:audit"
+
     def all_shard_streams(self) -> list[str]:
         return [self.inbound_stream(s) for s in range(self.shard_count)] + [
             self.run_events_stream(s) for s in range(self.shard_count)
@@ -307,6 +313,12 @@ class Keys:
     @property
     def active_auth_profile(self) -> str:
         return f"{self.prefix}:auth-profile:active"
+
+    @property
+    def channel_defaults(self) -> str:
+        """Hash: `<platform>:<conversation id>` → JSON per-channel defaults (repo, model, sandbox,
+        allowed repos and models), edited by admins in the admin API."""
+        return f"{self.prefix}:channel-defaults"
 
     def admin_login_code(self, code_sha256: str) -> str:
         """String: a one-time admin login code `up` prints (sha256 of it), redeemed once by the

@@ -101,6 +101,10 @@ class CommonSettings(BaseSettings):
     stream_maxlen: int = Field(default=100_000, ge=100, description="Approximate MAXLEN of streams")
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before dead-lettering")
     claim_idle_ms: int = Field(default=30_000, ge=100, description="Idle time before reclaiming an entry")
+    audit_retention_days: int = Field(
+        default=90, ge=0, description="Audit records older than this are trimmed (0 = keep by count only)"
+    )
+    audit_maxlen: int = Field(default=1_000_000, ge=100, description="Approximate MAXLEN of the audit stream")
 
     # each service overrides the default of its own metrics port
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Port of /metrics and health (0 = off)")

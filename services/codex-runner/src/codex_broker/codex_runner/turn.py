@@ -14,10 +14,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from codex_broker.codex_runner import metrics
+from codex_broker.codex_runner import metrics, repo_clone
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.coalesce import DeltaCoalescer
 from codex_broker.codex_runner.config import Settings
@@ -170,6 +169,8 @@ class TurnRun:
             await self.finished.wait()
         except ThreadNotFound as exc:
             self._finish("failed", f"thread_not_found: {exc}")
+        except repo_clone.CloneFailed as exc:
+            self._finish("failed", f"clone_failed: {exc}")
         except SandboxRefused as exc:
             self._finish("failed", f"sandbox_refused: {exc}")
         except SandboxUnavailable as exc:
@@ -203,7 +204,7 @@ class TurnRun:
             if request.thread_id not in self.supervisor.loaded_threads:
                 await self._resume(server, request.thread_id)
             return request.thread_id
-        _ensure_dir(request.workspace)
+        await repo_clone.prepare_workspace(request, self.settings.data_root)
         sandbox, config = self._thread_sandbox()
         params = p.ThreadStartParams(
             cwd=request.workspace,
@@ -260,7 +261,7 @@ class TurnRun:
 
     async def _resume(self, server: AppServer, thread_id: str) -> None:
         request = self.request
-        _ensure_dir(request.workspace)
+        await repo_clone.prepare_workspace(request, self.settings.data_root)
         sandbox, config = self._thread_sandbox()
         params = p.ThreadResumeParams(
             threadId=thread_id,
@@ -543,8 +544,3 @@ class TurnRun:
         task = asyncio.get_running_loop().create_task(quiet())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _ensure_dir(path: str) -> None:
-    # Codex refuses a cwd that does not exist; the orchestrator may not have created it yet.
-    Path(path).mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codex_broker.http_api import files, history, outbound, params
+from codex_broker.http_api import audit_trail, files, history, outbound, params
 from codex_broker.http_api.auth import authorize_session
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import ApiError
@@ -147,6 +147,7 @@ class ChatApi:
         await outbound.add_timeline(
             self.ctx, session_key, "codex_file", f"Codex posted a file ({kind.content_type})"
         )
+        await audit_trail.file_posted(self.ctx, spec.coords, filename, kind.content_type, action, result)
         return _answer(action, result)
 
     def _limits(self) -> files.SizeLimits:

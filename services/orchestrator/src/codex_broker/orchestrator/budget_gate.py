@@ -4,7 +4,7 @@ libs.usage_counters.
 
 The check's reads ride the inbound event's first round trip (no extra one on the path to
 `turn/start`); a refusal or notice is logged as the structured event `budget_decision`, which
-`record_decision` is the one place to hand to an audit trail.
+`record_decision` also puts it on the audit trail (kind `budget`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from codex_broker.libs import audit
 from codex_broker.libs.budgets import (
     ANY_SUBJECT,
     DEPLOYMENT_SUBJECT,
@@ -65,22 +66,32 @@ def run_subjects(run: dict[str, str]) -> Subjects:
 
 
 def record_decision(
-    core: Core, verdict: str, subjects: Subjects, session_key: str, use: budget.LimitUse | None
+    core: Core,
+    verdict: str,
+    subjects: Subjects,
+    session_key: str,
+    use: budget.LimitUse | None,
+    *,
+    actor: str,
 ) -> None:
-    """The budget decisions worth keeping (notice, refusal): a structured log line today, the
-    audit trail's input once it exists."""
-    log.info(
-        "budget_decision",
-        extra={
-            "verdict": verdict,
-            "session_key": session_key,
-            "user": subjects.user,
-            "channel": subjects.channel,
-            "limit": use.name.key if use else None,
-            "used": use.used if use else None,
-            "limit_value": use.limit if use else None,
-        },
+    """The budget decisions worth keeping (notice, refusal, exemption): a structured log line and
+    an audit record, written beside the reply (never on the path of a turn). `actor`: whose turn
+    was refused or noticed, or the admin who exempted."""
+    facts: dict[str, str | int | bool] = {"user": subjects.user, "channel": subjects.channel}
+    if use is not None:
+        facts.update({"limit": use.name.key, "used": use.used, "limit_value": use.limit})
+    log.info("budget_decision", extra={"verdict": verdict, "session_key": session_key, **facts})
+    platform, _, actor_id = actor.partition(":") if ":" in actor else ("", "", actor)
+    record = audit.make(
+        "budget",
+        actor_id,
+        platform=platform,
+        session_key=session_key,
+        action=verdict,
+        summary=use.name.key if use else "",
+        details=facts,
     )
+    core.in_background(core.audit.write(core.redis, record), "audit budget decision")
 
 
 # ---- before a new turn --------------------------------------------------------------------------
@@ -115,7 +126,7 @@ async def refused(core: Core, event: InboundEvent, state: dict[str, str], reads:
     decision = budget.decide(applying, notice_percent=core.settings.budget_notice_percent, now=now)
     if decision.verdict == "refuse":
         metrics.INBOUND.labels(outcome="budget_refused").inc()
-        record_decision(core, "refuse", subjects, event.session_key, decision.use)
+        record_decision(core, "refuse", subjects, event.session_key, decision.use, actor=subjects.user)
         body = budget.refusal_text(decision)
         await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
         return True
@@ -142,7 +153,7 @@ async def give_notices(
         once = f"budget-notice:{use.name.key}:{subject}:{period_id(use.name.period, now)}"
         if not await core.first_time(once, ttl_s=NOTICE_TTL_S[use.name.period]):
             continue
-        record_decision(core, "notice", subjects, session_key, use)
+        record_decision(core, "notice", subjects, session_key, use, actor=subjects.user)
         await core.reply(coords, session_key, once, budget.notice_text(use, now))
 
 
@@ -232,7 +243,7 @@ async def budget_command(core: Core, event: InboundEvent, args: str) -> str:
             return BUDGET_USAGE
         await set_exempt(core.redis, core.keys, parts[1], subject, exempt=verb == "exempt")  # type: ignore[arg-type]
         who = Subjects(user=subject, channel="") if parts[1] == "user" else Subjects(user="", channel=subject)
-        record_decision(core, verb, who, event.session_key, None)
+        record_decision(core, verb, who, event.session_key, None, actor=f"{event.platform}:{event.actor.id}")
         state = "now exempt from" if verb == "exempt" else "no longer exempt from"
         return f"`{subject}` is {state} {parts[1]} budgets."
     return BUDGET_USAGE

@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config", "budget"]
+CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config", "budget", "model", "repo"]
 
-NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config", "budget")
+NAMES: tuple[CommandName, ...] = (
+    "stop",
+    "new",
+    "status",
+    "usage",
+    "help",
+    "cd",
+    "config",
+    "budget",
+    "model",
+    "repo",
+)
 # `-name` everywhere (Slack delivers it as text), `/name` where the platform delivers it as text
 # (Feishu; Slack takes a leading `/` for a slash command of its own: `/codex name` there)
 _ALIASES: dict[str, CommandName] = {f"{prefix}{name}": name for name in NAMES for prefix in ("-", "/")}
@@ -44,6 +55,8 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
     ("status", "", "what is running, queued messages, Codex thread, workspace, tokens"),
     ("usage", "", "tokens used by this session, by you and by this channel, against their budgets"),
     ("help", "", "this text"),
+    ("model", " [name]", "the models this channel allows; pick one for this thread"),
+    ("repo", " [name]", "the repos this channel allows; work in one in this thread"),
     ("cd", " <path|alias>", "admins only: work in another directory"),
     ("config", " [key value]", "admins only: this session's sandbox, network, approval, model"),
     ("budget", " [show|set|exempt …]", "admins only: token and cost budgets"),

@@ -21,6 +21,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.libs import authors, paths, session_token
+from codex_broker.libs import channel_defaults as stored_defaults
+from codex_broker.libs.audit import AuditLog
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -42,7 +44,7 @@ from codex_broker.libs.idempotency import Idempotency
 from codex_broker.libs.keys import Keys, shard_of
 from codex_broker.libs.rpc import RpcTimeout, wait_reply
 from codex_broker.libs.usage_counters import OverrideSwitch
-from codex_broker.orchestrator import metrics, prompt, render, timers
+from codex_broker.orchestrator import audit_hooks, channel_defaults, metrics, prompt, render, timers
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.decide import Phase
 from codex_broker.orchestrator.policy import Policy
@@ -141,6 +143,8 @@ class Core:
     policy: Policy
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
+    audit: AuditLog = field(default_factory=lambda: AuditLog(Keys()))
+    defaults_cache: stored_defaults.Cache = field(default_factory=stored_defaults.Cache)
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # are there budget overrides at all? (budget_gate: no budgets, no reads on the path)
@@ -163,6 +167,7 @@ class Core:
             bus=StreamBus(redis, dead_letter_stream=keys.dead_letter_stream, maxlen=settings.stream_maxlen),
             policy=policy,
             data_root=Path(settings.data_root).resolve(),
+            audit=AuditLog.from_settings(settings),
         )
         core.admit_script = redis.register_script(ADMIT_LUA)
         return core
@@ -457,6 +462,8 @@ class Core:
         self, run_id: str, session_key: str, session: dict[str, str], entries: list[QueueEntry], pipe: Any
     ) -> RunRequest:
         coords = coords_of(session, session_key)
+        params = await self.run_params(session, session_key, coords)
+        session = {**session, "workspace": params.workspace}  # the prompt names where Codex works
         ctx = self.session_context(session, coords)
         files = await self.collect_downloads(entries)
         backfill = await self.collect_backfill(session_key, session)
@@ -471,16 +478,30 @@ class Core:
             session_key=session_key,
             coords=coords,
             thread_id=thread_id,
-            workspace=session["workspace"],
+            workspace=params.workspace,
+            repo_url=params.repo_url,
             auth_profile=session.get("auth_profile") or self.settings.auth_profile,
-            sandbox=session.get("cfg_sandbox") or self.settings.sandbox,  # type: ignore[arg-type]
+            sandbox=params.sandbox,  # type: ignore[arg-type]
             network_access=_flag(session.get("cfg_network"), self.settings.network_access),
             approval_policy=session.get("cfg_approval") or self.settings.approval_policy,  # type: ignore[arg-type]
             developer_instructions=instructions,
-            model=session.get("cfg_model") or self.settings.codex_model,
+            model=params.model,
             input=inputs,
         )
         return request
+
+    async def run_params(
+        self, session: dict[str, str], session_key: str, coords: Coordinates
+    ) -> channel_defaults.RunParams:
+        """Workspace, model and sandbox from the channel's defaults (cached, see Cache) and the
+        thread's picks."""
+        defaults = await self.defaults_cache.get(
+            self.redis, self.keys, coords.platform, coords.conversation_id
+        )
+        deployment = channel_defaults.Deployment(
+            data_root=self.data_root, model=self.settings.codex_model, sandbox=self.settings.sandbox
+        )
+        return channel_defaults.resolve(defaults, session, session_key, deployment)
 
     def _add_publish(
         self,
@@ -546,6 +567,7 @@ class Core:
         self.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:running"))
         self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
         self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({len(entries)} message(s))")
+        audit_hooks.turn(self, pipe, request, [e.event for e in entries])
 
     async def go_idle(self, session_key: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

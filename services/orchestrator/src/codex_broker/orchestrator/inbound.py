@@ -15,7 +15,16 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import budget_gate, commands, metrics, render, steering, timers
+from codex_broker.orchestrator import (
+    audit_hooks,
+    budget_gate,
+    commands,
+    metrics,
+    picks,
+    render,
+    steering,
+    timers,
+)
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -217,7 +226,7 @@ async def command_body(
         await new_thread(core, event, session)
         return commands.NEW_THREAD
     if command.name == "status":
-        return await status_body(core, session, state, queue_len)
+        return await status_body(core, event, session, state, queue_len)
     if command.name == "usage":
         return await usage_body(core, event, session)
     if command.name == "cd":
@@ -226,6 +235,8 @@ async def command_body(
         return await configure(core, event, session, command.args)
     if command.name == "budget":
         return await budget_gate.budget_command(core, event, command.args)
+    if command.name in ("model", "repo"):
+        return await picks.pick(core, event, session, command.name, command.args)
     return commands.help_text(event.platform)
 
 
@@ -278,7 +289,9 @@ async def new_thread(core: Core, event: InboundEvent, session: dict[str, str]) -
     await core.revoke_token(event.session_key)
 
 
-async def status_body(core: Core, session: dict[str, str], state: dict[str, str], queue_len: int) -> str:
+async def status_body(
+    core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str], queue_len: int
+) -> str:
     if not session:
         return commands.NO_SESSION
     facts = commands.StatusFacts(
@@ -292,7 +305,8 @@ async def status_body(core: Core, session: dict[str, str], state: dict[str, str]
         total_tokens=int(session.get("total_tokens") or 0),
         waiting_for_slot=state.get("waiting") == "1",
     )
-    return commands.status_text(facts)
+    extra = await picks.status(core, session, event.session_key, event.coords)
+    return "\n".join([commands.status_text(facts), *extra])
 
 
 async def usage_body(core: Core, event: InboundEvent, session: dict[str, str]) -> str:
@@ -425,6 +439,7 @@ async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str]
         render.outbound(event.coords, event.session_key, update, f"approval-decided:{run_id}:{request_id}"),
     )
     core.add_timeline(pipe, event.session_key, "approval", f"{verdict} by {who}")
+    audit_hooks.approval_click(core, pipe, event, run_id, request_id, decision.decision)
     await pipe.execute()
 
 

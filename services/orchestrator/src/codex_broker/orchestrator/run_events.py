@@ -24,7 +24,7 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
-from codex_broker.orchestrator import budget_gate, metrics, render, samples, steering, timers
+from codex_broker.orchestrator import audit_hooks, budget_gate, metrics, render, samples, steering, timers
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -136,6 +136,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         _approval_prompt(core, pipe, run, event)
     elif event.kind == "approval_resolved" and event.decision is not None:
         _approval_resolved(core, pipe, run, event)
+    audit_hooks.run_event(core, pipe, run, event)
     _progress(core, pipe, run, event)
     pipe.hset(run_key, "last_seq", str(event.seq))
     await pipe.execute()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from codex_broker.libs.contracts import InboundEvent, RunControl
-from codex_broker.orchestrator import prompt
+from codex_broker.orchestrator import audit_hooks, prompt
 from codex_broker.orchestrator.core import Core, QueueEntry
 
 STEER_PREFIX = "steer:"  # control ids of steers; the run field holding the message
@@ -51,6 +51,7 @@ async def send(
     core.add_control(pipe, runner_id, control)
     who = event.actor.display_name or event.actor.id
     core.add_timeline(pipe, event.session_key, "steer", f"{who}: {event.text}")
+    audit_hooks.steer(core, pipe, event, run_id)
     if queued_raw is None:
         core.touch(pipe, event)
         core.add_seen(pipe, event.session_key, event.event_id)

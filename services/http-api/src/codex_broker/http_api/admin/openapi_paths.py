@@ -202,11 +202,15 @@ OPENAPI_PATHS: dict[str, Any] = {
     },
     "/admin/static/{name}": {
         "get": {
-            "summary": "Admin page asset (admin.js, admin.css)",
+            "summary": "Admin page asset (admin.js, admin.css, audit.js, channels.js)",
             "operationId": "adminAsset",
             "tags": ["admin"],
             "parameters": [
-                _path("name", "Asset file name", {"type": "string", "enum": ["admin.js", "admin.css"]})
+                _path(
+                    "name",
+                    "Asset file name",
+                    {"type": "string", "enum": ["admin.js", "admin.css", "audit.js", "channels.js"]},
+                )
             ],
             "responses": {
                 "200": {

@@ -15,9 +15,20 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codex_broker.http_api.admin import authors, gate, login, profiles, sessions, status, validation
+from codex_broker.http_api.admin import (
+    audit_routes,
+    authors,
+    channel_routes,
+    gate,
+    login,
+    profiles,
+    sessions,
+    status,
+    validation,
+)
+from codex_broker.http_api.admin.audit_routes import admin_action
 from codex_broker.http_api.admin.logtail import session_logs
-from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS
+from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS as _PATHS
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import ApiError
 from codex_broker.libs.logs import Redactor
@@ -26,8 +37,16 @@ __all__ = ["OPENAPI_PATHS", "admin_routes"]
 
 log = logging.getLogger(__name__)
 
+OPENAPI_PATHS = {**_PATHS, **audit_routes.OPENAPI_PATHS, **channel_routes.OPENAPI_PATHS}
+
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "usage.js": "text/javascript"}
+ASSETS = {
+    "admin.js": "text/javascript",
+    "admin.css": "text/css",
+    "audit.js": "text/javascript",
+    "channels.js": "text/javascript",
+    "usage.js": "text/javascript",
+}
 MAX_ADMIN_BODY = 256 * 1024
 SESSION_LOG_BYTES = 64 * 1024
 SESSION_LOG_LINES = 200
@@ -114,11 +133,13 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
     async def reset_session(request: Request) -> Response:
         session_key = request.path_params["session_key"]
         previous = await sessions.reset(redis, keys, session_key)
+        await admin_action(ctx, request, "session.reset", session_key=session_key)
         return _json({"ok": True, "session_key": session_key, "previous_thread_id": previous})
 
     async def delete_session(request: Request) -> Response:
         session_key = request.path_params["session_key"]
         deleted = await sessions.delete(redis, keys, session_key, data_root)
+        await admin_action(ctx, request, "session.delete", session_key=session_key)
         return _json(
             {
                 "ok": True,
@@ -144,12 +165,14 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         else:
             document, kind = profiles.api_key_document(validation.api_key(key)), "apikey"
         saved = await profiles.save(redis, keys, data_root, name, document, kind)
+        await admin_action(ctx, request, "profile.save", name, kind=kind)
         log.info("admin saved auth profile", extra={"profile": name, "kind": kind})
         return _json({"ok": True, "profile": saved}, status_code=201)
 
     async def activate_profile(request: Request) -> Response:
         name = validation.profile_name(request.path_params["name"])
         await profiles.activate(redis, keys, name)
+        await admin_action(ctx, request, "profile.activate", name)
         log.info("admin activated auth profile", extra={"profile": name})
         return _json({"ok": True, "active": name})
 
@@ -158,12 +181,14 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         body = await _body(request)
         name = validation.profile_name(body.get("profile"), field="profile")
         previous = await sessions.move_profile(redis, keys, session_key, name)
+        await admin_action(ctx, request, "session.auth_profile", name, session_key=session_key)
         log.info("admin moved session to auth profile", extra={"session_key": session_key, "profile": name})
         return _json({"ok": True, "session_key": session_key, "auth_profile": name, "previous": previous})
 
     async def delete_profile(request: Request) -> Response:
         name = validation.profile_name(request.path_params["name"])
         await profiles.delete(redis, keys, data_root, name)
+        await admin_action(ctx, request, "profile.delete", name)
         log.info("admin deleted auth profile", extra={"profile": name})
         return _json({"ok": True, "deleted": name})
 
@@ -186,6 +211,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
             source="manual",
         )
         await authors.set_manual(redis, keys, platform, user, author)
+        await admin_action(ctx, request, "github_author.set", f"{platform}:{user}")
         log.info("admin set github author", extra={"platform": platform, "user_id": user})
         return _json({"ok": True, "author": {"platform": platform, "userId": user, **asdict(author)}})
 
@@ -195,6 +221,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         user = validation.user_id(request.path_params["user_id"])
         if not await authors.delete_author(redis, keys, platform, user):
             raise ApiError(404, "unknown_author", field="userId")
+        await admin_action(ctx, request, "github_author.delete", f"{platform}:{user}")
         log.info("admin deleted github author", extra={"platform": platform, "user_id": user})
         return _json({"ok": True, "platform": platform, "userId": user})
 
@@ -217,6 +244,8 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         api("/admin/api/auth-profiles/{name}", DELETE=delete_profile),
         api("/admin/api/github-authors", GET=list_authors, POST=set_author),
         api("/admin/api/github-authors/{user_id}", DELETE=delete_author),
+        *audit_routes.routes(ctx, functools.partial(guarded, ctx)),
+        *channel_routes.routes(ctx, functools.partial(guarded, ctx)),
     ]
 
 

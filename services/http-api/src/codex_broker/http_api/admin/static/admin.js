@@ -5,7 +5,7 @@
 (() => {
   const WRITES = ["POST", "PUT", "PATCH", "DELETE"];
   const PAGE_SIZE = 25;
-  const VIEWS = ["overview", "sessions", "jobs", "profiles", "authors", "usage"];
+  const VIEWS = ["overview", "sessions", "jobs", "profiles", "authors", "usage", "channels", "audit"];
   const state = { view: "overview", platform: "", offset: 0, selected: null, needsToken: false };
 
   const $ = (id) => document.getElementById(id);
@@ -395,7 +395,7 @@
     $("author-name").focus();
   }
 
-  const LOADERS = { overview: loadOverview, sessions: loadSessions, jobs: loadJobs, profiles: loadProfiles, authors: loadAuthors };
+  const LOADERS = { overview: loadOverview, sessions: loadSessions, jobs: loadJobs, profiles: loadProfiles, authors: loadAuthors, channels: () => window.cbChannels.load(api), audit: () => window.cbAudit.load(api) };
   LOADERS.usage = () => window.cbUsage.load({ api, h, fill, table, act, submit }); // usage.js
 
   async function load() {
