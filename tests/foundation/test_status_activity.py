@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from codex_broker.cli import activity
 from codex_broker.cli.status import collect, render_text
+from codex_broker.libs.heartbeat import mixed_versions
 from codex_broker.libs.keys import Keys
 
 
@@ -108,9 +109,9 @@ def test_one_version_is_not_a_mix_and_a_missing_one_counts_as_unknown() -> None:
         {"service": "a", "instance": "1", "version": "1.0.0"},
         {"service": "b", "instance": "2", "version": "1.0.0"},
     ]
-    assert activity.mixed_versions(same) is None
+    assert mixed_versions(same) is None
     older = [*same, {"service": "c", "instance": "3"}]  # a release before heartbeats had versions
-    assert activity.mixed_versions(older) == {"1.0.0": ["a/1", "b/2"], "unknown": ["c/3"]}
+    assert mixed_versions(older) == {"1.0.0": ["a/1", "b/2"], "unknown": ["c/3"]}
 
 
 def test_dead_letter_reasons_are_grouped_by_kind() -> None:

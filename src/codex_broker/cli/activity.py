@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.http_api.admin.logtail import parse_records, service_dirs
-from codex_broker.libs.heartbeat import versions
+from codex_broker.libs.heartbeat import mixed_versions, versions
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.logfiles import tail_recent
 from codex_broker.libs.logs import Redactor
@@ -49,12 +49,6 @@ def dead_letter_reason(reason: str) -> str:
     """A reason's kind, to count by: its first clause with ids and numbers masked."""
     head = re.split(r"[:(\n]", reason.strip(), maxsplit=1)[0].strip() or "unknown"
     return _VARIABLE.sub("N", head)[:80]
-
-
-def mixed_versions(heartbeats: list[dict[str, Any]]) -> dict[str, list[str]] | None:
-    """The versions in play when more than one (a rollout half done, or a stuck old pod)."""
-    found = versions(heartbeats)
-    return found if len(found) > 1 else None
 
 
 async def active_runs(redis: Redis, keys: Keys, now_s: float) -> list[dict[str, Any]]:

@@ -1,35 +1,11 @@
 """`codex-broker drain <runner instance>`: what SIGTERM does to one codex-runner, on demand.
 
-A `drain` control on the runner's own control stream: it stops claiming, lets its turns finish
-within RUNNER_DRAIN_GRACE_S, hands the rest over with the restart notice, and exits; its
-supervisor (Kubernetes, compose, `up`) starts a fresh one. For a host or node going down while
-its pod or container stays, or to empty a runner before an upgrade by hand.
+For a host or node going down while its pod or container stays, or to empty a runner before an
+upgrade by hand. The control itself is libs.drain (the admin page's Drain button sends the same).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from codex_broker.libs.drain import RUNNER_SERVICE, DrainError, drain
 
-from redis.asyncio import Redis
-
-from codex_broker.libs.bus import DATA_FIELD
-from codex_broker.libs.contracts import RunControl, encode
-from codex_broker.libs.keys import Keys
-
-RUNNER_SERVICE = "codex-runner"
-
-
-class DrainError(Exception):
-    pass
-
-
-async def drain(redis: Redis, keys: Keys, instance: str) -> dict[str, Any]:
-    """Send the control to a live runner; its heartbeat (active turns) as the answer."""
-    beat = await redis.get(keys.heartbeat(RUNNER_SERVICE, instance))
-    if beat is None:
-        raise DrainError(f"no live codex-runner named {instance!r} (see `codex-broker status`)")
-    control = RunControl(kind="drain")
-    await redis.xadd(keys.runner_control_stream(instance), {DATA_FIELD: encode(control)})
-    details: dict[str, Any] = json.loads(beat)
-    return {"instance": instance, "control_id": control.control_id, "active": details.get("active")}
+__all__ = ["RUNNER_SERVICE", "DrainError", "drain"]

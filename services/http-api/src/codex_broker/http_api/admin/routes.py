@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from codex_broker.http_api.admin import authors, gate, login, profiles, sessions, status, validation
+from codex_broker.http_api.admin import authors, gate, login, ops, profiles, sessions, status, validation
 from codex_broker.http_api.admin.logtail import session_logs
 from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS
 from codex_broker.http_api.context import AppContext
@@ -27,7 +27,7 @@ __all__ = ["OPENAPI_PATHS", "admin_routes"]
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css"}
+ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "ops.js": "text/javascript"}
 MAX_ADMIN_BODY = 256 * 1024
 SESSION_LOG_BYTES = 64 * 1024
 SESSION_LOG_LINES = 200
@@ -205,6 +205,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         Route("/admin", page, methods=["GET"]),
         Route("/admin/static/{name}", asset, methods=["GET"]),
         *login.routes(ctx),
+        *ops.routes(ctx, api),
         api("/admin/api/status", GET=get_status),
         api("/admin/api/jobs", GET=list_jobs),
         api("/admin/api/sessions", GET=list_sessions),
