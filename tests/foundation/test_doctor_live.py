@@ -161,6 +161,28 @@ async def test_a_missing_scope_fails_and_unset_platforms_only_warn(
     assert named["feishu-token"][0].status == "warn"
 
 
+def _openai_profile(data_root: Path, name: str, key: str) -> None:
+    """A profile on Codex's built-in OpenAI provider (account/read says apiKey); network features off."""
+    home = codex_home(data_root, name)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("check_for_update_on_startup = false\n\n[analytics]\nenabled = false\n")
+    (home / "auth.json").write_text(json.dumps({"auth_mode": "apikey", "OPENAI_API_KEY": key}))
+
+
+async def test_an_api_key_profile_is_tried_on_the_api(
+    model: FakeModel, tmp_path: Path, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", model.base_url)  # the fake stands in for api.openai.com
+    _openai_profile(tmp_path, "default", FAKE_API_KEY)
+    _openai_profile(tmp_path, "stale", "sk-revoked-000000000000")
+    settings = _settings(tmp_path)
+    checks = await doctor_live.codex_checks(settings, await doctor_live.profile_homes(settings, None, keys))
+    good, bad = checks
+    assert good.status == "ok" and "accepted by" in good.detail, good.line()
+    assert bad.status == "fail" and "refused the key (HTTP 401)" in bad.detail, bad.line()
+    assert "sk-revoked" not in bad.line() and FAKE_API_KEY not in good.line()
+
+
 def test_manifest_scopes_parse_the_bot_block_only() -> None:
     text = (
         "oauth_config:\n  scopes:\n    bot:\n      - chat:write   # posts\n\n"

@@ -259,16 +259,17 @@ async def profile_homes(settings: Settings, redis: Redis | None, keys: Keys) -> 
     names: list[str] = []
     if redis is not None:
         try:
-            names = [
-                n.decode() if isinstance(n, bytes) else str(n) for n in await redis.hkeys(keys.auth_profiles)
-            ]  # type: ignore[misc]
+            listed = await redis.hkeys(keys.auth_profiles)  # type: ignore[misc]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in listed]
         except Exception:
             names = []
-    if not names:
-        root = Path(settings.data_root) / "codex-homes"
-        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     for name in sorted(names):
         homes.setdefault(name, codex_home(settings.data_root, name))
+    if not names:  # the directories are named by safe_name(profile): shown as they are
+        root = Path(settings.data_root) / "codex-homes"
+        for home in sorted(root.iterdir()) if root.is_dir() else []:
+            if home.is_dir():
+                homes.setdefault(home.name, home)
     return homes
 
 

@@ -107,8 +107,9 @@ async def test_release_drain_transcript_and_accounts(
     await page.locator("#ops-transcript").get_by_text("All green: 42 passed.").wait_for()
     assert await page.locator("#ops-web-link").count() == 0
 
-    # the profiles view: the default profile has no login, said so on its row
+    # the profiles view: on request, the default profile has no login, said so on its row
     await page.get_by_role("link", name="Auth profiles").click()
+    await page.get_by_role("button", name="Check Codex accounts").click()
     row = page.locator("#ops-profiles tr", has_text="default")
     await row.get_by_text("no auth.json").wait_for()
     assert problems == []

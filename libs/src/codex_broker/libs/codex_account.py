@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import os
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from codex_broker.libs.codex_bin import native_codex_bin
 
 CLIENT = {"name": "codex-broker-doctor", "version": "1"}
+OPENAI_API_BASE = "https://api.openai.com/v1"
 STREAM_LIMIT = 4 * 1024 * 1024
 
 
@@ -127,6 +130,45 @@ async def _ask(client: _Client, profile: str) -> AccountFacts:
     return facts
 
 
+def api_key_of(home: Path, env: dict[str, str]) -> str | None:
+    """The key Codex would send: auth.json's OPENAI_API_KEY, else the environment's."""
+    try:
+        document = json.loads((home / "auth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    key = document.get("OPENAI_API_KEY") if isinstance(document, dict) else None
+    return str(key) if key else env.get("OPENAI_API_KEY") or None
+
+
+def probe_api_key(api_base: str, key: str, timeout_s: float) -> str | None:
+    """GET {api_base}/models with the key (lists models, costs nothing): None when accepted, else
+    why not. account/read only says an API key is configured; this says the API takes it."""
+    request = urllib.request.Request(
+        f"{api_base.rstrip('/')}/models", headers={"Authorization": f"Bearer {key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            response.read(1024)
+        return None
+    except urllib.error.HTTPError as exc:
+        return f"the API refused the key (HTTP {exc.code})"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"the API at {api_base} is unreachable: {getattr(exc, 'reason', exc)}"
+
+
+async def _with_key_check(
+    facts: AccountFacts, home: Path, env: dict[str, str], timeout_s: float
+) -> AccountFacts:
+    key = api_key_of(home, env) if facts.ok and facts.kind == "apiKey" else None
+    if key is None:
+        return facts
+    api_base = env.get("OPENAI_BASE_URL") or OPENAI_API_BASE
+    problem = await asyncio.to_thread(probe_api_key, api_base, key, timeout_s)
+    if problem is not None:
+        return AccountFacts(**{**facts.as_dict(), "ok": False, "error": problem})
+    return AccountFacts(**{**facts.as_dict(), "who": f"OpenAI API key (accepted by {api_base})"})
+
+
 async def read_account(
     codex_bin: str, home: Path, profile: str, *, env: dict[str, str] | None = None, timeout_s: float = 30.0
 ) -> AccountFacts:
@@ -148,7 +190,7 @@ async def read_account(
     except OSError as exc:
         return AccountFacts(profile, ok=False, error=f"cannot start codex: {exc.strerror or exc}")
     try:
-        return await asyncio.wait_for(_ask(_Client(process), profile), timeout=timeout_s)
+        facts = await asyncio.wait_for(_ask(_Client(process), profile), timeout=timeout_s)
     except TimeoutError:
         return AccountFacts(profile, ok=False, error=f"app-server did not answer within {timeout_s:.0f} s")
     except (_RpcFailed, OSError) as exc:
@@ -158,3 +200,4 @@ async def read_account(
             process.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(process.wait(), timeout=10)
+    return await _with_key_check(facts, home, child_env, timeout_s)

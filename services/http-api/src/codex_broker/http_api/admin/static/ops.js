@@ -112,22 +112,36 @@
   }
 
   // ---- auth profiles: the Codex account each one logs in as ------------------------------------
-  async function drawAccounts() {
+  // On request only: each profile costs a short-lived app-server, and an API key is tried on the API.
+  function drawAccounts() {
     const box = $("ops-profiles");
-    if (!box) return;
-    box.replaceChildren(h("p", { class: "muted" }, "Asking Codex for each profile's account…"));
-    const data = await call("GET", "/admin/api/ops/accounts");
-    box.replaceChildren(
-      h("h3", {}, "Codex accounts"),
-      table("What Codex's app-server reports per profile (account/read)", [
-        ["Profile", (a) => a.profile],
-        ["Result", (a) => h("span", { class: `badge ${a.ok ? "ok" : "failed"}` }, a.ok ? "ok" : "fail")],
-        ["Account", (a) => a.who],
-        ["Plan", (a) => a.plan],
-        ["Rate limits", (a) => a.rate_limits],
-        ["Detail", (a) => a.error],
-      ], data.accounts),
-    );
+    if (!box || box.dataset.drawn) return Promise.resolve();
+    box.dataset.drawn = "1";
+    const button = h("button", { type: "button", onclick: () => checkAccounts(button) }, "Check Codex accounts");
+    box.replaceChildren(h("h3", {}, "Codex accounts"), button, h("div", { id: "ops-accounts" }));
+    return Promise.resolve();
+  }
+
+  async function checkAccounts(button) {
+    button.disabled = true;
+    $("ops-accounts").replaceChildren(h("p", { class: "muted", role: "status" }, "Asking Codex for each profile's account…"));
+    try {
+      const data = await call("GET", "/admin/api/ops/accounts");
+      $("ops-accounts").replaceChildren(
+        table("What Codex's app-server reports per profile (account/read)", [
+          ["Profile", (a) => a.profile],
+          ["Result", (a) => h("span", { class: `badge ${a.ok ? "ok" : "failed"}` }, a.ok ? "ok" : "fail")],
+          ["Account", (a) => a.who],
+          ["Plan", (a) => a.plan],
+          ["Rate limits", (a) => a.rate_limits],
+          ["Detail", (a) => a.error],
+        ], data.accounts),
+      );
+    } catch (error) {
+      $("ops-accounts").replaceChildren(h("p", { role: "alert" }, `Account check failed: ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
   }
 
   const DRAW = { overview: drawRelease, session: (d) => drawSession(d.session), profiles: drawAccounts };
