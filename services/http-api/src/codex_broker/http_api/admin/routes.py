@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from codex_broker.http_api.admin import authors, gate, login, ops, profiles, sessions, status, validation
 from codex_broker.http_api.admin.logtail import session_logs
-from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS
+from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS as BASE_PATHS
+from codex_broker.http_api.admin.ops_openapi import OPENAPI_PATHS as OPS_PATHS
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import ApiError
 from codex_broker.libs.logs import Redactor
@@ -25,6 +26,7 @@ from codex_broker.libs.logs import Redactor
 __all__ = ["OPENAPI_PATHS", "admin_routes"]
 
 log = logging.getLogger(__name__)
+OPENAPI_PATHS = {**BASE_PATHS, **OPS_PATHS}
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS = {"admin.js": "text/javascript", "admin.css": "text/css", "ops.js": "text/javascript"}
