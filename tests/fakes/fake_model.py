@@ -260,7 +260,15 @@ class _Handler(BaseHTTPRequestHandler):
                     200, {"requests": list(self.server.state.requests), "count": self.server.state.count}
                 )
         elif self.path.rstrip("/").endswith("/models"):
-            self._json(200, {"data": [], "models": []})
+            # like the API: with a key configured, the model list takes only that key
+            # (`codex-broker doctor --live` tries an API-key profile's key here)
+            api_key = self.server.state.api_key
+            if api_key and self.headers.get("authorization") != f"Bearer {api_key}":
+                self._json(
+                    401, {"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}}
+                )
+            else:
+                self._json(200, {"data": [], "models": []})
         else:
             self._json(404, {"error": {"message": f"no route {self.path}"}})
 

@@ -47,7 +47,9 @@ Driving (Python method — control endpoint, JSON body = the method's keyword ar
         "ratelimited" answers HTTP 429 with Retry-After (default 1 s).
   refuse_streaming(error="unknown_method")  chat.startStream always fails
   clear_failures()                                                           DELETE /_fake/failures
-  configure(ack_timeout_s=, max_retries=, echo_bot_messages=, spread_connections=)
+  configure(ack_timeout_s=, max_retries=, echo_bot_messages=, spread_connections=, granted_scopes=)
+        (granted_scopes: the bot token's scopes, then sent as the `x-oauth-scopes` header of
+        every Web API answer to it, as Slack does; unset: no header)
                                                                              POST /_fake/config
 
 Inspecting (GET, query = keyword arguments):
@@ -155,6 +157,7 @@ class FakeSlack:
         max_retries: int = 3,
         echo_bot_messages: bool = True,
         spread_connections: bool = False,
+        granted_scopes: tuple[str, ...] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -168,6 +171,8 @@ class FakeSlack:
         self.max_retries = max_retries
         self.echo_bot_messages = echo_bot_messages
         self.spread_connections = spread_connections
+        # the bot token's scopes, sent as `x-oauth-scopes` like Slack does (None: no header)
+        self.granted_scopes = granted_scopes
         # state, touched only on the fake's own loop
         self._calls: list[dict[str, Any]] = []
         self._failures: dict[str, list[_Failure]] = {}
@@ -637,6 +642,8 @@ class FakeSlack:
         for name in ("ack_timeout_s", "max_retries", "echo_bot_messages", "spread_connections"):
             if name in options and options[name] is not None:
                 setattr(self, name, type(getattr(self, name))(options[name]))
+        if options.get("granted_scopes") is not None:
+            self.granted_scopes = tuple(options["granted_scopes"])
 
     # ---- socket mode -------------------------------------------------------------------------------
 
@@ -779,7 +786,9 @@ class FakeSlack:
             result = handler(args) if handler is not None else {"ok": False, "error": "unknown_method"}
         if not result.get("ok"):
             call.update(ok=False, error=result.get("error"))
-        return web.json_response(result)
+        granted = self.granted_scopes if token == self.bot_token else None
+        scopes = {"x-oauth-scopes": ",".join(granted)} if granted is not None else None
+        return web.json_response(result, headers=scopes)
 
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from codex_broker.cli import activity
 from codex_broker.cli.status import collect, render_text
+from codex_broker.libs import activity
+from codex_broker.libs.heartbeat import mixed_versions
 from codex_broker.libs.keys import Keys
 
 
@@ -38,6 +39,9 @@ async def _populate(redis: Redis, keys: Keys, data_root: Path) -> None:
     await redis.hset(keys.run("run-2"), mapping={"session_key": "slack:C2:2.2", "status": "queued"})
     await redis.zadd(keys.runs_waiting, {"feishu:oc_1:om_1": now_ms - 30_000})
     await redis.rpush(keys.session_queue("feishu:oc_1:om_1"), "m1", "m2")
+    # a session whose messages wait for its running turn to end (queued during a run)
+    await redis.zadd(keys.sessions_index, {"slack:C1:1.1": now_ms, "slack:C9:9.9": now_ms - 1})
+    await redis.rpush(keys.session_queue("slack:C1:1.1"), "m3")
     await redis.zadd(keys.jobs_index, {"job-run": 1, "job-done": 2})
     await redis.hset(
         keys.job("job-run"),
@@ -79,6 +83,7 @@ async def test_status_reports_runs_queues_jobs_dead_letters_errors_and_versions(
     assert runs["run-2"]["runner_id"] is None
     [waiting] = report["queued_sessions"]
     assert waiting["session_key"] == "feishu:oc_1:om_1" and waiting["messages"] == 2
+    assert report["queued_input"] == [{"session_key": "slack:C1:1.1", "messages": 1}]
     assert [j["job_id"] for j in report["running_jobs"]] == ["job-run"]
     assert report["running_jobs"][0]["worker"] == "worker-1"
     assert report["dead_letters_by_reason"] == {"ContractError": 2, "max deliveries": 1}
@@ -98,6 +103,7 @@ async def test_status_reports_runs_queues_jobs_dead_letters_errors_and_versions(
     assert "versions   MIXED: 2 releases" in text
     assert "active runs 2" in text and "runner codex-runner-a" in text and "(unclaimed)" in text
     assert "queued sessions 1" in text and "running jobs 1" in text
+    assert "queued input 1 sessions" in text
     assert "2  ContractError" in text
     assert "chat.postMessage failed (channel_not_found)" in text
     json.dumps(report, default=str)  # --json prints this very object
@@ -108,9 +114,9 @@ def test_one_version_is_not_a_mix_and_a_missing_one_counts_as_unknown() -> None:
         {"service": "a", "instance": "1", "version": "1.0.0"},
         {"service": "b", "instance": "2", "version": "1.0.0"},
     ]
-    assert activity.mixed_versions(same) is None
+    assert mixed_versions(same) is None
     older = [*same, {"service": "c", "instance": "3"}]  # a release before heartbeats had versions
-    assert activity.mixed_versions(older) == {"1.0.0": ["a/1", "b/2"], "unknown": ["c/3"]}
+    assert mixed_versions(older) == {"1.0.0": ["a/1", "b/2"], "unknown": ["c/3"]}
 
 
 def test_dead_letter_reasons_are_grouped_by_kind() -> None:

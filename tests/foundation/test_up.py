@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,12 +14,23 @@ import pytest
 from tests.e2e.harness import ALL_SERVICES, BrokerProcess, _alive, descendants
 
 
-def _metrics_ok(port: int) -> bool:
+def _metrics_once(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             return response.status == 200 and b"cb_service_up" in response.read()
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _metrics_ok(port: int, within_s: float = 30.0) -> bool:
+    """A service heartbeats as soon as its frame starts, a moment before its HTTP server
+    listens (and longer on a loaded machine): ask until it answers or `within_s` is over."""
+    deadline = time.monotonic() + within_s
+    while not _metrics_once(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 @pytest.mark.e2e

@@ -4,6 +4,7 @@ the test (RunEvents published on the run-events stream exactly as a runner would
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 from codex_broker.libs.contracts import (
@@ -62,6 +63,12 @@ async def test_mention_to_final_answer(driver: Driver, settings_for: Callable[..
 
     await wait_for(idle, what="idle state")
     assert await driver.redis.zcard(driver.keys.active_runs) == 0
+    # the session's events tell the conversation (the admin page's transcript reads them)
+    timeline = await driver.redis.lrange(driver.keys.session_timeline(request.session_key), 0, -1)
+    events = [json.loads(raw) for raw in reversed(timeline)]
+    said = [(e["kind"], e["summary"]) for e in events if e["kind"] in ("message", "answer")]
+    assert said == [("message", "Alice: fix the flaky test"), ("answer", "All green.")]
+    assert events[-1]["kind"] == "run" and events[-1]["summary"] == f"run {request.run_id} completed"
 
 
 async def test_follow_up_resumes_thread_and_redelivery_posts_once(

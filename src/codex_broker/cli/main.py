@@ -13,11 +13,22 @@ from collections.abc import Sequence
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from codex_broker.cli import admin_login, audit_export, doctor, drain, embedded_redis, env_example, status
+from codex_broker.cli import (
+    admin_login,
+    audit_export,
+    doctor,
+    doctor_live,
+    drain,
+    embedded_redis,
+    env_example,
+    status,
+)
 from codex_broker.cli.config import Settings
 from codex_broker.cli.plan import WORKER, PlanError, parse_replicas, plan_children
 from codex_broker.cli.supervisor import run_up
 from codex_broker.codex_runner.config import Settings as RunnerSettings
+from codex_broker.ingress_feishu.config import Settings as FeishuSettings
+from codex_broker.ingress_slack.config import Settings as SlackSettings
 from codex_broker.ingress_web.config import Settings as WebSettings
 from codex_broker.libs import audit
 from codex_broker.libs.audit import AuditLog
@@ -36,7 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="replica counts, e.g. orchestrator=2,codex-runner=3 (0 disables; default 1 each)",
     )
     up.add_argument("--no-worker", action="store_true", help="do not start the rq worker")
-    commands.add_parser("doctor", help="preflight checks, one line each; non-zero exit on a failure")
+    doctor_cmd = commands.add_parser(
+        "doctor", help="preflight checks, one line each; non-zero exit on a failure"
+    )
+    doctor_cmd.add_argument(
+        "--live",
+        action="store_true",
+        help="also ask Slack (auth.test, scopes, Socket Mode), Feishu (tenant token, bot) and Codex "
+        "(each auth profile's account) whether the credentials work",
+    )
     status_cmd = commands.add_parser(
         "status",
         help="live services and their versions, streams, dead letters by reason, active runs, "
@@ -124,11 +143,31 @@ def cmd_up(settings: Settings, replicas_arg: str, no_worker: bool) -> int:
     )
 
 
-def cmd_doctor(settings: Settings) -> int:
+def cmd_doctor(settings: Settings, live: bool) -> int:
     checks = doctor.gather(settings)
     for check in checks:
         print(check.line())
+    if live:
+        inputs = doctor_live.LiveInputs(
+            settings,
+            load_settings(SlackSettings),
+            load_settings(FeishuSettings),
+            doctor_live.read_manifest_scopes(doctor_live.MANIFEST_PATH),
+        )
+        found = asyncio.run(_live(settings, inputs))
+        for check in found:
+            print(check.line())
+        checks.extend(found)
     return doctor.exit_code(checks)
+
+
+async def _live(settings: Settings, inputs: doctor_live.LiveInputs) -> list[doctor.Check]:
+    url, _ = embedded_redis.resolve_redis_url(settings)
+    client = Redis.from_url(url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        return await doctor_live.gather_live(inputs, client, settings.keys)
+    finally:
+        await client.aclose()
 
 
 async def _status(settings: Settings, as_json: bool) -> int:
@@ -202,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "up":
         return cmd_up(settings, args.replicas, args.no_worker)
     if args.command == "doctor":
-        return cmd_doctor(settings)
+        return cmd_doctor(settings, args.live)
     if args.command == "drain":
         return asyncio.run(_drain(settings, args.instance))
     if args.command == "audit":

@@ -1,5 +1,5 @@
 """`codex-broker status`: live services (heartbeats, their versions), stream lengths, pending and
-dead letters, and what the broker is doing (cli/activity.py)."""
+dead letters, and what the broker is doing (libs/activity.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.cli import activity
 from codex_broker.cli.doctor import safe_url
+from codex_broker.libs import activity
 from codex_broker.libs.heartbeat import read_heartbeats
 from codex_broker.libs.keys import Keys
 
@@ -119,6 +119,10 @@ def _activity_lines(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"  {entry['session_key']:<44} {entry['waiting_s'] or 0:>6.0f}s  {entry['messages']} messages"
         )
+    pending = report.get("queued_input") or []
+    lines.append(f"queued input {len(pending)} sessions (messages for their next turn)")
+    for entry in pending:
+        lines.append(f"  {entry['session_key']:<44} {entry['messages']} messages")
     jobs = report.get("running_jobs") or []
     lines.append(f"running jobs {len(jobs)}")
     for job in jobs:

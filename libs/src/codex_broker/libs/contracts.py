@@ -135,8 +135,9 @@ class InboundEvent(Contract):
     action: ActionPayload | None = None
     job: JobCallback | None = None
     # a platform command (Slack's /codex): its answers go only to the actor (ephemeral); added
-    # within version 1, only ever set on such events
-    reply_ephemeral: bool = False
+    # within version 1, so written only when true: an older consumer (extra="forbid") meets it
+    # only on such events, never on every event a newer ingress writes
+    reply_ephemeral: bool = Field(default=False, exclude_if=lambda v: not v)
     received_at: datetime = Field(default_factory=utcnow)
 
     @property

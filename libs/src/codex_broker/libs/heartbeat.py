@@ -38,6 +38,12 @@ def versions(heartbeats: Iterable[dict[str, Any]]) -> dict[str, list[str]]:
     return dict(sorted(found.items()))
 
 
+def mixed_versions(heartbeats: Iterable[dict[str, Any]]) -> dict[str, list[str]] | None:
+    """The versions in play when more than one (a rollout half done, or a stuck old pod)."""
+    found = versions(heartbeats)
+    return found if len(found) > 1 else None
+
+
 @dataclass
 class Heartbeat:
     redis: Redis

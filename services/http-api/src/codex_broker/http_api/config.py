@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from codex_broker.libs import web_address
 from codex_broker.libs.budgets import BudgetSettings
 from codex_broker.libs.rawlog import RawLogSettings
 
@@ -96,6 +97,17 @@ class Settings(RawLogSettings, BudgetSettings):
         description="Where Codex's sandbox cannot start (no user namespaces), run background jobs "
         "without it instead of refusing them; see docs/security.md",
     )
+
+    # where the web chat is (ingress-web serves it): the admin page links web sessions to it
+    http_web_host: str = Field(default="127.0.0.1", description="Bind address of the web chat")
+    http_web_port: int = Field(default=3100, ge=1, le=65535, description="Port of the web chat")
+    web_public_url: str | None = Field(
+        default=None, description="URL people open for the web chat (default http://HOST:PORT/)"
+    )
+
+    @property
+    def web_chat_url(self) -> str:
+        return web_address.chat_url(self.web_public_url, self.http_web_host, self.http_web_port)
 
     @field_validator("allowed_file_roots", mode="before")
     @classmethod

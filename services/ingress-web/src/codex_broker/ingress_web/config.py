@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from codex_broker.libs import web_address
 from codex_broker.libs.settings import CommonSettings
 
 MB = 1024 * 1024
@@ -47,8 +48,7 @@ class Settings(CommonSettings):
 
     @property
     def chat_url(self) -> str:
-        host = "127.0.0.1" if self.http_web_host in ("0.0.0.0", "::") else self.http_web_host
-        return self.web_public_url or f"http://{host}:{self.http_web_port}/"
+        return web_address.chat_url(self.web_public_url, self.http_web_host, self.http_web_port)
 
     @property
     def web_root(self) -> Path:

@@ -349,9 +349,13 @@ async def finish_run(
     pipe.hset(core.keys.session(session_key), "status", "resumable" if lost else "active")
     start_next = state.get("active_run_id") == run_id and _next_phase(core, pipe, session_key, int(queue_len))
     timers.add_cancel(pipe, core.keys, "flush", session_key)
-    core.add_timeline(
-        pipe, session_key, "run", f"run {run_id} {outcome}" + (f": {reason[:200]}" if reason else "")
-    )
+    last_answer = reason if outcome == "completed" else None
+    if last_answer:
+        # the turn's last answer, an entry of its own like the earlier ones (the admin page's
+        # transcript reads them); the run entry then names only the outcome
+        core.add_timeline(pipe, session_key, "answer", last_answer)
+    detail = f": {reason[:200]}" if reason and not last_answer else ""
+    core.add_timeline(pipe, session_key, "run", f"run {run_id} {outcome}{detail}")
     await pipe.execute()
     metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
     log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})

@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.http_api.errors import ApiError
+from codex_broker.libs.codex_account import AccountFacts, read_account
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.paths import codex_home
 
@@ -142,3 +143,28 @@ async def list_profiles(redis: Redis, keys: Keys, data_root: Path) -> dict[str, 
         )
     rows.sort(key=lambda row: row["name"])
     return {"active": active, "profiles": rows}
+
+
+ACCOUNT_READS_AT_ONCE = 4
+ACCOUNT_TIMEOUT_S = 30.0
+
+
+async def accounts(redis: Redis, keys: Keys, data_root: Path, codex_bin: str | None) -> list[dict[str, Any]]:
+    """The Codex account behind each profile (default first), as the app-server reports it —
+    the same facts `codex-broker doctor --live` prints."""
+    names = [
+        "default",
+        *sorted(_text(n) for n in await redis.hkeys(keys.auth_profiles) if _text(n) != "default"),
+    ]  # type: ignore[misc]
+    if codex_bin is None:
+        return [AccountFacts(n, ok=False, error="no Codex CLI found (CODEX_BIN)").as_dict() for n in names]
+    gate = asyncio.Semaphore(ACCOUNT_READS_AT_ONCE)
+
+    async def one(name: str) -> dict[str, Any]:
+        async with gate:
+            found = await read_account(
+                codex_bin, codex_home(data_root, name), name, timeout_s=ACCOUNT_TIMEOUT_S
+            )
+        return found.as_dict()
+
+    return list(await asyncio.gather(*(one(n) for n in names)))

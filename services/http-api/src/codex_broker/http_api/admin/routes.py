@@ -21,6 +21,7 @@ from codex_broker.http_api.admin import (
     channel_routes,
     gate,
     login,
+    ops,
     profiles,
     sessions,
     status,
@@ -28,7 +29,8 @@ from codex_broker.http_api.admin import (
 )
 from codex_broker.http_api.admin.audit_routes import admin_action
 from codex_broker.http_api.admin.logtail import session_logs
-from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS as _PATHS
+from codex_broker.http_api.admin.openapi_paths import OPENAPI_PATHS as BASE_PATHS
+from codex_broker.http_api.admin.ops_openapi import OPENAPI_PATHS as OPS_PATHS
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.errors import ApiError
 from codex_broker.libs.logs import Redactor
@@ -36,8 +38,7 @@ from codex_broker.libs.logs import Redactor
 __all__ = ["OPENAPI_PATHS", "admin_routes"]
 
 log = logging.getLogger(__name__)
-
-OPENAPI_PATHS = {**_PATHS, **audit_routes.OPENAPI_PATHS, **channel_routes.OPENAPI_PATHS}
+OPENAPI_PATHS = {**BASE_PATHS, **OPS_PATHS, **audit_routes.OPENAPI_PATHS, **channel_routes.OPENAPI_PATHS}
 
 STATIC_DIR = Path(__file__).parent / "static"
 ASSETS = {
@@ -45,6 +46,7 @@ ASSETS = {
     "admin.css": "text/css",
     "audit.js": "text/javascript",
     "channels.js": "text/javascript",
+    "ops.js": "text/javascript",
     "usage.js": "text/javascript",
 }
 MAX_ADMIN_BODY = 256 * 1024
@@ -232,6 +234,7 @@ def admin_routes(ctx: AppContext) -> list[BaseRoute]:
         Route("/admin", page, methods=["GET"]),
         Route("/admin/static/{name}", asset, methods=["GET"]),
         *login.routes(ctx),
+        *ops.routes(ctx, api),
         api("/admin/api/status", GET=get_status),
         api("/admin/api/jobs", GET=list_jobs),
         api("/admin/api/sessions", GET=list_sessions),

@@ -71,6 +71,11 @@
     return h("pre", { class: "logs", tabindex: "0", "aria-label": "log lines" }, lines);
   }
 
+  // Sections in modules of their own (ops.js, …) draw themselves when a view has loaded.
+  function loaded(view, detail) {
+    document.dispatchEvent(new CustomEvent("admin:loaded", { detail: { view, ...detail } }));
+  }
+
   // ---- notices -----------------------------------------------------------------------------
   const MESSAGES = {
     admin_auth_required: "Please log in with the admin token.",
@@ -264,6 +269,7 @@
     fill("overview-sessions", table("Most recently active", sessionColumns(openSession), data.sessions.items, "No sessions yet."));
     fill("overview-logs", logLines(data.logs));
     say(`Updated ${new Date(data.generated_at_ms).toLocaleTimeString()}`);
+    loaded("overview", {});
   }
 
   async function loadSessions() {
@@ -324,6 +330,7 @@
     $("session-delete").disabled = s.state !== "idle";
     $("session-delete").title = s.state !== "idle" ? "Stop the active turn first" : "";
     $("session-detail").hidden = false;
+    loaded("session", { session: s });
   }
 
   async function loadJobs() {
@@ -363,6 +370,7 @@
       ], data.profiles, "No auth profiles yet: upload an auth.json or add an API key."),
     );
     say(`Updated ${new Date().toLocaleTimeString()}`);
+    loaded("profiles", {});
   }
 
   async function loadAuthors() {

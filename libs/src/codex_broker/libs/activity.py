@@ -1,5 +1,6 @@
-"""What the broker is doing, for `codex-broker status`: active runs, sessions waiting for a run
-slot, running jobs, dead letters by reason, the last errors per service, and the release mix.
+"""What the broker is doing, for `codex-broker status` (and anything else that reports on it): active
+runs, sessions waiting for a run slot, running jobs, dead letters by reason, the last errors per
+service, and the release mix. In libs because the CLI may not import a service.
 
 Redis reads are bounded (a few hundred entries of each index) and pipelined; the pure parts
 (`age_s`, `dead_letter_reason`, `mixed_versions`) are tested on their own.
@@ -15,15 +16,16 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.http_api.admin.logtail import parse_records, service_dirs
-from codex_broker.libs.heartbeat import versions
+from codex_broker.libs.heartbeat import mixed_versions, versions
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.logfiles import tail_recent
 from codex_broker.libs.logs import Redactor
+from codex_broker.libs.logtail import parse_records, service_dirs
 
 RUNS_READ = 200
 WAITING_READ = 200
 JOBS_READ = 500
+QUEUE_SESSIONS_READ = 500
 DEAD_LETTERS_READ = 1000
 ERRORS_PER_SERVICE = 3
 LOG_BYTES_PER_SERVICE = 64 * 1024
@@ -49,12 +51,6 @@ def dead_letter_reason(reason: str) -> str:
     """A reason's kind, to count by: its first clause with ids and numbers masked."""
     head = re.split(r"[:(\n]", reason.strip(), maxsplit=1)[0].strip() or "unknown"
     return _VARIABLE.sub("N", head)[:80]
-
-
-def mixed_versions(heartbeats: list[dict[str, Any]]) -> dict[str, list[str]] | None:
-    """The versions in play when more than one (a rollout half done, or a stuck old pod)."""
-    found = versions(heartbeats)
-    return found if len(found) > 1 else None
 
 
 async def active_runs(redis: Redis, keys: Keys, now_s: float) -> list[dict[str, Any]]:
@@ -87,6 +83,17 @@ async def queued_sessions(redis: Redis, keys: Keys, now_s: float) -> list[dict[s
         {"session_key": _text(sk), "waiting_s": age_s(score, now_s), "messages": int(n)}
         for (sk, score), n in zip(listed, await pipe.execute(), strict=True)
     ]
+
+
+async def queued_input(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """Sessions holding messages for their next turn (sent during a run, or while debouncing),
+    among the QUEUE_SESSIONS_READ most recently active ones."""
+    recent = [_text(sk) for sk in await redis.zrevrange(keys.sessions_index, 0, QUEUE_SESSIONS_READ - 1)]
+    pipe = redis.pipeline(transaction=False)
+    for session_key in recent:
+        pipe.llen(keys.session_queue(session_key))
+    lengths = await pipe.execute()
+    return [{"session_key": sk, "messages": int(n)} for sk, n in zip(recent, lengths, strict=True) if n]
 
 
 async def running_jobs(redis: Redis, keys: Keys, now_s: float) -> list[dict[str, Any]]:
@@ -146,6 +153,7 @@ async def collect(
         "mixed_versions": mixed_versions(heartbeats) is not None,
         "active_runs": await active_runs(redis, keys, now_s),
         "queued_sessions": await queued_sessions(redis, keys, now_s),
+        "queued_input": await queued_input(redis, keys),
         "running_jobs": await running_jobs(redis, keys, now_s),
         "dead_letters_by_reason": await dead_letters_by_reason(redis, keys),
         "last_errors": await asyncio.to_thread(last_errors, logs, Redactor()) if logs else {},
