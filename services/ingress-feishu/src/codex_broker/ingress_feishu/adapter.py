@@ -27,7 +27,7 @@ from codex_broker.ingress_feishu import files
 from codex_broker.ingress_feishu.api import FeishuApi, FeishuError
 from codex_broker.ingress_feishu.markdown import mention, post_content, split_text, text_content
 from codex_broker.ingress_feishu.normalize import select_history, to_history_message
-from codex_broker.ingress_feishu.render import buttons_card, markdown_card
+from codex_broker.ingress_feishu.render import buttons_card, form_card, markdown_card
 from codex_broker.ingress_feishu.resources import (
     FILE_MAX_BYTES,
     classify_upload,
@@ -145,7 +145,14 @@ class FeishuPlatform(ViewsIn):
         return ids[-1]
 
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
-        raise refused("unsupported_on_feishu: open_view", "open_form")
+        """Feishu has no modals: the form is a card in the thread (only neutral forms; a
+        platform-native view is another platform's)."""
+        if payload.form is None:
+            raise refused("unsupported_on_feishu: open_view", "open_form")
+        coords = coordinates(target)
+        card = form_card(payload.form, coords)
+        message_id = await send(self.api, coords, "interactive", card, uuid=message_uuid(_send_key("form")))
+        return {"message_id": message_id}
 
     async def report_failure(self, action: OutboundAction, error: PlatformError) -> None:
         """The kit gave up on an action because Feishu refused it: say so in the thread."""

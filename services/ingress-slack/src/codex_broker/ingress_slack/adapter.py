@@ -31,6 +31,7 @@ from codex_broker.ingress_slack.posting import Poster
 from codex_broker.ingress_slack.render import (
     STATUS_REACTIONS,
     actions_block,
+    form_view,
     message_blocks,
     post_chunks,
     section_blocks,
@@ -123,7 +124,7 @@ class SlackPlatform(ViewsIn):
         return str(data.get("message_ts") or "")
 
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
-        view = dict(payload.view)
+        view = form_view(payload.form) if payload.form is not None else dict(payload.view)
         view["private_metadata"] = wrap_view_metadata(
             target.conversation_id, target.root_message_id, str(view.get("private_metadata") or "")
         )
