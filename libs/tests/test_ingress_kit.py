@@ -29,11 +29,18 @@ from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
 from codex_broker.libs.ingress_kit.fake import FakePlatform
 from codex_broker.libs.ingress_kit.inbound import InboundStore
 from codex_broker.libs.ingress_kit.live_view import LiveViews, ViewBusy
-from codex_broker.libs.ingress_kit.outbound import OutboundExecutor, current_action_id, outbound_consumer
+from codex_broker.libs.ingress_kit.outbound import (
+    OutboundConfig,
+    OutboundExecutor,
+    current_action_id,
+    outbound_consumer,
+    run_outbound,
+)
 from codex_broker.libs.ingress_kit.parts import PostedParts
 from codex_broker.libs.ingress_kit.platform import Platform, PlatformError, Target, ViewsIn
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.rpc import wait_reply
+from tests.helpers import wait_for
 
 CONV, ROOT = "chat", "100.000001"
 TARGET = Target(CONV, ROOT)
@@ -445,3 +452,22 @@ async def test_views_in_hands_the_three_view_steps_to_the_adapters_view_module(f
     assert await adapter.view_update(TARGET, {"n": 1}, snap(1)) == {"n": 2}
     await adapter.view_finish(TARGET, None, snap(2, "finish"))
     assert steps == ["open", "update 1", "finish None"]
+
+
+async def test_run_outbound_consumes_the_platforms_stream_and_flushes_parked_snapshots_on_stop(
+    fake: FakePlatform, redis: Redis, keys: Keys
+) -> None:
+    bus = StreamBus(redis, dead_letter_stream=keys.dead_letter_stream)
+    stream = keys.outbound_stream("web")
+    await bus.publish(stream, action(PostPayload(text="hello"), "o1"))
+    await bus.publish(stream, action(snap(0, "start", activity="one"), "o2"))
+    await bus.publish(stream, action(snap(1, activity="two"), "o3"))  # inside the 60 s pace: parked
+    stop = asyncio.Event()
+    config = OutboundConfig(consumer="c1", interval_s=60, block_ms=100)
+    task = asyncio.create_task(run_outbound(fake, redis, keys, bus, stop, config))
+    view = keys.live_view("web", "run-1")
+    await wait_for(lambda: redis.hget(view, "pending_seq"), what="the second snapshot parked")
+    assert fake.count("post") == 1 and fake.count("view_open") == 1 and fake.count("view_update") == 0
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert [(op, s.seq) for op, s in fake.views["run-1"]] == [("open", 0), ("update", 1)]

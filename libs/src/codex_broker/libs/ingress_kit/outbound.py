@@ -19,9 +19,11 @@ lets an adapter tell the thread (Feishu posts a notice); it is best effort.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -272,3 +274,46 @@ def outbound_consumer(
         handler=executor.handle,
         partition_key=partition_key,
     )
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """How an ingress consumes its outbound stream (from its settings)."""
+
+    consumer: str  # the instance id
+    interval_s: float  # the live view's pace: least seconds between two updates of one view
+    concurrency: int = 8
+    block_ms: int = 2000
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+
+
+async def run_outbound(
+    platform: Platform,
+    redis: Redis,
+    keys: Keys,
+    bus: StreamBus,
+    stop: asyncio.Event,
+    config: OutboundConfig,
+    *,
+    on_give_up: GiveUpHook | None = None,
+) -> None:
+    """An ingress's whole outbound side until `stop`: the live views, the executor (giving up on
+    the last delivery) and the consumer; parked snapshots are applied on the way out."""
+    views = LiveViews(platform, redis, keys, interval_s=config.interval_s)
+    executor = OutboundExecutor(
+        platform, redis, keys, views, max_deliveries=config.max_deliveries, on_give_up=on_give_up
+    )
+    consumer = outbound_consumer(
+        executor,
+        bus,
+        consumer=config.consumer,
+        concurrency=config.concurrency,
+        block_ms=config.block_ms,
+        max_deliveries=config.max_deliveries,
+        claim_idle_ms=config.claim_idle_ms,
+    )
+    try:
+        await consumer.run(stop)
+    finally:
+        await views.close()

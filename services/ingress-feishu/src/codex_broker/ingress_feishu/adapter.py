@@ -27,7 +27,13 @@ from codex_broker.ingress_feishu import files
 from codex_broker.ingress_feishu.api import FeishuApi, FeishuError
 from codex_broker.ingress_feishu.markdown import mention, post_content, split_text, text_content
 from codex_broker.ingress_feishu.normalize import select_history, to_history_message
-from codex_broker.ingress_feishu.render import buttons_card, form_card, markdown_card
+from codex_broker.ingress_feishu.render import (
+    EMOJI_ALIASES,
+    STATUS_EMOJI,
+    buttons_card,
+    form_card,
+    markdown_card,
+)
 from codex_broker.ingress_feishu.resources import (
     FILE_MAX_BYTES,
     classify_upload,
@@ -55,16 +61,6 @@ log = logging.getLogger(__name__)
 REF_TTL_S = 7 * 24 * 3600
 HISTORY_PAGE = 50
 HISTORY_MAX_PAGES = 20
-STATUS_EMOJI = {"running": "OnIt", "completed": "DONE", "failed": "CrossMark"}
-EMOJI_ALIASES = {
-    "eyes": "OnIt",
-    "white_check_mark": "DONE",
-    "heavy_check_mark": "DONE",
-    "x": "CrossMark",
-    "+1": "THUMBSUP",
-    "thumbsup": "THUMBSUP",
-    "ok": "OK",
-}
 
 
 def refused(error: str, method: str) -> PlatformError:

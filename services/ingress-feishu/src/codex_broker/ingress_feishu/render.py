@@ -31,6 +31,17 @@ ButtonAction = Literal["stop", "approve", "deny", "coauthor_open", "coauthor_sub
 _BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open", "coauthor_submit"})
 _TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
 _OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
+# a run's status as a reaction on the user's message, and Slack-ish emoji names → Feishu's
+STATUS_EMOJI = {"running": "OnIt", "completed": "DONE", "failed": "CrossMark"}
+EMOJI_ALIASES = {
+    "eyes": "OnIt",
+    "white_check_mark": "DONE",
+    "heavy_check_mark": "DONE",
+    "x": "CrossMark",
+    "+1": "THUMBSUP",
+    "thumbsup": "THUMBSUP",
+    "ok": "OK",
+}
 
 
 @dataclass(frozen=True)

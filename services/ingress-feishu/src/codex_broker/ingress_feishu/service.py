@@ -25,8 +25,7 @@ from codex_broker.ingress_feishu.view import FeishuViews
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
 from codex_broker.libs.ingress_kit.inbound import InboundStore
-from codex_broker.libs.ingress_kit.live_view import LiveViews
-from codex_broker.libs.ingress_kit.outbound import OutboundExecutor, outbound_consumer
+from codex_broker.libs.ingress_kit.outbound import OutboundConfig, run_outbound
 from codex_broker.libs.logs import redactor
 from codex_broker.libs.rawlog import KIND_FEISHU_EVENTS
 from codex_broker.libs.runtime import Task
@@ -77,24 +76,12 @@ class FeishuIngress:
             data_root=settings.data_root,
             bot_open_id=self.bot_open_id,
         )
-        self.views = LiveViews(
-            self.platform, redis, self.keys, interval_s=1.0 / settings.feishu_card_updates_per_s
-        )
-        executor = OutboundExecutor(
-            self.platform,
-            redis,
-            self.keys,
-            self.views,
-            max_deliveries=settings.max_deliveries,
-            on_give_up=self.platform.report_failure,
-        )
         self.bus = StreamBus(
             redis, dead_letter_stream=self.keys.dead_letter_stream, maxlen=settings.stream_maxlen
         )
-        self.consumer = outbound_consumer(
-            executor,
-            self.bus,
+        self.outbound = OutboundConfig(
             consumer=settings.instance_id,
+            interval_s=1.0 / settings.feishu_card_updates_per_s,
             concurrency=settings.feishu_outbound_concurrency,
             max_deliveries=settings.max_deliveries,
             claim_idle_ms=settings.claim_idle_ms,
@@ -160,10 +147,15 @@ class FeishuIngress:
         return bool(self.bot_open_id)
 
     async def run_outbound(self, stop: asyncio.Event) -> None:
-        try:
-            await self.consumer.run(stop)
-        finally:
-            await self.views.close()
+        await run_outbound(
+            self.platform,
+            self.redis,
+            self.keys,
+            self.bus,
+            stop,
+            self.outbound,
+            on_give_up=self.platform.report_failure,
+        )
 
     # ---- health --------------------------------------------------------------------------------
 

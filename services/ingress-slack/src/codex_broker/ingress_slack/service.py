@@ -27,8 +27,7 @@ from codex_broker.ingress_slack.posting import Poster
 from codex_broker.ingress_slack.users import UserDirectory
 from codex_broker.ingress_slack.view import SlackViews
 from codex_broker.libs.bus import StreamBus
-from codex_broker.libs.ingress_kit.live_view import LiveViews
-from codex_broker.libs.ingress_kit.outbound import OutboundExecutor, outbound_consumer
+from codex_broker.libs.ingress_kit.outbound import OutboundConfig, run_outbound
 from codex_broker.libs.ingress_kit.parts import PostedParts
 from codex_broker.libs.logs import redactor
 from codex_broker.libs.rawlog import KIND_SLACK_EVENTS
@@ -110,26 +109,22 @@ class SlackService:
         if stop.is_set() or self.me is None:
             return
         async with aiohttp.ClientSession() as http, api_session(self.settings.slack_api_timeout_s) as session:
-            platform = self._platform(self.me, http, session)
-            views = LiveViews(
-                platform, self.redis, self.keys, interval_s=self.settings.slack_progress_interval_s
-            )
-            executor = OutboundExecutor(
-                platform, self.redis, self.keys, views, max_deliveries=self.settings.max_deliveries
-            )
-            consumer = outbound_consumer(
-                executor,
+            settings = self.settings
+            await run_outbound(
+                self._platform(self.me, http, session),
+                self.redis,
+                self.keys,
                 self.bus,
-                consumer=self.settings.instance_id,
-                concurrency=self.settings.outbound_concurrency,
-                block_ms=self.settings.outbound_block_ms,
-                max_deliveries=self.settings.max_deliveries,
-                claim_idle_ms=self.settings.claim_idle_ms,
+                stop,
+                OutboundConfig(
+                    consumer=settings.instance_id,
+                    interval_s=settings.slack_progress_interval_s,
+                    concurrency=settings.outbound_concurrency,
+                    block_ms=settings.outbound_block_ms,
+                    max_deliveries=settings.max_deliveries,
+                    claim_idle_ms=settings.claim_idle_ms,
+                ),
             )
-            try:
-                await consumer.run(stop)
-            finally:
-                await views.close()
 
     # ---- readiness, heartbeat ------------------------------------------------------------------
 
