@@ -122,15 +122,22 @@ class FeishuInbound:
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the service's loop and wait for it (a TimeoutError is not stored)."""
         loop = self.loop
-        if loop is None or loop.is_closed():
-            work.close()
-            raise NotStored("the feishu inbound store is not wired to the service's loop")
+        if loop is None or loop.is_closed() or _running_loop() is loop:
+            work.close()  # not wired, or waiting here would block the very loop the work needs
+            raise NotStored("the feishu inbound store is not reachable from this thread")
         future = asyncio.run_coroutine_threadsafe(work, loop)
         try:
             return future.result(timeout=PERSIST_TIMEOUT_S)
         except TimeoutError:
             future.cancel()
             raise
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _event_id_of(payload: bytes) -> str:
