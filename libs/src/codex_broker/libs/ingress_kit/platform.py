@@ -93,7 +93,10 @@ class Platform(Protocol):
         ...
 
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
-        """Open a form for the user who pressed a button (PlatformError when unsupported)."""
+        """Show `payload.form` (the contracts' neutral `Form`) to the user who pressed a button,
+        rendered the platform's way — a modal, or a form message in the thread where the platform
+        has no modals; `payload.view` is a platform-native view from older producers.
+        PlatformError (permanent) when the platform cannot show it."""
         ...
 
     async def history(
