@@ -15,10 +15,13 @@ from codex_broker.libs.contracts import (
     ContractError,
     Coordinates,
     DownloadPayload,
+    Form,
+    FormField,
     HistoryMessage,
     HistoryPayload,
     InboundEvent,
     ItemInfo,
+    OpenViewPayload,
     OutboundAction,
     OutboundResult,
     PostPayload,
@@ -191,3 +194,36 @@ def test_session_key_and_shard_are_stable() -> None:
     shard = shard_of(event.session_key, 8)
     assert keys.inbound_stream_for(event.session_key) == f"cb:stream:inbound:{shard}"
     assert keys.run_events_stream_for(event.session_key) == f"cb:stream:run-events:{shard}"
+
+
+def test_an_open_view_carries_a_neutral_form_and_an_older_native_view_still_decodes() -> None:
+    old = json.dumps(
+        {
+            "v": 1,
+            "platform": "slack",
+            "conversation_id": "C1",
+            "root_message_id": "1.1",
+            "payload": {"kind": "open_view", "trigger_id": "t", "view": {"type": "modal"}},
+        }
+    )
+    legacy = decode(OutboundAction, old)
+    assert isinstance(legacy.payload, OpenViewPayload) and legacy.payload.form is None
+    form = Form(
+        form_id="coauthor",
+        title="Configure co-authors",
+        fields=[FormField(name="allow_missing", kind="checkbox", label="Unmapped", checked=True)],
+    )
+    action = OutboundAction(
+        platform="feishu", conversation_id="oc_1", root_message_id="om_1", payload=OpenViewPayload(form=form)
+    )
+    again = decode(OutboundAction, encode(action))
+    assert isinstance(again.payload, OpenViewPayload) and again.payload.form == form
+    assert again.payload.view == {} and again.payload.trigger_id == ""
+    with pytest.raises(ContractError):
+        bad_field = {"name": "a", "kind": "slider", "label": "l"}
+        decode(
+            OpenViewPayload,
+            json.dumps(
+                {"kind": "open_view", "form": {"form_id": "coauthor", "title": "x", "fields": [bad_field]}}
+            ),
+        )

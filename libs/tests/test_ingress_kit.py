@@ -29,10 +29,18 @@ from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
 from codex_broker.libs.ingress_kit.fake import FakePlatform
 from codex_broker.libs.ingress_kit.inbound import InboundStore
 from codex_broker.libs.ingress_kit.live_view import LiveViews, ViewBusy
-from codex_broker.libs.ingress_kit.outbound import OutboundExecutor, outbound_consumer
-from codex_broker.libs.ingress_kit.platform import Platform, Target
+from codex_broker.libs.ingress_kit.outbound import (
+    OutboundConfig,
+    OutboundExecutor,
+    current_action_id,
+    outbound_consumer,
+    run_outbound,
+)
+from codex_broker.libs.ingress_kit.parts import PostedParts
+from codex_broker.libs.ingress_kit.platform import Platform, PlatformError, Target, ViewsIn
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.rpc import wait_reply
+from tests.helpers import wait_for
 
 CONV, ROOT = "chat", "100.000001"
 TARGET = Target(CONV, ROOT)
@@ -302,3 +310,164 @@ async def test_two_replicas_applying_at_once_never_apply_one_seq_twice(
     await asyncio.gather(*(replicas[i % 2].handle(a) for i, a in enumerate(snapshots + snapshots)))
     applied = [s.seq for _, s in fake.views["run-1"]]
     assert applied == sorted(set(applied)) and applied[-1] == 8
+
+
+# ---- what the slack and feishu adapters need of the kit ----------------------------------------------
+
+
+async def test_a_transient_failure_on_the_last_delivery_is_given_up_and_answered(
+    fake: FakePlatform, redis: Redis, keys: Keys, views: LiveViews
+) -> None:
+    told: list[tuple[str, str]] = []
+
+    async def tell(a: OutboundAction, exc: PlatformError) -> None:
+        told.append((a.action_id, exc.error))
+
+    executor = OutboundExecutor(fake, redis, keys, views, max_deliveries=3, on_give_up=tell)
+    fake.fail("post", "timeout", permanent=False, times=3)
+    a = action(PostPayload(text="x"), "t1", reply_to=keys.rpc_reply("t1"))
+    for deliveries in (1, 2):  # not the last one yet: left pending for redelivery
+        with pytest.raises(PlatformError):
+            await executor.handle(Delivery(stream="s", entry_id="1-0", data=encode(a), deliveries=deliveries))
+    assert told == []
+    with pytest.raises(DeadLetter, match="timeout"):
+        await executor.handle(Delivery(stream="s", entry_id="1-0", data=encode(a), deliveries=3))
+    reply = await wait_reply(redis, keys.rpc_reply("t1"), OutboundResult, timeout_s=2)
+    assert reply.ok is False and reply.error == "timeout"
+    assert told == [("t1", "timeout")]
+
+
+async def test_the_give_up_hook_is_not_asked_for_a_failed_read_and_its_own_failure_is_harmless(
+    fake: FakePlatform, redis: Redis, keys: Keys, views: LiveViews
+) -> None:
+    told: list[str] = []
+
+    async def tell(a: OutboundAction, exc: PlatformError) -> None:
+        told.append(a.kind)
+        raise RuntimeError("the thread is gone too")
+
+    executor = OutboundExecutor(fake, redis, keys, views, on_give_up=tell)
+    fake.fail("history", "not_in_channel", permanent=True)
+    with pytest.raises(DeadLetter):
+        await executor.handle(delivery(action(HistoryPayload(limit=5), "h9")))
+    fake.fail("post", "not_in_channel", permanent=True)
+    with pytest.raises(DeadLetter, match="not_in_channel"):
+        await executor.handle(delivery(action(PostPayload(text="x"), "p9")))
+    assert told == ["post"]
+
+
+async def test_the_claim_lease_is_the_executors_own_and_a_lapsed_one_is_taken_over(
+    fake: FakePlatform, redis: Redis, keys: Keys, views: LiveViews
+) -> None:
+    executor = OutboundExecutor(fake, redis, keys, views, lease_ms=300, renew_s=0.1)
+    a = action(PostPayload(text="once"), "l1")
+    # a replica claimed it and died: its 300 ms claim lapses, this one waits it out and posts
+    assert (await Idempotency(redis, keys, "outbound").claim("l1", lease_ms=300)).status == "new"
+    await executor.handle(delivery(a))
+    assert fake.count("post") == 1
+
+
+async def test_an_effect_sees_its_action_id(
+    fake: FakePlatform, redis: Redis, keys: Keys, views: LiveViews
+) -> None:
+    seen: list[str | None] = []
+
+    class Recording(FakePlatform):
+        async def post(self, target: Target, payload: PostPayload, *, parts_id: str) -> list[str]:
+            seen.append(current_action_id())
+            return await super().post(target, payload, parts_id=parts_id)
+
+    executor = OutboundExecutor(Recording("web"), redis, keys, views)
+    await executor.handle(delivery(action(PostPayload(text="x"), "id-7")))
+    assert seen == ["id-7"] and current_action_id() is None
+
+
+async def test_a_checkpointed_open_is_continued_after_a_failure_not_opened_again(
+    redis: Redis, keys: Keys, clock: Clock
+) -> None:
+    class TwoStepOpen(FakePlatform):
+        """Opens with two calls; the second fails once after the first made the view."""
+
+        async def view_open(self, target: Target, snapshot: ProgressPayload) -> dict[str, object]:
+            handle = await super().view_open(target, snapshot)
+            await live_view.checkpoint(handle)
+            self._call("view_open_second_call")
+            return handle
+
+    platform = TwoStepOpen("web")
+    platform.fail("view_open_second_call", "timeout")
+    views = LiveViews(platform, redis, keys, clock=clock)
+    with pytest.raises(PlatformError):
+        await views.handle(action(snap(0, "start", activity="one"), "v0"))
+    clock.now += 2
+    await views.handle(action(snap(0, "start", activity="one"), "v0"))  # the redelivery
+    assert [op for op, _ in platform.views["run-1"]] == ["open", "update"]
+    assert len(platform.thread(TARGET)) == 1
+    await live_view.checkpoint({"outside": "an apply"})  # a no-op there
+
+
+async def test_posted_parts_post_only_the_missing_pieces(redis: Redis, keys: Keys) -> None:
+    parts = PostedParts(redis, keys, "slack")
+    sent: list[int] = []
+
+    async def send(index: int) -> str:
+        if index == 2 and not sent.count(2):
+            sent.append(2)
+            raise RuntimeError("crashed before the third piece")
+        sent.append(index)
+        return f"ts{index}"
+
+    with pytest.raises(RuntimeError):
+        await parts.post_missing("p1", 3, send)
+    assert await parts.post_missing("p1", 3, send) == ["ts0", "ts1", "ts2"]
+    assert sent == [0, 1, 2, 2]
+    assert await redis.ttl(keys.outbound_ref("slack", "parts:p1")) > 0
+
+
+async def test_views_in_hands_the_three_view_steps_to_the_adapters_view_module(fake: FakePlatform) -> None:
+    steps: list[str] = []
+
+    class Surface:
+        async def open(self, target: Target, snapshot: ProgressPayload) -> dict[str, object]:
+            steps.append("open")
+            return {"n": 1}
+
+        async def update(
+            self, target: Target, handle: dict[str, object], snapshot: ProgressPayload
+        ) -> dict[str, object]:
+            steps.append(f"update {handle['n']}")
+            return {"n": 2}
+
+        async def finish(
+            self, target: Target, handle: dict[str, object] | None, snapshot: ProgressPayload
+        ) -> dict[str, object]:
+            steps.append(f"finish {handle}")
+            return {}
+
+    class Adapter(ViewsIn):
+        views = Surface()
+
+    adapter = Adapter()
+    assert await adapter.view_open(TARGET, snap(0, "start")) == {"n": 1}
+    assert await adapter.view_update(TARGET, {"n": 1}, snap(1)) == {"n": 2}
+    await adapter.view_finish(TARGET, None, snap(2, "finish"))
+    assert steps == ["open", "update 1", "finish None"]
+
+
+async def test_run_outbound_consumes_the_platforms_stream_and_flushes_parked_snapshots_on_stop(
+    fake: FakePlatform, redis: Redis, keys: Keys
+) -> None:
+    bus = StreamBus(redis, dead_letter_stream=keys.dead_letter_stream)
+    stream = keys.outbound_stream("web")
+    await bus.publish(stream, action(PostPayload(text="hello"), "o1"))
+    await bus.publish(stream, action(snap(0, "start", activity="one"), "o2"))
+    await bus.publish(stream, action(snap(1, activity="two"), "o3"))  # inside the 60 s pace: parked
+    stop = asyncio.Event()
+    config = OutboundConfig(consumer="c1", interval_s=60, block_ms=100)
+    task = asyncio.create_task(run_outbound(fake, redis, keys, bus, stop, config))
+    view = keys.live_view("web", "run-1")
+    await wait_for(lambda: redis.hget(view, "pending_seq"), what="the second snapshot parked")
+    assert fake.count("post") == 1 and fake.count("view_open") == 1 and fake.count("view_update") == 0
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert [(op, s.seq) for op, s in fake.views["run-1"]] == [("open", 0), ("update", 1)]

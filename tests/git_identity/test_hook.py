@@ -110,13 +110,10 @@ async def test_commit_gets_trailers_and_the_unmapped_person_is_asked(
     assert await handle_coauthor_action(redis, keys, api[0].bus, opened)
     view_action = (await outbound_actions(redis, keys, "slack"))[-1]
     assert isinstance(view_action.payload, OpenViewPayload) and view_action.payload.trigger_id == "trig-1"
-    options = [
-        o["value"]
-        for block in view_action.payload.view["blocks"]
-        if block.get("block_id", "").startswith("coauthors_")
-        for o in block["element"]["options"]
-    ]
-    assert sorted(options) == ["U1", "U2", "U3"]
+    form = view_action.payload.form
+    assert form is not None and not view_action.payload.view  # neutral: ingress-slack renders it
+    [people] = [f for f in form.fields if f.name == "coauthors"]
+    assert sorted(o.value for o in people.options) == ["U1", "U2", "U3"]
 
     # ... and submits it with their GitHub identity, unticking Bob
     submitted = InboundEvent(
@@ -209,7 +206,7 @@ async def test_feishu_prompt_is_a_card_in_the_thread(
     assert isinstance(prompt.payload, PostPayload)
     assert '<at id="ou_1"></at>' in prompt.payload.text
     assert [b.action for b in prompt.payload.buttons] == ["coauthor_open"]
-    # pressing it posts the form card
+    # pressing it asks for the form (ingress-feishu posts it as a form card in the thread)
     opened = InboundEvent(
         event_id="feishu-action:1",
         platform="feishu",
@@ -220,9 +217,9 @@ async def test_feishu_prompt_is_a_card_in_the_thread(
         action=ActionPayload(action="coauthor_open", value="ou_1"),
     )
     assert await handle_coauthor_action(redis, keys, _bus(api), opened)
-    card = (await outbound_actions(redis, keys, "feishu"))[-1]
-    assert isinstance(card.payload, PostPayload) and card.payload.format == "card"
-    assert card.payload.rich["schema"] == "2.0"
+    form = (await outbound_actions(redis, keys, "feishu"))[-1]
+    assert isinstance(form.payload, OpenViewPayload) and form.payload.form is not None
+    assert form.payload.form.form_id == "coauthor" and not form.payload.trigger_id
 
 
 def _bus(api: tuple[AppContext, str]):  # type: ignore[no-untyped-def]

@@ -134,9 +134,10 @@ def test_submission_with_a_bad_email_is_rejected() -> None:
 
 def test_slack_modal_round_trips_through_ingress_slack_view_values() -> None:
     normalize = pytest.importorskip("codex_broker.ingress_slack.normalize")
+    render = pytest.importorskip("codex_broker.ingress_slack.render")
     people = {f"U{i:02d}": f"Person {i:02d}" for i in range(12)}
     resolution = resolve(people, {"U00": ANN}, CoauthorConfig(excluded=frozenset({"U01"})))
-    view = views.slack_coauthor_modal(resolution, submitter=ANN)
+    view = render.form_view(views.coauthor_form(resolution, submitter=ANN))
     assert view["callback_id"] == normalize.COAUTHOR_CALLBACK
     checkboxes = [b for b in view["blocks"] if b.get("block_id", "").startswith("coauthors_")]
     assert [len(b["element"]["options"]) for b in checkboxes] == [10, 2]
@@ -156,12 +157,15 @@ def test_slack_modal_round_trips_through_ingress_slack_view_values() -> None:
     submission = apply_coauthor_submission(people, values, "U00", now_ms=1)
     assert submission.config.excluded == frozenset({"U01"})
     assert submission.self_author == Author(ANN.name, ANN.email, "manual")
+    ticked = {**values, "allow_missing": ["on"]}  # the allow box ticked
+    assert apply_coauthor_submission(people, ticked, "U00", now_ms=1).config.allow_missing
 
 
-def test_feishu_form_card() -> None:
+def test_feishu_form_card_round_trips_through_ingress_feishu_form_values() -> None:
+    render = pytest.importorskip("codex_broker.ingress_feishu.render")
     coords = Coordinates(platform="feishu", conversation_id="oc_1", root_message_id="om_1")
     resolution = resolve(PEOPLE, {"U1": ANN}, CoauthorConfig(excluded=frozenset({"U2"})))
-    card = views.feishu_coauthor_card(resolution, coords)
+    card = render.form_card(views.coauthor_form(resolution), coords)
     form = next(e for e in card["body"]["elements"] if e["tag"] == "form")
     names = [e.get("name") for e in form["elements"]]
     assert names == ["coauthors", "allow_missing", "github_name", "github_email", "coauthor_submit"]
@@ -174,6 +178,10 @@ def test_feishu_form_card() -> None:
         "root": "om_1",
         "conv": "oc_1",
     }
+    # what Feishu sends back for the initial state, submitted unchanged
+    values = {"coauthors": ["U1", "U3"], "allow_missing": False, "github_name": "", "github_email": ""}
+    submission = apply_coauthor_submission(PEOPLE, values, "U1", now_ms=1)
+    assert submission.config.excluded == frozenset({"U2"}) and not submission.config.allow_missing
 
 
 # ---- commit messages ----------------------------------------------------------------------------

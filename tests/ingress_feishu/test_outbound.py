@@ -13,7 +13,11 @@ from codex_broker.libs.contracts import (
     Attachment,
     Button,
     DownloadPayload,
+    Form,
+    FormField,
+    FormOption,
     HistoryPayload,
+    OpenViewPayload,
     OutboundAction,
     PostPayload,
     ProgressPayload,
@@ -380,3 +384,33 @@ async def test_history_of_a_private_chat(start_ingress) -> None:
     result = await ingress.request(action(HistoryPayload(limit=2), chat="oc_dm", root="oc_dm"))
     assert [m.text for m in result.messages] == ["dm 1", "dm 2"]
     assert json.loads(result.model_dump_json())["ok"] is True
+
+
+async def test_a_neutral_form_is_a_form_card_in_the_thread(start_ingress) -> None:
+    ingress: RunningIngress = await start_ingress(connect=False)
+    root = ingress.fake.push_message(chat_id="oc_g", text="go")["message_id"]
+    form = Form(
+        form_id="coauthor",
+        title="Configure co-authors",
+        fields=[
+            FormField(
+                name="coauthors",
+                kind="multi_select",
+                label="Credit",
+                options=[FormOption(value="ou_1", label="Lin", description="no GitHub author yet")],
+                selected=["ou_1"],
+            ),
+            FormField(name="allow_missing", kind="checkbox", label="Unmapped", text="Allow", checked=True),
+        ],
+    )
+    result = await ingress.request(action(OpenViewPayload(form=form), root=root))
+    [card] = ingress.fake.bot_messages("oc_g")
+    assert result.ok and result.data["message_id"] == card["message_id"] and card["root_id"] == root
+    [body] = [e for e in card["content"]["body"]["elements"] if e["tag"] == "form"]
+    select, checker, submit = body["elements"]
+    assert select["options"][0]["text"]["content"] == "Lin — no GitHub author yet"
+    assert select["selected_values"] == ["ou_1"] and checker["checked"] is True
+    assert submit["behaviors"][0]["value"] == {"cb": "coauthor_submit", "v": "", "root": root, "conv": "oc_g"}
+    # a platform-native view (another platform's) cannot be shown here
+    native = await ingress.request(action(OpenViewPayload(trigger_id="t", view={"type": "modal"}), root=root))
+    assert not native.ok and "unsupported_on_feishu" in (native.error or "")

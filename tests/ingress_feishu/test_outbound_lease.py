@@ -1,8 +1,9 @@
 """The outbound claim is a short lease, renewed while the action runs: a dead replica's claim lapses
 soon and the action is then done once; a slow action keeps its claim past the lease length.
 
-Two `OutboundHandler`s play two replicas (real Redis, real lark-oapi, the fake Feishu), with a
-1 s lease so that "past the lease" and "lapses" happen within a test.
+Two kit `OutboundExecutor`s over the `FeishuPlatform` play two replicas (real Redis, real
+lark-oapi, the fake Feishu), with a 1 s lease so that "past the lease" and "lapses" happen
+within a test.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from codex_broker.ingress_feishu.adapter import FeishuPlatform
 from codex_broker.ingress_feishu.api import FeishuApi
-from codex_broker.ingress_feishu.outbound import OutboundHandler
-from codex_broker.ingress_feishu.progress import ProgressRenderer
+from codex_broker.ingress_feishu.view import FeishuViews
 from codex_broker.libs.bus import Delivery
 from codex_broker.libs.contracts import OutboundAction, OutboundResult, PostPayload, encode
 from codex_broker.libs.idempotency import Idempotency
+from codex_broker.libs.ingress_kit.live_view import LiveViews
+from codex_broker.libs.ingress_kit.outbound import OutboundExecutor
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.rpc import wait_reply
 from tests.fakes.fake_feishu import FakeFeishu
@@ -27,17 +30,13 @@ LEASE_MS = 1000
 RENEW_S = 0.25
 
 
-def replica(fake: FakeFeishu, redis: Redis, keys: Keys, data_root: Path) -> OutboundHandler:
+def replica(fake: FakeFeishu, redis: Redis, keys: Keys, data_root: Path) -> OutboundExecutor:
     api = FeishuApi(app_id=fake.app_id, app_secret=fake.app_secret, domain=fake.url)
-    return OutboundHandler(
-        api=api,
-        redis=redis,
-        keys=keys,
-        progress=ProgressRenderer(api, redis, keys),
-        data_root=data_root,
-        bot_open_id=fake.bot_open_id,
-        lease_ms=LEASE_MS,
-        lease_renew_s=RENEW_S,
+    platform = FeishuPlatform(
+        api, redis, keys, FeishuViews(api, redis, keys), data_root=data_root, bot_open_id=fake.bot_open_id
+    )
+    return OutboundExecutor(
+        platform, redis, keys, LiveViews(platform, redis, keys), lease_ms=LEASE_MS, renew_s=RENEW_S
     )
 
 

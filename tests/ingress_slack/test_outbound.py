@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 from pathlib import Path
 
@@ -316,3 +317,41 @@ async def test_update_by_ref_ephemeral_and_reactions(
     assert slack.reactions(CHANNEL, ts) == ["tada"]
     assert (await rpc(redis, keys, {"kind": "react", "message_id": ts, "emoji": "tada", "remove": True})).ok
     assert slack.reactions(CHANNEL, ts) == []
+
+
+async def test_a_neutral_form_opens_as_a_modal_for_the_thread(
+    slack: FakeSlack, start_ingress: StartIngress, redis: Redis, keys: Keys
+) -> None:
+    await start_ingress()
+    form = {
+        "form_id": "coauthor",
+        "title": "Configure co-authors",
+        "intro": "Pick **who**",
+        "fields": [
+            {
+                "name": "coauthors",
+                "kind": "multi_select",
+                "label": "Credit",
+                "options": [{"value": "U1", "label": "Ann", "description": "Ann <ann@example.com>"}],
+                "selected": ["U1"],
+            },
+            {"name": "allow_missing", "kind": "checkbox", "label": "Unmapped", "text": "Allow"},
+            {"name": "github_email", "kind": "text", "label": "Your email", "value": "me@example.com"},
+        ],
+    }
+    opened = await rpc(redis, keys, {"kind": "open_view", "trigger_id": "trig-1", "form": form})
+    assert opened.ok and opened.data["view_id"]
+    [shown] = slack.views()
+    view = shown["view"]
+    assert shown["trigger_id"] == "trig-1" and view["callback_id"] == "cb_coauthor"
+    assert [b.get("block_id") for b in view["blocks"]] == [
+        None,
+        "coauthors_0",
+        "allow_missing",
+        "github_email",
+    ]
+    assert view["blocks"][0]["text"]["text"] == "Pick *who*"
+    assert view["blocks"][1]["element"]["initial_options"][0]["value"] == "U1"
+    assert "initial_options" not in view["blocks"][2]["element"]
+    assert view["blocks"][3]["element"]["initial_value"] == "me@example.com"
+    assert json.loads(view["private_metadata"])["cb"] == {"conversation_id": CHANNEL, "root_message_id": ROOT}

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from codex_broker.ingress_slack.slack_api import api_session, make_web_client
+from codex_broker.ingress_slack.api import api_session, make_web_client
 from tests.fakes.fake_slack import FakeSlack
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codex_broker.ingress_feishu.normalize import select_history
 from codex_broker.ingress_feishu.resources import (
     FILE_MAX_BYTES,
     IMAGE_MAX_BYTES,
@@ -11,7 +12,6 @@ from codex_broker.ingress_feishu.resources import (
     parse_resource_url,
     resource_url,
 )
-from codex_broker.ingress_feishu.rpc_handlers import select_history
 
 
 def test_resource_url_round_trip() -> None:

@@ -26,7 +26,7 @@ from hypothesis import event, given, note
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
-from codex_broker.ingress_feishu.longconn import _IGNORED_EVENTS
+from codex_broker.ingress_feishu.connection import _IGNORED_EVENTS
 from codex_broker.libs.contracts import InboundEvent, decode
 from codex_broker.libs.keys import Keys
 from tests.fakes import fake_feishu_ws as wire

@@ -1,8 +1,8 @@
 """The orchestrator's side of the co-author buttons: open the form, store the answer.
 
 `handle_coauthor_action(redis, keys, bus, event)` takes an InboundEvent of kind `action` with
-action `coauthor_open` (the "Configure co-authors" button) or `coauthor_submit` (the modal /
-form submission) and publishes what follows on the platform's outbound stream. Action ids are
+action `coauthor_open` (the "Configure co-authors" button) or `coauthor_submit` (the form's
+submission) and publishes what follows on the platform's outbound stream. Action ids are
 derived from the event id, so a redelivered event never opens or confirms twice.
 """
 
@@ -21,11 +21,13 @@ from codex_broker.libs.contracts import (
     OpenViewPayload,
     OutboundAction,
     OutboundPayload,
-    PostPayload,
 )
 from codex_broker.libs.keys import Keys
 
 log = logging.getLogger(__name__)
+
+# platforms whose forms open only for a click's short-lived trigger id (Slack's views.open)
+TRIGGERED_FORMS = frozenset({"slack"})
 
 
 def _outbound(event: InboundEvent, payload: OutboundPayload, action_id: str) -> OutboundAction:
@@ -40,19 +42,17 @@ def _outbound(event: InboundEvent, payload: OutboundPayload, action_id: str) -> 
 
 
 async def coauthor_open_action(redis: Redis, keys: Keys, event: InboundEvent) -> OutboundAction:
-    """The modal (Slack, needs the click's trigger_id) or the form card (Feishu) for this thread."""
+    """The co-author form for this thread, platform-neutral: the ingress renders it (a Slack
+    modal, which needs the click's trigger_id; a Feishu form card in the thread)."""
     resolution = await load_resolution(redis, keys, event.platform, event.session_key)
     own = (await authors_for(redis, keys, event.platform, [event.actor.id])).get(event.actor.id)
     action_id = f"coauthor-open:{event.event_id}"
-    if event.platform == "slack":
-        trigger = event.action.trigger_id if event.action else None
-        if not trigger:
-            text = "That button has expired; press it again to configure co-authors."
-            return _outbound(event, EphemeralPayload(user_id=event.actor.id, text=text), action_id)
-        view = views.slack_coauthor_modal(resolution, own)
-        return _outbound(event, OpenViewPayload(trigger_id=trigger, view=view), action_id)
-    card = views.feishu_coauthor_card(resolution, event.coords, own)
-    return _outbound(event, PostPayload(text=views.PROMPT_LABEL, format="card", rich=card), action_id)
+    trigger = (event.action.trigger_id if event.action else None) or ""
+    if event.platform in TRIGGERED_FORMS and not trigger:
+        text = "That button has expired; press it again to configure co-authors."
+        return _outbound(event, EphemeralPayload(user_id=event.actor.id, text=text), action_id)
+    form = views.coauthor_form(resolution, own)
+    return _outbound(event, OpenViewPayload(trigger_id=trigger, form=form), action_id)
 
 
 async def coauthor_submit_action(redis: Redis, keys: Keys, event: InboundEvent) -> OutboundAction:

@@ -224,11 +224,54 @@ class EphemeralPayload(BaseModel):
     buttons: list[Button] = Field(default_factory=list)
 
 
+class FormOption(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(min_length=1, max_length=150)
+    label: str
+    description: str = ""
+
+
+class FormField(BaseModel):
+    """One field of a `Form`. Its submission arrives in `ActionPayload.values` under `name`
+    (a `multi_select` may arrive split as `<name>_<n>` lists on platforms that cap the options
+    of one element; a `checkbox` as a truthy value or a non-empty list)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["multi_select", "checkbox", "text"]
+    label: str
+    text: str = ""  # checkbox: the box's own words; multi_select: the placeholder
+    options: list[FormOption] = Field(default_factory=list)
+    selected: list[str] = Field(default_factory=list)  # multi_select: initially chosen values
+    checked: bool = False  # checkbox: initially ticked
+    value: str = ""  # text: the initial value
+    max_length: int = Field(default=254, ge=1, le=3000)
+
+
+class Form(BaseModel):
+    """A platform-neutral form: each ingress renders it in its own way (a Slack modal, a Feishu
+    form card) and turns its submission into an action event `<form_id>_submit`."""
+
+    model_config = ConfigDict(extra="forbid")
+    form_id: Literal["coauthor"]
+    title: str = Field(max_length=24)
+    intro: str = ""  # Markdown above the fields
+    fields: list[FormField]
+    submit_label: str = "Save"
+    cancel_label: str = "Cancel"
+
+
 class OpenViewPayload(BaseModel):
+    """A form for the user who pressed a button. `form` (added within version 1; only ever set
+    on co-author open actions, so every other action still decodes with an older consumer) is
+    the platform-neutral description; `view` is a platform-native view, for older producers.
+    A platform without modals shows the form in the thread (Feishu: a form card)."""
+
     model_config = ConfigDict(extra="forbid")
     kind: Literal["open_view"] = "open_view"
-    trigger_id: str
-    view: dict[str, Any]
+    trigger_id: str = ""
+    view: dict[str, Any] = Field(default_factory=dict)
+    form: Form | None = None
 
 
 class TaskItem(BaseModel):

@@ -13,17 +13,22 @@ renewed while the platform call runs — a replica killed mid-apply blocks the v
 
 Hash fields: handle (JSON ViewHandle; absent until opened), seq (applied), at_ms (applied),
 finished, pending (OutboundAction JSON), pending_seq.
+
+`checkpoint(handle)`: an adapter whose open takes several platform calls saves the handle as soon
+as the first one made something that must not be made twice (Slack's chat.startStream), so a
+redelivery after a later call failed continues that view instead of opening a second one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +49,19 @@ LOCK_WAIT_S = 5.0
 LOCK_POLL_S = 0.05
 FLUSH_RETRIES = 5
 FLUSH_BACKOFF_MAX_S = 30.0
+
+
+_checkpoint: contextvars.ContextVar[Callable[[ViewHandle], Awaitable[None]] | None] = contextvars.ContextVar(
+    "live_view_checkpoint", default=None
+)
+
+
+async def checkpoint(handle: ViewHandle) -> None:
+    """Inside `Platform.view_open/update`: keep `handle` now, before the call returns (no-op
+    outside a live view's apply)."""
+    save = _checkpoint.get()
+    if save is not None:
+        await save(handle)
 
 
 def _text(value: Any) -> str:
@@ -158,13 +176,26 @@ class LiveViews:
         snapshot = action.payload
         assert isinstance(snapshot, ProgressPayload)
         target = Target.of(action)
-        if snapshot.phase == "finish":
-            state.handle = await self.platform.view_finish(target, state.handle, snapshot)
-            state.finished = True
-        elif state.handle is None:
-            state.handle = await self.platform.view_open(target, snapshot)
-        else:
-            state.handle = await self.platform.view_update(target, state.handle, snapshot)
+        key = self.keys.live_view(self.platform.name, snapshot.progress_id)
+
+        async def save_handle(handle: ViewHandle) -> None:  # under the view's lease, like _save
+            state.handle = handle
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(key, "handle", json.dumps(handle))
+            pipe.expire(key, STATE_TTL_S)
+            await pipe.execute()
+
+        token = _checkpoint.set(save_handle)
+        try:
+            if snapshot.phase == "finish":
+                state.handle = await self.platform.view_finish(target, state.handle, snapshot)
+                state.finished = True
+            elif state.handle is None:
+                state.handle = await self.platform.view_open(target, snapshot)
+            else:
+                state.handle = await self.platform.view_update(target, state.handle, snapshot)
+        finally:
+            _checkpoint.reset(token)
         state.seq = snapshot.seq
         state.at_ms = self._now_ms()
         await self._save(snapshot.progress_id, state)

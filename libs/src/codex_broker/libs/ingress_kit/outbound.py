@@ -11,12 +11,19 @@ orchestrator waits for that marker before it sends the thread's next answer.
 Failure policy: a `PlatformError` that is not permanent (and any other exception) leaves the
 entry pending — it is redelivered and dead-lettered after MAX_DELIVERIES by the consumer. A
 permanent one dead-letters the entry at once, answers the requester with ok=false, and marks a
-finished view done, so nothing waits for an answer that can never be posted.
+finished view done, so nothing waits for an answer that can never be posted. With
+`max_deliveries` set, a transient failure on the last delivery is given up the same way (the
+consumer would drop the entry next, and the requester would wait for nothing). `on_give_up`
+lets an adapter tell the thread (Feishu posts a notice); it is best effort.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -45,12 +52,27 @@ from codex_broker.libs.ingress_kit.refs import MessageRefs
 from codex_broker.libs.keys import GROUP_INGRESS, Keys
 from codex_broker.libs.rpc import REPLY_TTL_S, send_reply
 
+log = logging.getLogger(__name__)
+
 DONE_SCOPE = "outbound"
 DONE_TTL_S = 86400
 # short and renewed: a replica that dies mid-effect blocks the action for about one lease
 CLAIM_LEASE_MS = 15_000
 LEASE_RENEW_S = 5.0
-HOLDER_WAIT_S = CLAIM_LEASE_MS / 1000 + 2
+HOLDER_GRACE_S = 2.0  # waited beyond one lease for another replica's claim to finish or lapse
+HOLDER_WAIT_S = CLAIM_LEASE_MS / 1000 + HOLDER_GRACE_S
+
+
+_action_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("outbound_action_id", default=None)
+
+
+def current_action_id() -> str | None:
+    """Inside a `Platform` effect: the id of the action being done (stable across its
+    redeliveries), for a platform that de-duplicates sends by a key of its own (Feishu's uuid)."""
+    return _action_id.get()
+
+
+GiveUpHook = Callable[[OutboundAction, PlatformError], Awaitable[None]]
 
 
 class ClaimHeld(RuntimeError):
@@ -64,16 +86,32 @@ def partition_key(delivery: Delivery) -> str:
 
 
 class OutboundExecutor:
-    def __init__(self, platform: Platform, redis: Redis, keys: Keys, views: LiveViews) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        redis: Redis,
+        keys: Keys,
+        views: LiveViews,
+        *,
+        lease_ms: int = CLAIM_LEASE_MS,
+        renew_s: float = LEASE_RENEW_S,
+        max_deliveries: int | None = None,
+        on_give_up: GiveUpHook | None = None,
+    ) -> None:
         self.platform = platform
         self.redis = redis
         self.keys = keys
         self.views = views
         self.guard = Idempotency(redis, keys, DONE_SCOPE)
         self.refs = MessageRefs(redis, keys, platform.name)
+        self.lease_ms = lease_ms
+        self.renew_s = renew_s
+        self.max_deliveries = max_deliveries
+        self.on_give_up = on_give_up
 
     async def handle(self, delivery: Delivery) -> None:
         action = decode(OutboundAction, delivery.data)
+        last = self.max_deliveries is not None and delivery.deliveries >= self.max_deliveries
         if action.platform != self.platform.name:
             raise DeadLetter(f"platform {action.platform} on the {self.platform.name} stream")
         kind = action.kind
@@ -86,10 +124,11 @@ class OutboundExecutor:
             else:
                 await self._effect_once(action)
         except PlatformError as exc:
-            if not exc.permanent:
+            if not exc.permanent and not last:
                 metrics.OUTBOUND.labels(platform=self.platform.name, kind=kind, result="retry").inc()
                 raise
             await self._give_up(action, exc.error)
+            await self._tell_thread(action, exc)
             raise DeadLetter(f"{self.platform.name} {exc}") from exc
         except DeadLetter as exc:
             await self._give_up(action, str(exc))
@@ -101,6 +140,17 @@ class OutboundExecutor:
         failed = OutboundResult(action_id=action.action_id, ok=False, error=error[:500])
         await self._mark_view_done(action, failed)
         await self._reply(action, failed)
+
+    async def _tell_thread(self, action: OutboundAction, exc: PlatformError) -> None:
+        if self.on_give_up is None or isinstance(action.payload, (HistoryPayload, DownloadPayload)):
+            return  # a failed read concerns only its requester
+        try:
+            await self.on_give_up(action, exc)
+        except Exception as report_exc:
+            log.warning(
+                "could not report a failed action in the thread",
+                extra={"kind": action.kind, "error": repr(report_exc)[:200]},
+            )
 
     async def _mark_view_done(self, action: OutboundAction, result: OutboundResult) -> None:
         payload = action.payload
@@ -115,7 +165,7 @@ class OutboundExecutor:
 
     async def _effect_once(self, action: OutboundAction) -> None:
         claim = await self.guard.claim_waiting(
-            action.action_id, lease_ms=CLAIM_LEASE_MS, wait_s=HOLDER_WAIT_S
+            action.action_id, lease_ms=self.lease_ms, wait_s=self.lease_ms / 1000 + HOLDER_GRACE_S
         )
         if claim.status == "done":
             metrics.OUTBOUND.labels(platform=self.platform.name, kind=action.kind, result="duplicate").inc()
@@ -128,8 +178,14 @@ class OutboundExecutor:
         if claim.status == "in_progress":
             raise ClaimHeld(action.action_id)
         try:
-            async with self.guard.renewing(action.action_id, lease_ms=CLAIM_LEASE_MS, every_s=LEASE_RENEW_S):
-                result = await self._effect(action)
+            token = _action_id.set(action.action_id)
+            try:
+                async with self.guard.renewing(
+                    action.action_id, lease_ms=self.lease_ms, every_s=self.renew_s
+                ):
+                    result = await self._effect(action)
+            finally:
+                _action_id.reset(token)
         except BaseException:
             await self.guard.release(action.action_id)
             raise
@@ -218,3 +274,46 @@ def outbound_consumer(
         handler=executor.handle,
         partition_key=partition_key,
     )
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    """How an ingress consumes its outbound stream (from its settings)."""
+
+    consumer: str  # the instance id
+    interval_s: float  # the live view's pace: least seconds between two updates of one view
+    concurrency: int = 8
+    block_ms: int = 2000
+    max_deliveries: int = 5
+    claim_idle_ms: int = 30_000
+
+
+async def run_outbound(
+    platform: Platform,
+    redis: Redis,
+    keys: Keys,
+    bus: StreamBus,
+    stop: asyncio.Event,
+    config: OutboundConfig,
+    *,
+    on_give_up: GiveUpHook | None = None,
+) -> None:
+    """An ingress's whole outbound side until `stop`: the live views, the executor (giving up on
+    the last delivery) and the consumer; parked snapshots are applied on the way out."""
+    views = LiveViews(platform, redis, keys, interval_s=config.interval_s)
+    executor = OutboundExecutor(
+        platform, redis, keys, views, max_deliveries=config.max_deliveries, on_give_up=on_give_up
+    )
+    consumer = outbound_consumer(
+        executor,
+        bus,
+        consumer=config.consumer,
+        concurrency=config.concurrency,
+        block_ms=config.block_ms,
+        max_deliveries=config.max_deliveries,
+        claim_idle_ms=config.claim_idle_ms,
+    )
+    try:
+        await consumer.run(stop)
+    finally:
+        await views.close()

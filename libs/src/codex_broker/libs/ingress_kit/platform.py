@@ -93,7 +93,10 @@ class Platform(Protocol):
         ...
 
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
-        """Open a form for the user who pressed a button (PlatformError when unsupported)."""
+        """Show `payload.form` (the contracts' neutral `Form`) to the user who pressed a button,
+        rendered the platform's way — a modal, or a form message in the thread where the platform
+        has no modals; `payload.view` is a platform-native view from older producers.
+        PlatformError (permanent) when the platform cannot show it."""
         ...
 
     async def history(
@@ -120,3 +123,32 @@ class Platform(Protocol):
         """Close the view with the final snapshot and deliver `snapshot.final_text` (the answer)
         when it is set. `handle` None: the run ended before any view was shown."""
         ...
+
+
+class ViewSurface(Protocol):
+    """An adapter's live view on its own (the three `Platform.view_*` steps, named plainly)."""
+
+    async def open(self, target: Target, snapshot: ProgressPayload) -> ViewHandle: ...
+
+    async def update(self, target: Target, handle: ViewHandle, snapshot: ProgressPayload) -> ViewHandle: ...
+
+    async def finish(
+        self, target: Target, handle: ViewHandle | None, snapshot: ProgressPayload
+    ) -> ViewHandle: ...
+
+
+class ViewsIn:
+    """Mixin: a `Platform` whose live view is a `ViewSurface` of its own module (`self.views`)."""
+
+    views: ViewSurface
+
+    async def view_open(self, target: Target, snapshot: ProgressPayload) -> ViewHandle:
+        return await self.views.open(target, snapshot)
+
+    async def view_update(self, target: Target, handle: ViewHandle, snapshot: ProgressPayload) -> ViewHandle:
+        return await self.views.update(target, handle, snapshot)
+
+    async def view_finish(
+        self, target: Target, handle: ViewHandle | None, snapshot: ProgressPayload
+    ) -> ViewHandle:
+        return await self.views.finish(target, handle, snapshot)

@@ -57,6 +57,7 @@ from lark_oapi.api.im.v1 import (
 )
 
 from codex_broker.ingress_feishu import metrics
+from codex_broker.libs.ingress_kit.platform import PlatformError
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,10 @@ TOKEN_REFRESH_MARGIN_S = 300
 
 
 @dataclass
-class FeishuError(Exception):
+class FeishuError(PlatformError):
+    """A `PlatformError`, so the ingress kit applies its failure policy to it as it is; `error`
+    (what a requester is answered) names the Feishu code."""
+
     op: str
     code: int
     msg: str
@@ -74,12 +78,16 @@ class FeishuError(Exception):
     rate_limited: bool = False
     transient: bool = False
 
+    def __post_init__(self) -> None:
+        PlatformError.__init__(
+            self,
+            f"feishu_error:{self.code}: {self.msg}",
+            permanent=not (self.rate_limited or self.transient),
+            method=self.op,
+        )
+
     def __str__(self) -> str:
         return f"feishu {self.op} failed: code={self.code} status={self.status} {self.msg}"
-
-    @property
-    def permanent(self) -> bool:
-        return not (self.rate_limited or self.transient)
 
 
 @dataclass(frozen=True)

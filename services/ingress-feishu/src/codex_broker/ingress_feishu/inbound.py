@@ -1,25 +1,29 @@
-"""Persist long-connection events into Redis, synchronously, before the handler returns.
+"""Long-connection events → InboundEvents in Redis (the kit's `InboundStore`), before the handler
+returns.
 
-Runs on the long connection's own thread and loop: lark acks an event when the handler returns,
-so the event is in Redis first (persist before ack). A failure raises, lark answers 500, and
-Feishu pushes the event again. De-duplication on the event id (`feishu:<message_id>`) happens
-after the XADD succeeded, so a crash between the two can only cause a duplicate that the next
-delivery's check — or the orchestrator's own idempotency — absorbs, never a loss.
+The handlers run on the long connection's own thread and loop: lark acks an event when the
+handler returns, so the event is in Redis first (persist before ack). The store runs on the
+service's loop (`loop`), and the handler waits for it at most `PERSIST_TIMEOUT_S`; a failure
+raises, lark answers 500, and Feishu pushes the event again. The kit de-duplicates on the event id
+(`feishu:<message_id>`). A payload that can never be handled goes to the kit's
+`DeadLetterWriter`.
 
-The sender's display name comes from `users.UserNames`: its cache entry is read in the same round
-trip as the duplicate check; a miss costs one bounded lookup, a failure falls back to the id.
+The sender's display name comes from `users.UserNames`: a cache hit costs one read, a miss one
+bounded lookup, a failure falls back to the id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from redis import Redis as SyncRedis
+from redis import exceptions as redis_errors
 
 from codex_broker.ingress_feishu import metrics
 from codex_broker.ingress_feishu.normalize import (
@@ -29,29 +33,43 @@ from codex_broker.ingress_feishu.normalize import (
     message_to_inbound,
 )
 from codex_broker.ingress_feishu.users import UserNames
-from codex_broker.libs.contracts import InboundEvent, encode
-from codex_broker.libs.keys import Keys
+from codex_broker.libs.contracts import InboundEvent
+from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
+from codex_broker.libs.ingress_kit.inbound import InboundStore, StillInProgress
 from codex_broker.libs.rawlog import RawLog
 
 log = logging.getLogger(__name__)
 
-DEDUPE_SCOPE = "inbound-feishu"
 DEAD_LETTER_SOURCE = "feishu:long-connection"
 DEAD_LETTER_GROUP = "ingress-feishu"
-DEAD_LETTER_MAXLEN = 50_000
-DEAD_LETTER_DATA_MAX = 64 * 1024
-DEDUPE_TTL_S = 24 * 3600
-DATA_FIELD = "data"
+PERSIST_TIMEOUT_S = 2.5  # inside Feishu's ~3 s ack window
+
+T = TypeVar("T")
+
+
+class NotStored(RuntimeError):
+    """The store could not be reached from the connection's thread (not wired, shutting down)."""
+
+
+# failing to store: lark answers 500 and Feishu pushes the event again, as it should
+NOT_STORED = (
+    redis_errors.RedisError,
+    OSError,
+    TimeoutError,
+    StillInProgress,
+    NotStored,
+    concurrent.futures.CancelledError,
+)
 
 
 @dataclass
-class InboundSink:
-    redis: SyncRedis
-    keys: Keys
+class FeishuInbound:
+    store: InboundStore
+    dead_letters: DeadLetterWriter
     policy: Callable[[], InboundPolicy]
-    stream_maxlen: int = 100_000
     raw_log: RawLog | None = None  # LOG_RAW_FEISHU_EVENTS (a no-op RawLog when switched off)
     names: UserNames | None = None  # None: events go out with ids only
+    loop: asyncio.AbstractEventLoop | None = None  # the service's loop, where the store runs
 
     def on_message(self, payload: dict[str, Any]) -> None:
         result = message_to_inbound(payload, self.policy())
@@ -75,20 +93,8 @@ class InboundSink:
 
     def dead_letter(self, payload: bytes, reason: str) -> None:
         """An event payload that can never be handled, on the dead-letter stream with the reason."""
-        self.redis.xadd(
-            self.keys.dead_letter_stream,
-            {
-                "source_stream": DEAD_LETTER_SOURCE,
-                "source_id": _event_id_of(payload),
-                "group": DEAD_LETTER_GROUP,
-                "reason": reason[:2000],
-                "deliveries": "1",
-                DATA_FIELD: payload[:DEAD_LETTER_DATA_MAX].decode("utf-8", errors="replace"),
-                "at_ms": str(int(time.time() * 1000)),
-            },
-            maxlen=DEAD_LETTER_MAXLEN,
-            approximate=True,
-        )
+        body = payload.decode("utf-8", errors="replace")
+        self._on_loop(self.dead_letters.write(body, reason, source_id=_event_id_of(payload)))
         metrics.INBOUND_EVENTS.labels(type="unknown", result="dead_letter").inc()
         log.warning("malformed feishu event dead-lettered", extra={"reason": reason[:300]})
 
@@ -98,36 +104,40 @@ class InboundSink:
             metrics.INBOUND_EVENTS.labels(type=event_type, result="ignored").inc()
             return
         started = time.perf_counter()
-        dedupe_key = self.keys.idempotency(DEDUPE_SCOPE, result.event_id)
-        names = self.names if self.names is not None and self.names.wanted(result.actor) else None
-        name_key = names.cache_key(result.actor.id) if names is not None else None
-        cached: bytes | None = None
-        if name_key is None:
-            duplicate = self.redis.exists(dedupe_key)
-        else:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(dedupe_key)
-            pipe.get(name_key)
-            duplicate, cached = pipe.execute()
-        if duplicate:
-            metrics.INBOUND_EVENTS.labels(type=event_type, result="duplicate").inc()
-            return
-        if names is not None:
-            name = names.resolve(result.actor.id, cached)
+        if self.names is not None and self.names.wanted(result.actor):
+            name = self.names.name_of(result.actor.id)
             result = result.model_copy(
                 update={"actor": result.actor.model_copy(update={"display_name": name})}
             )
-        stream = self.keys.inbound_stream_for(result.session_key)
-        # two commands, not one pipeline: a pipeline would still run SET when XADD fails,
-        # and a marker without its entry is a lost message
-        self.redis.xadd(stream, {DATA_FIELD: encode(result)}, maxlen=self.stream_maxlen, approximate=True)
-        self.redis.set(dedupe_key, "done:", ex=DEDUPE_TTL_S)
+        if not self._on_loop(self.store.persist(result)):
+            metrics.INBOUND_EVENTS.labels(type=event_type, result="duplicate").inc()
+            return
         metrics.INBOUND_PERSIST_SECONDS.observe(time.perf_counter() - started)
         metrics.INBOUND_EVENTS.labels(type=event_type, result="persisted").inc()
         log.info(
             "inbound event persisted",
             extra={"event_id": result.event_id, "session_key": result.session_key, "kind": result.kind},
         )
+
+    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the service's loop and wait for it (a TimeoutError is not stored)."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or _running_loop() is loop:
+            work.close()  # not wired, or waiting here would block the very loop the work needs
+            raise NotStored("the feishu inbound store is not reachable from this thread")
+        future = asyncio.run_coroutine_threadsafe(work, loop)
+        try:
+            return future.result(timeout=PERSIST_TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _event_id_of(payload: bytes) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from codex_broker.ingress_feishu.config import Settings
-from codex_broker.ingress_feishu.longconn import route_lark_logs
+from codex_broker.ingress_feishu.connection import route_lark_logs
 from codex_broker.ingress_feishu.service import FeishuIngress
 from codex_broker.libs.logs import setup_logging
 from codex_broker.libs.runtime import private_data_root, redis_client, run_service

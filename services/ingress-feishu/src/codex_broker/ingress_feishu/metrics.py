@@ -24,13 +24,7 @@ INBOUND_PERSIST_SECONDS = Histogram(
 USER_NAMES = Counter(
     "cb_feishu_user_names_total", "Display names of inbound senders: cached, looked_up, failed", ["result"]
 )
-OUTBOUND_ACTIONS = Counter(
-    "cb_feishu_outbound_actions_total", "Outbound actions by kind and result", ["kind", "result"]
-)
 CARD_UPDATES = Counter("cb_feishu_card_updates_total", "Run card updates by surface", ["surface"])
-CARD_UPDATES_COALESCED = Counter(
-    "cb_feishu_card_updates_coalesced_total", "Snapshots superseded before sending"
-)
 WS_CONNECTED = Gauge("cb_feishu_ws_connected", "1 while this replica's long connection is up")
 WS_LEASE_HELD = Gauge("cb_feishu_ws_lease_held", "1 while this replica holds the app's connection lease")
 WS_RECONNECTS = Counter("cb_feishu_ws_reconnects_total", "Long-connection reconnect attempts")

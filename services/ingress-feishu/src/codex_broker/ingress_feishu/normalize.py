@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from codex_broker.ingress_feishu.cards import BUTTON_ACTION_FIELD, decode_button_value
 from codex_broker.ingress_feishu.content import parse_content, parse_mentions, replace_mentions
-from codex_broker.libs.contracts import ActionPayload, Actor, InboundEvent
+from codex_broker.ingress_feishu.render import BUTTON_ACTION_FIELD, decode_button_value
+from codex_broker.libs.contracts import ActionPayload, Actor, HistoryMessage, InboundEvent
 
 GroupMode = Literal["all", "at_only"]
 
@@ -153,3 +153,54 @@ def _ms_to_datetime(raw: Any) -> datetime:
         return datetime.fromtimestamp(int(raw) / 1000, UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return datetime.now(UTC)
+
+
+# ---- history (conversations read back for a run) -------------------------------------------------
+
+
+def to_history_message(item: dict[str, Any], bot_open_id: str) -> HistoryMessage:
+    sender = item.get("sender") or {}
+    body = item.get("body") or {}
+    message_id = str(item.get("message_id") or "")
+    content = parse_content(str(item.get("msg_type") or ""), str(body.get("content") or ""), message_id)
+    sender_id = str(sender.get("id") or "unknown")
+    return HistoryMessage(
+        message_id=message_id,
+        actor=Actor(
+            id=sender_id,
+            display_name=str(sender.get("sender_name") or ""),
+            is_bot=sender.get("sender_type") not in (None, "", "user"),
+        ),
+        text=replace_mentions(content.text, parse_mentions(item.get("mentions")), bot_open_id),
+        ts=_ms(item.get("create_time")),
+        attachments=content.attachments,
+    )
+
+
+def select_history(
+    items_newest_first: list[dict[str, Any]], *, before: str | None, limit: int, root: str | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Pure paging rule: skip up to and including `before`, keep the thread's messages, stop at
+    `limit`. Returns (kept newest first, whether `before` has been passed)."""
+    kept: list[dict[str, Any]] = []
+    passed = before is None
+    for item in items_newest_first:
+        if item.get("deleted"):
+            continue
+        message_id = item.get("message_id")
+        if not passed:
+            passed = message_id == before
+            continue
+        if root is not None and message_id != root and item.get("root_id") != root:
+            continue
+        kept.append(item)
+        if len(kept) >= limit:
+            break
+    return kept, passed
+
+
+def _ms(raw: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

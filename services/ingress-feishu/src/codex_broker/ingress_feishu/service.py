@@ -1,4 +1,5 @@
-"""Wiring of ingress-feishu: the long connection under a lease, the outbound consumer, health."""
+"""Wiring of ingress-feishu: the long connection under a lease feeding the kit's inbound store,
+the kit's outbound executor on `outbound:feishu` over `FeishuPlatform`, health."""
 
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ from typing import Any
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from codex_broker.ingress_feishu.adapter import FeishuPlatform
 from codex_broker.ingress_feishu.api import FeishuApi
 from codex_broker.ingress_feishu.config import Settings
-from codex_broker.ingress_feishu.inbound import InboundSink
+from codex_broker.ingress_feishu.connection import LongConnection
+from codex_broker.ingress_feishu.inbound import DEAD_LETTER_GROUP, DEAD_LETTER_SOURCE, FeishuInbound
 from codex_broker.ingress_feishu.lease import Connection, ConnectionSupervisor, Lease
-from codex_broker.ingress_feishu.longconn import LongConnection
 from codex_broker.ingress_feishu.normalize import InboundPolicy
-from codex_broker.ingress_feishu.outbound import OutboundHandler, partition_key
-from codex_broker.ingress_feishu.progress import ProgressRenderer, cancel_all
 from codex_broker.ingress_feishu.users import UserNames
-from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
-from codex_broker.libs.keys import GROUP_INGRESS
+from codex_broker.ingress_feishu.view import FeishuViews
+from codex_broker.libs.bus import StreamBus
+from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
+from codex_broker.libs.ingress_kit.inbound import InboundStore
+from codex_broker.libs.ingress_kit.outbound import OutboundConfig, run_outbound
 from codex_broker.libs.logs import redactor
 from codex_broker.libs.rawlog import KIND_FEISHU_EVENTS
 from codex_broker.libs.runtime import Task
@@ -58,41 +61,30 @@ class FeishuIngress:
         self.names = UserNames(
             self.sync_redis, self.keys, self.api.user_name, ttl_s=settings.feishu_user_cache_ttl_s
         )
-        self.sink = InboundSink(
-            self.sync_redis,
-            self.keys,
+        self.sink = FeishuInbound(
+            InboundStore(redis, self.keys, platform="feishu", maxlen=settings.stream_maxlen),
+            DeadLetterWriter(redis, self.keys, source=DEAD_LETTER_SOURCE, group=DEAD_LETTER_GROUP),
             self.policy,
-            stream_maxlen=settings.stream_maxlen,
             raw_log=settings.raw_log(KIND_FEISHU_EVENTS, redactor()),
             names=self.names,
         )
-        self.progress = ProgressRenderer(
-            self.api, redis, self.keys, updates_per_s=settings.feishu_card_updates_per_s
-        )
-        self.outbound = OutboundHandler(
-            api=self.api,
-            redis=redis,
-            keys=self.keys,
-            progress=self.progress,
+        self.platform = FeishuPlatform(
+            self.api,
+            redis,
+            self.keys,
+            FeishuViews(self.api, redis, self.keys),
             data_root=settings.data_root,
             bot_open_id=self.bot_open_id,
-            max_deliveries=settings.max_deliveries,
         )
         self.bus = StreamBus(
             redis, dead_letter_stream=self.keys.dead_letter_stream, maxlen=settings.stream_maxlen
         )
-        self.consumer = Consumer(
-            bus=self.bus,
-            streams=[self.keys.outbound_stream("feishu")],
-            config=ConsumerConfig(
-                group=GROUP_INGRESS,
-                consumer=settings.instance_id,
-                claim_idle_ms=settings.claim_idle_ms,
-                max_deliveries=settings.max_deliveries,
-                concurrency=settings.feishu_outbound_concurrency,
-            ),
-            handler=self.outbound.handle,
-            partition_key=partition_key,
+        self.outbound = OutboundConfig(
+            consumer=settings.instance_id,
+            interval_s=1.0 / settings.feishu_card_updates_per_s,
+            concurrency=settings.feishu_outbound_concurrency,
+            max_deliveries=settings.max_deliveries,
+            claim_idle_ms=settings.claim_idle_ms,
         )
 
     def policy(self) -> InboundPolicy:
@@ -112,7 +104,8 @@ class FeishuIngress:
         return [self.run_connection, self.run_outbound]
 
     async def run_connection(self, stop: asyncio.Event) -> None:
-        self.names.loop = asyncio.get_running_loop()  # name lookups run here, not on lark's loop
+        # name lookups and the store run here, not on lark's loop
+        self.names.loop = self.sink.loop = asyncio.get_running_loop()
         if not await self._resolve_bot(stop):
             return
         lease = Lease(
@@ -140,7 +133,7 @@ class FeishuIngress:
         while not self.bot_open_id and not stop.is_set():
             try:
                 self.bot_open_id = await self.api.bot_open_id()
-                self.outbound.bot_open_id = self.bot_open_id
+                self.platform.bot_open_id = self.bot_open_id
                 self.bot_error = None
                 log.info("feishu bot identified", extra={"bot_open_id": self.bot_open_id})
             except Exception as exc:
@@ -154,10 +147,15 @@ class FeishuIngress:
         return bool(self.bot_open_id)
 
     async def run_outbound(self, stop: asyncio.Event) -> None:
-        try:
-            await self.consumer.run(stop)
-        finally:
-            await cancel_all(self.progress)
+        await run_outbound(
+            self.platform,
+            self.redis,
+            self.keys,
+            self.bus,
+            stop,
+            self.outbound,
+            on_give_up=self.platform.report_failure,
+        )
 
     # ---- health --------------------------------------------------------------------------------
 

@@ -8,6 +8,13 @@ from typing import Any
 from codex_broker.ingress_feishu.api import FeishuApi, FeishuError
 from codex_broker.ingress_feishu.markdown import TEXT_LIMIT, post_content, split_text, text_content
 from codex_broker.libs.contracts import Coordinates
+from codex_broker.libs.ingress_kit.platform import Target
+
+
+def coordinates(target: Target) -> Coordinates:
+    return Coordinates(
+        platform="feishu", conversation_id=target.conversation_id, root_message_id=target.root_message_id
+    )
 
 
 def reply_target(coords: Coordinates) -> str | None:

@@ -46,6 +46,17 @@ class UserNames:
     def cache_key(self, open_id: str) -> str | None:
         return self.keys.user_name(PLATFORM, open_id) if self.ttl_s > 0 else None
 
+    def name_of(self, open_id: str) -> str:
+        """The name to show: the cache, else a bounded lookup; the id when neither answers."""
+        key = self.cache_key(open_id)
+        cached: bytes | None = None
+        if key is not None:
+            try:
+                cached = self.redis.get(key)  # type: ignore[assignment]
+            except RedisError as exc:  # the event matters more than the cache
+                log.warning("could not read a cached user name", extra={"error": str(exc)[:200]})
+        return self.resolve(open_id, cached)
+
     def resolve(self, open_id: str, cached: bytes | None) -> str:
         """The name to show; `cached` is the cache entry, read by the caller in its own round trip."""
         if cached is not None:

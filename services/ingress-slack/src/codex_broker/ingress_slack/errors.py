@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from codex_broker.libs.ingress_kit.platform import PlatformError
+
 Verdict = Literal["ratelimited", "transient", "refused", "permanent"]
 
 # The method exists but this app/workspace may not use it: learn it once, use the fallback.
@@ -89,16 +91,11 @@ def metric_error(error: str) -> str:
     return error if error in KNOWN_ERRORS else "other"
 
 
-class SlackCallError(Exception):
-    """A Web API call that finally failed (after retries for the retryable kinds)."""
+class SlackCallError(PlatformError):
+    """A Web API call that finally failed (after retries for the retryable kinds). A
+    `PlatformError`, so the ingress kit applies its failure policy to it as it is."""
 
     def __init__(self, method: str, error: str, verdict: Verdict, *, retry_after_s: float | None = None):
-        super().__init__(f"{method}: {error}")
-        self.method = method
-        self.error = error
+        super().__init__(error, permanent=verdict in ("permanent", "refused"), method=method)
         self.verdict = verdict
         self.retry_after_s = retry_after_s
-
-    @property
-    def permanent(self) -> bool:
-        return self.verdict in ("permanent", "refused")

@@ -21,9 +21,9 @@ from urllib.parse import urlparse
 import aiohttp
 
 from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.api import SlackApi
 from codex_broker.ingress_slack.errors import SlackCallError, metric_error
 from codex_broker.ingress_slack.mrkdwn import to_mrkdwn
-from codex_broker.ingress_slack.slack_api import SlackApi
 from codex_broker.libs.bus import DeadLetter
 from codex_broker.libs.contracts import Attachment, DownloadPayload, UploadPayload
 from codex_broker.libs.paths import is_within

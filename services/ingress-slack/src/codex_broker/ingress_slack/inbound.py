@@ -1,15 +1,14 @@
-"""Socket Mode envelopes → InboundEvents in Redis, acked only once they are stored.
+"""Socket Mode envelopes → InboundEvents in Redis (the kit's `InboundStore`), acked only once
+they are stored.
 
 Bolt runs with `process_before_response=True`: the envelope is acked when a listener returns
 (events) or calls `ack()` (actions, views) — and a listener that raises leaves it un-acked, so
-Slack re-sends it. Every listener therefore stores first and returns (or acks) last.
+Slack re-sends it. Every listener therefore stores first and returns (or acks) last. A payload
+of the wrong shape goes to the kit's `DeadLetterWriter` and is acked.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import re
 import time
@@ -19,14 +18,9 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
-from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.response import BoltResponse
-from slack_sdk.socket_mode.aiohttp import SocketModeClient
-from slack_sdk.socket_mode.request import SocketModeRequest
-from slack_sdk.socket_mode.response import SocketModeResponse
 
 from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.normalize import (
@@ -40,28 +34,19 @@ from codex_broker.ingress_slack.normalize import (
     user_ids_to_resolve,
     view_submission_to_inbound,
 )
-from codex_broker.ingress_slack.progress import recipient_key
 from codex_broker.ingress_slack.users import UserDirectory
-from codex_broker.libs import metrics as libs_metrics
-from codex_broker.libs.bus import DATA_FIELD, DEAD_LETTER_MAXLEN
-from codex_broker.libs.contracts import InboundEvent, encode
-from codex_broker.libs.idempotency import DONE_PREFIX, Idempotency
+from codex_broker.ingress_slack.view import recipient_key
+from codex_broker.libs.contracts import InboundEvent
+from codex_broker.libs.ingress_kit.deadletter import DeadLetterWriter
+from codex_broker.libs.ingress_kit.inbound import InboundStore, StillInProgress
 from codex_broker.libs.keys import Keys, session_key_of
 from codex_broker.libs.rawlog import RawLog
 
 log = logging.getLogger(__name__)
 
-DEDUP_SCOPE = "inbound-slack"
-DEDUP_TTL_S = 86400
 RECIPIENT_TTL_S = 2 * 86400
-CLAIM_LEASE_MS = 30_000
-CLAIM_WAIT_S = 3.0
 ANY = re.compile(r".*")
 COMMAND_NOT_STORED = "Sorry, I could not take that command just now. Please try again."
-
-
-class StillInProgress(RuntimeError):
-    """Another delivery of the same event is being stored right now: do not ack this one yet."""
 
 
 # failing to store (Redis away, the twin mid-store) is not acked, so that Slack re-sends the event
@@ -71,67 +56,14 @@ NOT_STORED = (redis_errors.RedisError, OSError, TimeoutError, StillInProgress)
 MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, BoltUnhandledRequestError)
 DEAD_LETTER_SOURCE = "slack:socket-mode"
 DEAD_LETTER_GROUP = "ingress-slack"
-DEAD_LETTER_DATA_MAX = 64 * 1024
 
 
-class InboundStore:
-    """Dedup lease → XADD (+ done marker) in one round trip; a failure releases the lease."""
+def inbound_store(redis: Redis, keys: Keys, *, maxlen: int) -> InboundStore:
+    return InboundStore(redis, keys, platform="slack", maxlen=maxlen)
 
-    def __init__(self, redis: Redis, keys: Keys, *, maxlen: int) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.maxlen = maxlen
-        self.guard = Idempotency(redis, keys, DEDUP_SCOPE)
 
-    async def persist(self, event: InboundEvent, *, recipient: str | None = None) -> bool:
-        """True when stored now, False when it was stored before (a duplicate). Raises → no ack."""
-        if await self._claim(event.event_id) == "done":
-            return False
-        stream = self.keys.inbound_stream_for(event.session_key)
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.xadd(stream, {DATA_FIELD: encode(event)}, maxlen=self.maxlen, approximate=True)
-            pipe.set(self.keys.idempotency(DEDUP_SCOPE, event.event_id), DONE_PREFIX, ex=DEDUP_TTL_S)
-            if recipient:
-                key = recipient_key(self.keys, event.conversation_id, event.root_message_id)
-                pipe.set(key, recipient, ex=RECIPIENT_TTL_S)
-            await pipe.execute()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await self.guard.release(event.event_id)
-            raise
-        libs_metrics.STREAM_PUBLISHED.labels(stream=libs_metrics.stream_label(stream)).inc()
-        return True
-
-    async def dead_letter(self, body: Any, reason: str) -> None:
-        """A payload that can never be handled, on the dead-letter stream (like a bad stream entry)."""
-        body = scrub_surrogates(body)
-        source_id = (body.get("event_id") or body.get("trigger_id") or "") if isinstance(body, dict) else ""
-        fields = {
-            "source_stream": DEAD_LETTER_SOURCE,
-            "source_id": str(source_id)[:256],
-            "group": DEAD_LETTER_GROUP,
-            "reason": reason[:2000],
-            "deliveries": "1",
-            DATA_FIELD: json.dumps(body, default=str)[:DEAD_LETTER_DATA_MAX],
-            "at_ms": str(int(time.time() * 1000)),
-        }
-        await self.redis.xadd(
-            self.keys.dead_letter_stream,
-            fields,  # type: ignore[arg-type]
-            maxlen=DEAD_LETTER_MAXLEN,
-            approximate=True,
-        )
-
-    async def _claim(self, event_id: str) -> str:
-        deadline = time.monotonic() + CLAIM_WAIT_S
-        while True:
-            claim = await self.guard.claim(event_id, lease_ms=CLAIM_LEASE_MS)
-            if claim.status != "in_progress":
-                return claim.status
-            if time.monotonic() > deadline:
-                raise StillInProgress(event_id)
-            await asyncio.sleep(0.02)  # the twin (app_mention vs message) is mid-XADD: wait for it
+def dead_letters(redis: Redis, keys: Keys) -> DeadLetterWriter:
+    return DeadLetterWriter(redis, keys, source=DEAD_LETTER_SOURCE, group=DEAD_LETTER_GROUP)
 
 
 def raw_session_key(body: Mapping[str, Any]) -> str | None:
@@ -144,9 +76,16 @@ def raw_session_key(body: Mapping[str, Any]) -> str | None:
 
 class SlackInbound:
     def __init__(
-        self, store: InboundStore, users: UserDirectory, me: BotIdentity, raw_log: RawLog | None = None
+        self,
+        store: InboundStore,
+        users: UserDirectory,
+        me: BotIdentity,
+        raw_log: RawLog | None = None,
+        *,
+        dead_letters: DeadLetterWriter | None = None,
     ) -> None:
         self.store = store
+        self.dead_letters = dead_letters
         self.users = users
         self.me = me
         self.raw_log = raw_log if raw_log is not None and raw_log.enabled else None
@@ -250,8 +189,12 @@ class SlackInbound:
         await ack()
 
     async def _persist(self, kind: str, inbound: InboundEvent, started: float, recipient: str | None) -> None:
+        also_set = None
+        if recipient:
+            key = recipient_key(self.store.keys, inbound.conversation_id, inbound.root_message_id)
+            also_set = {key: (recipient, RECIPIENT_TTL_S)}
         try:
-            stored = await self.store.persist(inbound, recipient=recipient)
+            stored = await self.store.persist(inbound, also_set=also_set)
         except Exception as exc:
             metrics.INBOUND.labels(kind=kind, result="failed").inc()
             log.warning(
@@ -282,8 +225,11 @@ class SlackInbound:
 
     async def reject(self, body: Any, reason: str) -> BoltResponse | None:
         """Dead-letter a malformed payload; the response acks it (None: could not record it)."""
+        body = scrub_surrogates(body)
+        source_id = (body.get("event_id") or body.get("trigger_id") or "") if isinstance(body, dict) else ""
         try:
-            await self.store.dead_letter(body, reason)
+            assert self.dead_letters is not None
+            await self.dead_letters.write(body, reason, source_id=str(source_id))
         except Exception as exc:
             log.warning(
                 "could not dead-letter a malformed slack payload; not acking",
@@ -295,40 +241,6 @@ class SlackInbound:
         metrics.INBOUND.labels(kind=label, result="dead_letter").inc()
         log.warning("malformed slack payload dead-lettered", extra={"reason": reason[:300]})
         return BoltResponse(status=200, body="")
-
-
-class GuardedSocketModeHandler(AsyncSocketModeHandler):
-    """Bolt itself raises on some payloads of the wrong shape (building a listener's arguments,
-    before any listener or error handler runs), and such an envelope would never be acked: it is
-    dead-lettered and acked here instead. Events the ingress ignores anyway (`ignorable`) are
-    acked at once, without Bolt. Otherwise the same as Bolt's `handle`."""
-
-    def __init__(
-        self,
-        app: AsyncApp,
-        app_token: str,
-        *,
-        reject: Callable[[Any, str], Awaitable[BoltResponse | None]],
-        ignorable: Callable[[Any], bool] = lambda _: False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(app, app_token, **kwargs)
-        self._reject = reject
-        self._ignorable = ignorable
-
-    async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
-        started = time.time()
-        if req.type == "events_api" and self._ignorable(req.payload):
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-            return
-        try:
-            response = await run_async_bolt_app(self.app, req)
-        except Exception as exc:
-            rejected = await self._reject(req.payload, f"{type(exc).__name__}: {exc}")
-            if rejected is None:
-                return
-            response = rejected
-        await send_async_response(client, req, response, started)
 
 
 async def _ack_only(ack: Callable[..., Awaitable[Any]]) -> None:

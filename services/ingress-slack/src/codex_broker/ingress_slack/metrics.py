@@ -25,16 +25,6 @@ INBOUND_PERSIST_SECONDS = Histogram(
     "From envelope received to InboundEvent in Redis (what the ack waits for)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-OUTBOUND = Counter(
-    "cb_slack_outbound_total",
-    "Outbound actions by payload kind and result (done, duplicate, dead_letter, retry)",
-    ["kind", "result"],
-)
-PROGRESS = Counter(
-    "cb_slack_progress_total",
-    "Progress snapshots by surface (native, message) and result (applied, coalesced, stale)",
-    ["surface", "result"],
-)
 CAPABILITY_LEARNED = Counter(
     "cb_slack_capability_learned_total", "Capabilities learned as refused", ["capability"]
 )

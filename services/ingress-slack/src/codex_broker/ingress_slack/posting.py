@@ -1,8 +1,8 @@
 """Posting messages into a thread, resumably: a redelivered action skips the pieces already posted.
 
-Each posted piece's ts is recorded under `keys.outbound_ref("slack", "parts:<id>")` right after
-chat.postMessage returns, so a crash between two pieces of a long answer re-posts nothing.
-Logical refs (`PostPayload.ref`) map to the message ts for later updates.
+Slack does not de-duplicate sends, so each posted piece's ts is recorded (the kit's
+`PostedParts`) right after chat.postMessage returns: a crash between two pieces of a long answer
+re-posts nothing.
 """
 
 from __future__ import annotations
@@ -10,26 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
+from codex_broker.ingress_slack.api import SlackApi
 from codex_broker.ingress_slack.render import message_blocks
-from codex_broker.ingress_slack.slack_api import SlackApi
 from codex_broker.libs.contracts import Button
-from codex_broker.libs.keys import Keys
-
-PARTS_TTL_S = 2 * 86400
-REF_TTL_S = 14 * 86400
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+from codex_broker.libs.ingress_kit.parts import PostedParts
 
 
 class Poster:
-    def __init__(self, api: SlackApi, redis: Redis, keys: Keys) -> None:
+    def __init__(self, api: SlackApi, parts: PostedParts) -> None:
         self.api = api
-        self.redis = redis
-        self.keys = keys
+        self.parts = parts
 
     async def post_pieces(
         self,
@@ -41,37 +31,13 @@ class Poster:
         parts_id: str,
     ) -> list[str]:
         """Post `pieces` in order (buttons under the last one); returns every piece's ts."""
-        parts_key = self.keys.outbound_ref("slack", f"parts:{parts_id}")
-        done = {int(k): _text(v) for k, v in (await self.redis.hgetall(parts_key)).items()}
-        timestamps: list[str] = []
-        for index, piece in enumerate(pieces):
-            if index in done:
-                timestamps.append(done[index])
-                continue
-            last = index == len(pieces) - 1
-            blocks = message_blocks(piece, buttons) if last else None
-            args: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts, "text": piece}
+
+        async def send(index: int) -> str:
+            blocks = message_blocks(pieces[index], buttons) if index == len(pieces) - 1 else None
+            args: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts, "text": pieces[index]}
             if blocks:
                 args["blocks"] = blocks
             data = await self.api.call("chat.postMessage", **args)
-            ts = str(data.get("ts") or "")
-            timestamps.append(ts)
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(parts_key, str(index), ts)
-            pipe.expire(parts_key, PARTS_TTL_S)
-            await pipe.execute()
-        return timestamps
+            return str(data.get("ts") or "")
 
-    async def remember_ref(self, ref: str, channel: str, timestamps: Sequence[str]) -> None:
-        key = self.keys.outbound_ref("slack", f"ref:{ref}")
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping={"channel": channel, "ts": timestamps[-1], "all": ",".join(timestamps)})
-        pipe.expire(key, REF_TTL_S)
-        await pipe.execute()
-
-    async def resolve_ref(self, ref: str) -> tuple[str, str] | None:
-        raw = await self.redis.hgetall(self.keys.outbound_ref("slack", f"ref:{ref}"))
-        if not raw:
-            return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        return fields["channel"], fields["ts"]
+        return await self.parts.post_missing(parts_id, len(pieces), send)

@@ -19,7 +19,15 @@ from codex_broker.ingress_slack.mrkdwn import (
     trim,
 )
 from codex_broker.ingress_slack.normalize import ACTION_PREFIX
-from codex_broker.libs.contracts import Button, PlanStep, ProgressPayload, TaskItem
+from codex_broker.libs.contracts import (
+    Button,
+    Form,
+    FormField,
+    FormOption,
+    PlanStep,
+    ProgressPayload,
+    TaskItem,
+)
 
 SECTION_LIMIT = 2900
 STREAM_TEXT_LIMIT = 10_000
@@ -212,3 +220,78 @@ def stream_state_from(raw: Mapping[str, Any]) -> StreamState:
 
 def stream_state_dict(state: StreamState) -> dict[str, Any]:
     return {"streamed_len": state.streamed_len, "tasks": state.tasks, "plan_title": state.plan_title}
+
+
+# ---- forms (a modal for views.open) ---------------------------------------------------------------
+
+CHECKBOX_OPTIONS_MAX = 10  # Slack's cap on one checkboxes element
+CHECKED = "on"
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _one_line(text, limit) or " "}
+
+
+def _option(option: FormOption) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"text": _plain(option.label, 75), "value": option.value}
+    if option.description:
+        rendered["description"] = _plain(option.description, 75)
+    return rendered
+
+
+def _input(block_id: str, label: str, element: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": block_id,
+        "optional": True,
+        "label": _plain(label, 2000),
+        "element": element,
+    }
+
+
+def _field_blocks(spec: FormField) -> list[dict[str, Any]]:
+    """A multi-select is split over checkboxes of ≤ 10 options named `<name>_<n>`; a checkbox is
+    one option (value `on`); a text field a plain text input."""
+    if spec.kind == "multi_select":
+        blocks = []
+        for index in range(0, len(spec.options), CHECKBOX_OPTIONS_MAX):
+            chunk = spec.options[index : index + CHECKBOX_OPTIONS_MAX]
+            action_id = f"{spec.name}_{index // CHECKBOX_OPTIONS_MAX}"
+            element: dict[str, Any] = {
+                "type": "checkboxes",
+                "action_id": action_id,
+                "options": [_option(o) for o in chunk],
+            }
+            initial = [_option(o) for o in chunk if o.value in spec.selected]
+            if initial:  # Slack rejects an empty initial_options
+                element["initial_options"] = initial
+            blocks.append(_input(action_id, spec.label if index == 0 else f"{spec.label} (more)", element))
+        return blocks
+    if spec.kind == "checkbox":
+        box = {"text": _plain(spec.text or spec.label, 75), "value": CHECKED}
+        element = {"type": "checkboxes", "action_id": spec.name, "options": [box]}
+        if spec.checked:
+            element["initial_options"] = [box]
+        return [_input(spec.name, spec.label, element)]
+    element = {"type": "plain_text_input", "action_id": spec.name, "max_length": spec.max_length}
+    if spec.value:
+        element["initial_value"] = spec.value
+    return [_input(spec.name, spec.label, element)]
+
+
+def form_view(form: Form) -> dict[str, Any]:
+    """The contracts' neutral `Form` as a modal; its submission comes back as a `view_submission`
+    with `callback_id` `cb_<form_id>` (normalize.py turns it into `<form_id>_submit`)."""
+    blocks: list[dict[str, Any]] = []
+    if form.intro:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": to_mrkdwn(form.intro)}})
+    for spec in form.fields:
+        blocks.extend(_field_blocks(spec))
+    return {
+        "type": "modal",
+        "callback_id": f"{ACTION_PREFIX}{form.form_id}",
+        "title": _plain(form.title, 24),
+        "submit": _plain(form.submit_label, 24),
+        "close": _plain(form.cancel_label, 24),
+        "blocks": blocks,
+    }

@@ -1,4 +1,5 @@
-"""Wiring: bot identity (auth.test), the Socket Mode connection, the outbound consumer, readiness."""
+"""Wiring: bot identity (auth.test), the Socket Mode connection feeding the kit's inbound store,
+the kit's outbound executor on `outbound:slack` over `SlackPlatform`, readiness."""
 
 from __future__ import annotations
 
@@ -14,18 +15,20 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.adapter import FileAccess, SlackPlatform
+from codex_broker.ingress_slack.api import SlackApi, api_session, make_web_client
 from codex_broker.ingress_slack.capabilities import Capabilities
 from codex_broker.ingress_slack.config import Settings
+from codex_broker.ingress_slack.connection import GuardedSocketModeHandler
 from codex_broker.ingress_slack.errors import SlackCallError
-from codex_broker.ingress_slack.inbound import GuardedSocketModeHandler, InboundStore, SlackInbound
+from codex_broker.ingress_slack.inbound import SlackInbound, dead_letters, inbound_store
 from codex_broker.ingress_slack.normalize import BotIdentity
-from codex_broker.ingress_slack.outbound import Outbound, OutboundContext, partition_key
 from codex_broker.ingress_slack.posting import Poster
-from codex_broker.ingress_slack.progress import ProgressViews
-from codex_broker.ingress_slack.slack_api import SlackApi, api_session, make_web_client
 from codex_broker.ingress_slack.users import UserDirectory
-from codex_broker.libs.bus import Consumer, ConsumerConfig, StreamBus
-from codex_broker.libs.keys import GROUP_INGRESS
+from codex_broker.ingress_slack.view import SlackViews
+from codex_broker.libs.bus import StreamBus
+from codex_broker.libs.ingress_kit.outbound import OutboundConfig, run_outbound
+from codex_broker.libs.ingress_kit.parts import PostedParts
 from codex_broker.libs.logs import redactor
 from codex_broker.libs.rawlog import KIND_SLACK_EVENTS
 
@@ -46,7 +49,6 @@ class SlackService:
         self.me: BotIdentity | None = None
         self._identified = asyncio.Event()
         self._handler: GuardedSocketModeHandler | None = None
-        self._context: OutboundContext | None = None
 
     # ---- lifecycle tasks (each takes the shared stop event) ----------------------------------
 
@@ -69,10 +71,11 @@ class SlackService:
             logger=logging.getLogger("slack_bolt"),
         )
         inbound = SlackInbound(
-            InboundStore(self.redis, self.keys, maxlen=self.settings.stream_maxlen),
+            inbound_store(self.redis, self.keys, maxlen=self.settings.stream_maxlen),
             users,
             me,
             raw_log=self.settings.raw_log(KIND_SLACK_EVENTS, redactor()),
+            dead_letters=dead_letters(self.redis, self.keys),
         )
         inbound.register(app)
         handler = GuardedSocketModeHandler(
@@ -106,26 +109,22 @@ class SlackService:
         if stop.is_set() or self.me is None:
             return
         async with aiohttp.ClientSession() as http, api_session(self.settings.slack_api_timeout_s) as session:
-            context = self._build_context(self.me, http, session)
-            self._context = context
-            consumer = Consumer(
-                bus=self.bus,
-                streams=[self.keys.outbound_stream("slack")],
-                config=ConsumerConfig(
-                    group=GROUP_INGRESS,
-                    consumer=self.settings.instance_id,
-                    concurrency=self.settings.outbound_concurrency,
-                    block_ms=self.settings.outbound_block_ms,
-                    max_deliveries=self.settings.max_deliveries,
-                    claim_idle_ms=self.settings.claim_idle_ms,
+            settings = self.settings
+            await run_outbound(
+                self._platform(self.me, http, session),
+                self.redis,
+                self.keys,
+                self.bus,
+                stop,
+                OutboundConfig(
+                    consumer=settings.instance_id,
+                    interval_s=settings.slack_progress_interval_s,
+                    concurrency=settings.outbound_concurrency,
+                    block_ms=settings.outbound_block_ms,
+                    max_deliveries=settings.max_deliveries,
+                    claim_idle_ms=settings.claim_idle_ms,
                 ),
-                handler=Outbound(self._get_context).handle,
-                partition_key=partition_key,
             )
-            try:
-                await consumer.run(stop)
-            finally:
-                await context.progress.close()
 
     # ---- readiness, heartbeat ------------------------------------------------------------------
 
@@ -186,41 +185,35 @@ class SlackService:
             return self.me
         return None
 
-    def _build_context(
+    def _platform(
         self, me: BotIdentity, http: aiohttp.ClientSession, session: aiohttp.ClientSession
-    ) -> OutboundContext:
+    ) -> SlackPlatform:
         settings = self.settings
         api = self._api(self._web_client(session))
         capabilities = Capabilities(self.redis, self.keys, me.team_id)
-        poster = Poster(api, self.redis, self.keys)
-
-        progress = ProgressViews(
+        poster = Poster(api, PostedParts(self.redis, self.keys, "slack"))
+        views = SlackViews(
             api=api,
             redis=self.redis,
             keys=self.keys,
             poster=poster,
             capabilities=capabilities,
-            interval_s=settings.slack_progress_interval_s,
             native_enabled=settings.slack_native_streaming,
         )
-        return OutboundContext(
+        return SlackPlatform(
             api=api,
-            redis=self.redis,
-            keys=self.keys,
             me=me,
             users=UserDirectory(api, ttl_s=settings.slack_user_cache_ttl_s),
             capabilities=capabilities,
             poster=poster,
-            progress=progress,
-            http=http,
-            bot_token=settings.slack_bot_token.get_secret_value(),
-            data_root=settings.data_root.resolve(),
-            upload_roots=[root.resolve() for root in settings.upload_roots],
-            download_hosts=settings.download_hosts,
-            download_cap_bytes=settings.slack_download_max_bytes,
+            views=views,
+            files=FileAccess(
+                http=http,
+                bot_token=settings.slack_bot_token.get_secret_value(),
+                data_root=settings.data_root.resolve(),
+                upload_roots=[root.resolve() for root in settings.upload_roots],
+                download_hosts=settings.download_hosts,
+                download_cap_bytes=settings.slack_download_max_bytes,
+            ),
             history_max_pages=settings.slack_history_max_pages,
         )
-
-    async def _get_context(self) -> OutboundContext:
-        assert self._context is not None
-        return self._context

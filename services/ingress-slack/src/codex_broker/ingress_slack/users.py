@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_broker.ingress_slack import metrics
+from codex_broker.ingress_slack.api import SlackApi
 from codex_broker.ingress_slack.errors import SlackCallError
-from codex_broker.ingress_slack.slack_api import SlackApi
 
 log = logging.getLogger(__name__)
 

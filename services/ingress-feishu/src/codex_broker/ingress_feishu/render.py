@@ -1,4 +1,4 @@
-"""Card JSON (schema 2.0) for run progress, answers and buttons. Pure builders, no I/O.
+"""Card JSON (schema 2.0) for run progress, answers, buttons and forms. Pure builders, no I/O.
 
 One run = one card: the answer (typewriter when streamed through CardKit), the current activity,
 and a Stop button. The same layout serves the CardKit streaming card and the patched fallback.
@@ -11,7 +11,15 @@ from typing import Any, Literal, cast
 
 from codex_broker.ingress_feishu.markdown import TEXT_LIMIT, split_text
 from codex_broker.libs.buttons import FEISHU_VALUE_FIELD
-from codex_broker.libs.contracts import Button, Coordinates, ProgressPayload, TaskItem
+from codex_broker.libs.contracts import (
+    Button,
+    Coordinates,
+    Form,
+    FormField,
+    FormOption,
+    ProgressPayload,
+    TaskItem,
+)
 
 ANSWER_ELEMENT = "answer"
 ACTIVITY_ELEMENT = "activity"
@@ -23,6 +31,17 @@ ButtonAction = Literal["stop", "approve", "deny", "coauthor_open", "coauthor_sub
 _BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open", "coauthor_submit"})
 _TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
 _OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
+# a run's status as a reaction on the user's message, and Slack-ish emoji names → Feishu's
+STATUS_EMOJI = {"running": "OnIt", "completed": "DONE", "failed": "CrossMark"}
+EMOJI_ALIASES = {
+    "eyes": "OnIt",
+    "white_check_mark": "DONE",
+    "heavy_check_mark": "DONE",
+    "x": "CrossMark",
+    "+1": "THUMBSUP",
+    "thumbsup": "THUMBSUP",
+    "ok": "OK",
+}
 
 
 @dataclass(frozen=True)
@@ -165,3 +184,67 @@ def card_message_content(card_id: str) -> dict[str, Any]:
 def _summary(answer: str) -> str:
     first = answer.strip().splitlines()[0] if answer.strip() else "Done"
     return first if len(first) <= 60 else first[:59] + "…"
+
+
+# ---- forms (a form card in the thread) ------------------------------------------------------------
+
+
+def _plain(text: str) -> dict[str, str]:
+    return {"tag": "plain_text", "content": text}
+
+
+def _option_text(option: FormOption) -> str:
+    text = f"{option.label} — {option.description}" if option.description else option.label
+    return text if len(text) <= 100 else text[:99] + "…"
+
+
+def _form_element(spec: FormField) -> dict[str, Any]:
+    if spec.kind == "multi_select":
+        return {
+            "tag": "multi_select_static",
+            "name": spec.name,
+            "placeholder": _plain(spec.text or spec.label),
+            "options": [{"text": _plain(_option_text(o)), "value": o.value} for o in spec.options],
+            "selected_values": [o.value for o in spec.options if o.value in spec.selected],
+        }
+    if spec.kind == "checkbox":
+        return {
+            "tag": "checker",
+            "name": spec.name,
+            "checked": spec.checked,
+            "text": _plain(spec.text or spec.label),
+        }
+    return {
+        "tag": "input",
+        "name": spec.name,
+        "placeholder": _plain(spec.label),
+        "default_value": spec.value,
+        "max_length": spec.max_length,
+    }
+
+
+def form_card(form: Form, coords: Coordinates) -> dict[str, Any]:
+    """The contracts' neutral `Form` as a card (schema 2.0) with a form: its submit button's
+    callback value is `<form_id>_submit` (our button format), the fields' values arrive as the
+    callback's `form_value`."""
+    submit = {
+        "tag": "button",
+        "name": f"{form.form_id}_submit",
+        "text": _plain(form.submit_label),
+        "type": "primary",
+        "form_action_type": "submit",
+        "behaviors": [
+            {"type": "callback", "value": encode_button_value(f"{form.form_id}_submit", "", coords)}
+        ],
+    }
+    elements: list[dict[str, Any]] = []
+    if form.intro:
+        elements.append({"tag": "markdown", "content": form.intro})
+    fields = [_form_element(f) for f in form.fields]
+    elements.append({"tag": "form", "name": f"{form.form_id}_form", "elements": [*fields, submit]})
+    return {
+        "schema": "2.0",
+        "config": {"update_multi": True},
+        "header": {"title": _plain(form.title), "template": "blue"},
+        "body": {"elements": elements},
+    }

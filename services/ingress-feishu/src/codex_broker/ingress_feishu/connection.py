@@ -24,10 +24,9 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
     P2CardActionTrigger,
     P2CardActionTriggerResponse,
 )
-from redis import exceptions as redis_errors
 
 from codex_broker.ingress_feishu import metrics
-from codex_broker.ingress_feishu.inbound import event_to_dict
+from codex_broker.ingress_feishu.inbound import NOT_STORED, event_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +44,6 @@ _IGNORED_EVENTS = (
 )
 
 _process_lock = threading.Lock()
-
-# failing to store (Redis away): lark answers 500 and Feishu pushes the event again, as it should
-NOT_STORED = (redis_errors.RedisError, OSError, TimeoutError)
 
 
 class LongConnection:

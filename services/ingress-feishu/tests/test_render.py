@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codex_broker.ingress_feishu.cards import (
+from codex_broker.ingress_feishu.render import (
     activity_markdown,
     answer_overflow,
     buttons_card,
