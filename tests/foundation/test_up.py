@@ -14,9 +14,13 @@ import pytest
 from tests.e2e.harness import ALL_SERVICES, BrokerProcess, _alive, descendants
 
 
+# loopback never through a proxy (an earlier test's HTTP_PROXY may live on in urlopen's opener)
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def _metrics_once(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        with _DIRECT.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             return response.status == 200 and b"cb_service_up" in response.read()
     except (urllib.error.URLError, OSError):
         return False

@@ -146,8 +146,10 @@ def probe_api_key(api_base: str, key: str, timeout_s: float) -> str | None:
     request = urllib.request.Request(
         f"{api_base.rstrip('/')}/models", headers={"Authorization": f"Bearer {key}"}
     )
+    # an opener of its own: urlopen's global one keeps the proxy settings of its first call forever
+    opener = urllib.request.build_opener()
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             response.read(1024)
         return None
     except urllib.error.HTTPError as exc:
