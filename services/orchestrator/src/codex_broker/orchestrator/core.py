@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import authors, paths, session_token
+from codex_broker.libs import authors, paths, run_fence, session_token
 from codex_broker.libs.bus import StreamBus
 from codex_broker.libs.contracts import (
     Attachment,
@@ -49,7 +49,7 @@ from codex_broker.orchestrator.policy import Policy
 log = logging.getLogger(__name__)
 
 RUN_TTL_S = 7 * 24 * 3600
-ENDED_FIELD = "orchestrator_outcome"  # set once the orchestrator has finished the run
+ENDED_FIELD = run_fence.ENDED_FIELD  # set once the orchestrator has finished the run
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500

@@ -26,6 +26,7 @@ from redis import exceptions as redis_errors
 from codex_broker.libs.bus import DeadLetter, Delivery, StreamBus, entry_data
 from codex_broker.libs.contracts import ContractError, InboundEvent, RunEvent, decode
 from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
+from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import metrics
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class WorkItem:
     tick_kind: str = ""
     run_id: str = ""  # run_lost
     reason: str = ""
+    fence: FenceMode = "gone"  # run_lost: how the run is fenced (libs/run_fence.py)
 
 
 Handler = Callable[[WorkItem], Awaitable[None]]
