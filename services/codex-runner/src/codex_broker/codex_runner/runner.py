@@ -225,8 +225,11 @@ class Runner:
                 backoff = min(backoff * 2, 10.0)
                 continue
             for stream_name, entries in response or []:
+                gone = [entry_id for entry_id, fields in entries if not fields]
+                if gone:  # a pending entry deleted from the stream comes back empty: report it
+                    self._spawn(self.bus.report_missing(_text(stream_name), GROUP_RUNNERS, gone))
                 for entry_id, fields in entries:
-                    if fields:  # a pending entry trimmed from the stream comes back empty
+                    if fields:
                         self._start(_text(entry_id), fields, _text(stream_name))
             streams = {stream: ">" for stream in streams}
 

@@ -21,7 +21,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.libs import authors, paths, run_fence, session_token
-from codex_broker.libs.bus import StreamBus
+from codex_broker.libs.bus import StreamBus, xadd_trim
 from codex_broker.libs.contracts import (
     Attachment,
     Coordinates,
@@ -169,12 +169,9 @@ class Core:
         return self.keys.outbound_stream(coords.platform)
 
     def add_outbound(self, pipe: Any, action: OutboundAction) -> None:
-        pipe.xadd(
-            self.keys.outbound_stream(action.platform),
-            {"data": encode(action)},
-            maxlen=self.settings.stream_maxlen,
-            approximate=True,
-        )
+        stream = self.keys.outbound_stream(action.platform)
+        # never MAXLEN: trimmed only below the ingress group's ack horizon (libs/bus.py)
+        pipe.xadd(stream, {"data": encode(action)}, **xadd_trim(stream, self.settings.stream_maxlen))
 
     def add_timeline(self, pipe: Any, session_key: str, kind: str, summary: str) -> None:
         entry = json.dumps({"at_ms": now_ms(), "kind": kind, "summary": summary[:300]})

@@ -21,6 +21,7 @@ from codex_broker.orchestrator.dispatch import SessionDispatcher, ShardReader, W
 from codex_broker.orchestrator.inbound import handle_inbound
 from codex_broker.orchestrator.leases import ShardLeases
 from codex_broker.orchestrator.reconcile import Reconciler
+from codex_broker.orchestrator.stream_trim import StreamTrimmer
 from codex_broker.orchestrator.timers import Timers, member_of
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Orchestrator:
         )
         self.timers = Timers(self.redis, self.core.keys, held=self.held, fire=self._fire)
         self.reconciler = Reconciler(self.core, held=self.held, report_lost=self._report_lost)
+        self.trimmer = StreamTrimmer(
+            self.redis, self.core.keys, held=self.held, alert_above=self.settings.stream_maxlen
+        )
 
     def held(self) -> set[int]:
         return set(self.leases.held)
@@ -179,7 +183,7 @@ class Orchestrator:
             await self.dispatcher.close()
 
     def tasks(self) -> list[Any]:
-        found = [self.lease_loop, self.timers.run, self.reconciler.run]
+        found = [self.lease_loop, self.timers.run, self.reconciler.run, self.trimmer.run]
         if self.settings.housekeeping_enabled:
             from codex_broker.orchestrator.housekeeping import housekeeping_task
 
