@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RUN_TTL_S = 7 * 24 * 3600
 ENDED_FIELD = run_fence.ENDED_FIELD  # set once the orchestrator has finished the run
+RUN_INPUTS_FIELD = "inputs"
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500
@@ -506,6 +507,8 @@ class Core:
                 "requester_name": requester.display_name or requester.id,
                 "message_id": last.message_id,
                 "epoch": session.get("epoch", "0"),
+                # the messages, for the Retry button of a lost turn (orchestrator/retry.py)
+                RUN_INPUTS_FIELD: json.dumps([QueueEntry(e.event).dump() for e in entries]),
                 "view": view.model_dump_json(),
                 "last_seq": "-1",
             },

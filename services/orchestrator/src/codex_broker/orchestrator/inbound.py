@@ -15,7 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, render, steering, timers
+from codex_broker.orchestrator import commands, metrics, render, retry, steering, timers
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -367,6 +367,9 @@ async def handle_action(
             await _ephemeral(core, event, "That run has already ended.")
     elif action.action in ("approve", "deny"):
         await decide_approval(core, event, state, approve=action.action == "approve")
+    elif action.action == "retry":
+        # a second click, or a click on a run that cannot be retried, does nothing
+        await retry.handle_retry(core, event, state.get("state", "idle"))  # type: ignore[arg-type]
     elif action.action in ("coauthor_open", "coauthor_submit"):
         await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
 

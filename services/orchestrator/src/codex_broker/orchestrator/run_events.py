@@ -26,7 +26,7 @@ from codex_broker.libs.contracts import (
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
 from codex_broker.libs.run_fence import FenceMode
-from codex_broker.orchestrator import metrics, render, steering, timers
+from codex_broker.orchestrator import metrics, render, retry, steering, timers
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -506,3 +506,6 @@ async def handle_run_lost(core: Core, run_id: str, reason: str, mode: FenceMode 
         return
     metrics.RUNS_LOST.labels(reason="unclaimed" if mode == "unclaimed" else "runner_gone").inc()
     await finish_run(core, run, run_id, "failed", reason, None, seq=None, lost=True)
+    if run.get(retry.INPUTS_FIELD):  # runs from before the field: no button
+        offer = retry.offer(run_coords(run), run["session_key"], run_id)
+        await core.bus.publish(core.keys.outbound_stream(offer.platform), offer)
