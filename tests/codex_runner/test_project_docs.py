@@ -48,3 +48,33 @@ async def test_only_the_workspace_agents_md_is_read(
     seen = json.dumps(fake_model.requests[-1])
     assert INSIDE in seen
     assert ABOVE not in seen
+
+
+def _snapshots(codex_home: Path) -> list[str]:
+    folder = codex_home / "shell_snapshots"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+async def test_a_sealed_thread_with_network_takes_no_shell_snapshot(
+    data_root: Path, fake_model: FakeModel, redis: Redis, keys: Keys, key_prefix: str, redis_url: str
+) -> None:
+    """The runner switches Codex's shell snapshot off (a login shell and a dozen helpers per new
+    thread); a sealed thread's own config must not switch it back on (sealing.sealed_config)."""
+    fake_model.script(text_reply("hello"), text_reply("again"))
+    async with running_runner(runner_settings(data_root, key_prefix, redis_url)) as runner:
+        home = runner.supervisor("default").profile.codex_home
+        first = new_request(data_root, "say hello", network_access=True)
+        await publish_run(redis, keys, first)
+        events = await wait_terminal(redis, keys, first)
+        assert events[-1].kind == "completed", events[-1].text
+        # a second turn of the loaded thread: Codex snapshots at thread start, beside the turn
+        again = new_request(
+            data_root,
+            "again",
+            session=first.coords.root_message_id,
+            thread_id=events[-1].thread_id,
+            network_access=True,
+        )
+        await publish_run(redis, keys, again)
+        assert (await wait_terminal(redis, keys, again))[-1].kind == "completed"
+        assert _snapshots(home) == []
