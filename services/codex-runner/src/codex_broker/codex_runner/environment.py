@@ -34,7 +34,7 @@ APPS_FEATURES = ("apps", "plugins", "remote_plugin")
 # the default (".git") Codex walks from the cwd up to `/` looking for a marker and, on every turn,
 # for AGENTS.md and project config in each directory on the way; under a session's permission
 # profile each of those file operations is one sandboxed helper (codex-linux-sandbox + bubblewrap),
-# ~25 of them per turn: most of what sealing added before the first model request (docs/
+# ~15 of them per turn: most of what sealing added before the first model request (docs/
 # benchmarks.md). Above the workspace there is nothing of the session's anyway (its parents are
 # the broker's DATA_ROOT), so the workspace's own AGENTS.md and .codex/ are still read and
 # nothing is read from outside it.
