@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codex_broker.libs import paths, sealing
+from codex_broker.libs import codex_sandbox, paths, sealing
 
 SESSION = "slack:C1:1700000000.000100"
 
@@ -80,9 +80,12 @@ def test_the_managed_proxy_is_switched_on_only_with_network(tmp_path: Path) -> N
     home = paths.codex_home(tmp_path)
     on = sealing.sealed_config(tmp_path, SESSION, workspace, home, network_access=True, allowed_hosts=["h"])
     off = sealing.sealed_config(tmp_path, SESSION, workspace, home, network_access=False)
-    assert on["features"] == {"network_proxy": True}
+    # one dotted key: a `features` table would replace the app-server's (shell_snapshot=false)
+    assert on["features.network_proxy"] is True and "features" not in on
     assert on["permissions"][sealing.PROFILE_ID]["network"]["domains"] == {"h": "allow"}
-    assert "features" not in off
+    assert not any(key.startswith("features") for key in off)
+    # the `codex sandbox` CLI (red team, probes) gets the same switch from the dotted key
+    assert "features.network_proxy=true" in codex_sandbox.config_overrides(on)
 
 
 def test_the_api_host_comes_from_the_api_base() -> None:

@@ -268,6 +268,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["SET", K.session_token_hash(SK), "digest", "EX", "60"],
             ["SET", K.session_by_token("ab" * 32), SK, "EX", "60"],
             ["XINFO", "GROUPS", K.runs_stream],  # KEDA's scaler
+            ["TIME"],  # heartbeats carry Redis's clock (libs/heartbeat.py)
         ],
         [
             ["HGETALL", K.session(SK)],
@@ -284,6 +285,8 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["ZADD", K.active_runs, "1", "run-1"],
             ["SET", K.shard_lease(3), "me", "PX", "1000"],
             ["BLPOP", K.orchestrator_wake(1), "0.01"],
+            ["TIME"],  # liveness is judged on Redis's clock (orchestrator/reconcile.py)
+            ["SET", K.redis_epoch, "1", "NX"],
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
         ],
         [["GET", "other-app:key"], ["HGETALL", "rq:job:1"], ["PUBLISH", "rq:pubsub:w1", "x"]],

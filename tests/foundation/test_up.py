@@ -13,7 +13,6 @@ import pytest
 
 from tests.e2e.harness import ALL_SERVICES, BrokerProcess, _alive, descendants
 
-
 # loopback never through a proxy (an earlier test's HTTP_PROXY may live on in urlopen's opener)
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

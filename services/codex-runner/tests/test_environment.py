@@ -80,6 +80,13 @@ def test_shell_snapshot_is_off_unless_the_operator_turns_it_back_on(tmp_path: Pa
     assert overrides.index("features.shell_snapshot=false") < overrides.index("features.shell_snapshot=true")
 
 
+def test_the_workspace_is_the_project_root_unless_the_operator_says_otherwise(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, codex_config_overrides=['project_root_markers=[".git"]'])
+    command = app_server_command(settings, "/bin/codex", prepare_profile(settings, "default"))
+    overrides = [command[i + 1] for i, arg in enumerate(command) if arg == "-c"]
+    assert overrides.index("project_root_markers=[]") < overrides.index('project_root_markers=[".git"]')
+
+
 def test_profiles_link_team_entries_and_install_auth(tmp_path: Path) -> None:
     team = paths.team_home(tmp_path / "data")
     (team / "skills").mkdir(parents=True)

@@ -187,6 +187,12 @@ def test_stop_click() -> None:
     assert (event.action.action, event.action.run_id, event.action.message_id) == ("stop", "run-1", "om_card")
 
 
+def test_retry_click_carries_the_lost_run() -> None:
+    event = as_event(card_action_to_inbound(card({"cb": "retry", "v": "run-9", "root": "om_root"})))
+    assert event.action is not None
+    assert (event.action.action, event.action.run_id) == ("retry", "run-9")
+
+
 def test_approve_and_deny_carry_run_and_request() -> None:
     for verb in ("approve", "deny"):
         event = as_event(card_action_to_inbound(card({"cb": verb, "v": "run-1:req-7", "root": "om_root"})))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from codex_broker.ingress_slack.normalize import (
     BotIdentity,
+    action_from_button,
     block_action_to_inbound,
     clean_text,
     ignore_reason,
@@ -211,3 +212,8 @@ def test_history_message_names_and_bots() -> None:
     )
     assert bot.actor.is_bot and bot.actor.display_name == "codex"
     assert human.ts is not None and human.ts.year == 2023
+
+
+def test_retry_button_names_the_lost_run() -> None:
+    payload = action_from_button("cb_retry", "run-9")
+    assert (payload.action, payload.run_id, payload.value) == ("retry", "run-9", "run-9")

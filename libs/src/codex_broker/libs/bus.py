@@ -5,6 +5,14 @@ raises leaves the entry pending, and it comes back (to this or another consumer)
 XAUTOCLAIM once it has been idle for `claim_idle_ms`. After `max_deliveries` deliveries, or at
 once for data that cannot be decoded or a handler raising `DeadLetter`, the entry moves to the
 dead-letter stream with its reason and is acked at the source.
+
+Nothing is trimmed unread from the streams whose entries are answers and turn events (outbound
+and run-events: `keeps_unhandled`): they are published without MAXLEN and trimmed only below the
+ack horizon of every group (`trim_handled`, XTRIM MINID), so a long consumer outage grows the
+stream — watched by `cb_stream_unhandled_entries` — instead of dropping what nobody handled. A
+pending entry that is gone anyway (deleted by hand, an older release's MAXLEN) is reported when
+a reclaim finds it (`StreamBus.report_missing`: log, `cb_stream_entries_missing_total`, and a
+dead-letter record naming its id), never acked silently.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +43,77 @@ T = TypeVar("T")
 DATA_FIELD = "data"
 DEFAULT_MAXLEN = 100_000
 DEAD_LETTER_MAXLEN = 50_000
+# streams trimmed only below their groups' ack horizon (see the module docstring)
+_UNHANDLED_KEPT = re.compile(r":stream:(outbound:[^:]+|run-events:\d+)$")
+MISSING_REASON = "entry gone from the stream before it was handled (trimmed or deleted)"
+
+
+def keeps_unhandled(stream: str) -> bool:
+    """Whether `stream` is trimmed only below its groups' ack horizon, never by MAXLEN."""
+    return _UNHANDLED_KEPT.search(stream) is not None
+
+
+def xadd_trim(stream: str, maxlen: int) -> dict[str, Any]:
+    """XADD's trim arguments for `stream`: none for a stream that keeps unhandled entries, else
+    an approximate MAXLEN. For producers that XADD in their own pipeline."""
+    return {} if keeps_unhandled(stream) else {"maxlen": maxlen, "approximate": True}
+
+
+def ack_horizon(groups: Sequence[tuple[str, str | None]]) -> str | None:
+    """The id below which every group has handled every entry (pure), from each group's
+    (last-delivered id, lowest pending id or None). None: trim nothing — no group yet (nobody
+    consumes the stream: all of it is unread) or a group that has read nothing."""
+    if not groups:
+        return None
+    bounds = [pending or delivered for delivered, pending in groups]
+    if any(_id_key(b) == (0, 0) for b in bounds):
+        return None
+    return min(bounds, key=_id_key)
+
+
+def missing_ids(xautoclaim_reply: Any) -> list[Any]:
+    """The ids an XAUTOCLAIM reply says are gone from the stream: Redis >= 7 lists them third
+    (and has already dropped them from the pending list), Redis 6.2 returned them without fields."""
+    if not xautoclaim_reply:
+        return []
+    gone = [eid for eid, fields in xautoclaim_reply[1] or [] if not fields]
+    if len(xautoclaim_reply) > 2:
+        gone.extend(xautoclaim_reply[2] or [])
+    return gone
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def trim_handled(redis: Redis, stream: str, *, alert_above: int, approximate: bool = True) -> int:
+    """Trim `stream` below its groups' ack horizon (XTRIM MINID, approximate: whole nodes only,
+    never an id at or above the horizon); returns the entries left. Above `alert_above` a
+    consumer is down or behind: logged, and the gauge says so."""
+    try:
+        infos: Any = await redis.xinfo_groups(stream)
+    except redis_errors.ResponseError:  # no such stream
+        return 0
+    groups: list[tuple[str, str | None]] = []
+    for info in infos:
+        name = _text(info["name"])
+        lowest = None
+        if int(info.get("pending") or 0):
+            summary: Any = await redis.xpending(stream, name)
+            lowest = _text(summary["min"]) if summary.get("min") else None
+        groups.append((_text(info["last-delivered-id"]), lowest))
+    horizon = ack_horizon(groups)
+    if horizon is not None:
+        await redis.xtrim(stream, minid=horizon, approximate=approximate)
+    left = int(await redis.xlen(stream))
+    metrics.STREAM_UNHANDLED.labels(stream=metrics.stream_label(stream)).set(left)
+    if left > alert_above:
+        log.warning(
+            "stream holds more unhandled entries than STREAM_MAXLEN; none is dropped, is a consumer down?",
+            extra={"stream": stream, "entries": left, "limit": alert_above},
+        )
+    return left
 
 
 class DeadLetter(Exception):
@@ -65,7 +145,7 @@ class StreamBus:
     async def publish(self, stream: str, message: BaseModel | str, *, maxlen: int | None = None) -> str:
         data = message if isinstance(message, str) else encode(message)
         entry_id = await self.redis.xadd(
-            stream, {DATA_FIELD: data}, maxlen=maxlen or self.maxlen, approximate=True
+            stream, {DATA_FIELD: data}, **xadd_trim(stream, maxlen or self.maxlen)
         )
         metrics.STREAM_PUBLISHED.labels(stream=metrics.stream_label(stream)).inc()
         return _text(entry_id)
@@ -95,6 +175,33 @@ class StreamBus:
         log.warning(
             "dead-lettered entry",
             extra={"stream": delivery.stream, "entry_id": delivery.entry_id, "reason": reason[:300]},
+        )
+
+    async def report_missing(self, stream: str, group: str, entry_ids: Sequence[Any]) -> None:
+        """Pending entries a reclaim found gone from `stream`: each gets a dead-letter record
+        naming its id (its data is lost: that is the point of the record), an error log and the
+        metric, and only then its ack, so the loss is never silent."""
+        ids = [_text(entry_id) for entry_id in entry_ids]
+        if not ids:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            fields = {
+                "source_stream": stream,
+                "source_id": entry_id,
+                "group": group,
+                "reason": MISSING_REASON,
+                "deliveries": "0",
+                DATA_FIELD: "",
+                "at_ms": str(int(time.time() * 1000)),
+            }
+            pipe.xadd(self.dead_letter_stream, fields, maxlen=DEAD_LETTER_MAXLEN, approximate=True)  # type: ignore[arg-type]
+        pipe.xack(stream, group, *ids)
+        await pipe.execute()
+        metrics.STREAM_ENTRIES_MISSING.labels(stream=metrics.stream_label(stream)).inc(len(ids))
+        log.error(
+            "pending entries gone from the stream before they were handled",
+            extra={"stream": stream, "group": group, "entry_ids": ids[:20], "count": len(ids)},
         )
 
 
@@ -296,9 +403,9 @@ class Consumer:
             if (stream, _text(eid)) in self._in_flight
         }
         claimed = [(eid, fields) for eid, fields in entries if fields and _text(eid) not in ours]
-        deleted = [eid for eid, fields in entries if not fields]
-        if deleted:  # trimmed away by MAXLEN while pending: nothing left to deliver
-            await self.bus.redis.xack(stream, self.config.group, *deleted)
+        deleted = missing_ids(result)
+        if deleted:  # gone while pending (Redis >= 7 hands back their ids): reported, not dropped
+            await self.bus.report_missing(stream, self.config.group, deleted)
         if ours:
             await self._restore_delivery_counts(stream, ours)
         if not claimed:

@@ -40,6 +40,9 @@ def config_overrides(config: dict[str, Any]) -> list[str]:
     flags += ["-c", f"default_permissions={toml_value(config['default_permissions'])}"]
     for feature, on in config.get("features", {}).items():
         flags += ["-c", f"features.{feature}={toml_value(on)}"]
+    for key, on in config.items():  # a thread's config names them as dotted keys (sealing.py)
+        if key.startswith("features."):
+            flags += ["-c", f"{key}={toml_value(on)}"]
     return flags
 
 

@@ -94,7 +94,7 @@ class ActionPayload(BaseModel):
     """A button press or view submission on one of our messages."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["stop", "approve", "deny", "coauthor_open", "coauthor_submit", "other"]
+    action: Literal["stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit", "other"]
     value: str = ""
     run_id: str | None = None
     request_id: str | None = None
@@ -158,7 +158,7 @@ class InboundEvent(Contract):
 
 class Button(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["stop", "approve", "deny", "coauthor_open"]
+    action: Literal["stop", "approve", "deny", "retry", "coauthor_open"]
     label: str
     value: str = ""
     style: Literal["primary", "danger", "default"] = "default"

@@ -54,7 +54,7 @@ class Heartbeat:
     started_at: float = 0.0
     details: Callable[[], dict[str, Any]] | None = None
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self, redis_at: float | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "service": self.service,
             "instance": self.instance,
@@ -64,18 +64,36 @@ class Heartbeat:
             "at": time.time(),
             "version": broker_version(),
         }
+        if redis_at is not None:
+            # Redis's clock at the beat: liveness is judged against Redis TIME, one clock for
+            # every host (`at` is this host's, for people reading `status`)
+            body["redis_at"] = redis_at
         if self.details is not None:
             body.update(self.details())
         return body
 
     async def beat(self) -> None:
+        redis_at = redis_seconds(await self.redis.time())
         await self.redis.set(
-            self.keys.heartbeat(self.service, self.instance), json.dumps(self.payload()), ex=self.ttl_s
+            self.keys.heartbeat(self.service, self.instance),
+            json.dumps(self.payload(redis_at)),
+            ex=self.ttl_s,
         )
         metrics.HEARTBEAT_TIMESTAMP.set(time.time())
 
     async def clear(self) -> None:
         await self.redis.delete(self.keys.heartbeat(self.service, self.instance))
+
+
+def redis_seconds(reply: Any) -> float:
+    """Redis TIME's (seconds, microseconds) as epoch seconds."""
+    seconds, micros = reply
+    return int(seconds) + int(micros) / 1_000_000
+
+
+def seen_at(beat: dict[str, Any]) -> float:
+    """When a heartbeat was written, on Redis's clock (an older release's beat: its host's)."""
+    return float(beat.get("redis_at") or beat.get("at") or 0)
 
 
 async def read_heartbeats(redis: Redis, keys: Keys) -> list[dict[str, Any]]:

@@ -174,6 +174,12 @@ class Keys:
 
     # ---- orchestrator replicas and timers ----------------------------------------------------
     @property
+    def redis_epoch(self) -> str:
+        """String without expiry: gone means Redis lost its data (a restart without persistence,
+        a flush), so every heartbeat read from it is as fresh as that restart (reconcile.py)."""
+        return f"{self.prefix}:redis-epoch"
+
+    @property
     def orchestrator_members(self) -> str:
         """Sorted set: live orchestrator replica ids scored by membership expiry (ms)."""
         return f"{self.prefix}:orch:members"

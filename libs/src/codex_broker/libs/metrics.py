@@ -25,6 +25,18 @@ STREAM_RECLAIMED = Counter(
 STREAM_DEAD_LETTERED = Counter(
     "cb_stream_dead_lettered_total", "Entries moved to the dead-letter stream", ["stream"]
 )
+STREAM_ENTRIES_MISSING = Counter(
+    "cb_stream_entries_missing_total",
+    "Pending entries found gone from their stream at reclaim (trimmed or deleted unhandled): each "
+    "is reported and dead-lettered by id; any increase is an alert",
+    ["stream"],
+)
+STREAM_UNHANDLED = Gauge(
+    "cb_stream_unhandled_entries",
+    "Entries kept in a stream trimmed only below its groups' ack horizon (not yet handled by every "
+    "group); above STREAM_MAXLEN a consumer is down or behind: alert",
+    ["stream"],
+)
 STREAM_HANDLER_ERRORS = Counter(
     "cb_stream_handler_errors_total", "Handler failures left pending for redelivery", ["stream"]
 )

@@ -147,9 +147,17 @@ def sealed_config(
     network_access: bool,
     allowed_hosts: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """`thread/start` / `thread/resume` config selecting the session's own permission profile."""
+    """`thread/start` / `thread/resume` config selecting the session's own permission profile.
+
+    Features go in as dotted keys (`features.network_proxy`), each one alone: a `features` table
+    in a thread's config replaces the app-server's whole `features` table, which silently turned
+    the runner's `features.shell_snapshot=false` back on — a login shell and a dozen helpers per
+    new thread, in the sandbox (docs/benchmarks.md)."""
     filesystem = filesystem_rules(data_root, session_key, workspace, codex_home)
-    return _profile_config(filesystem, network_access, allowed_hosts)
+    config = _profile_config(filesystem, network_access, allowed_hosts)
+    for feature, on in config.pop("features", {}).items():
+        config[f"features.{feature}"] = on
+    return config
 
 
 def _profile_config(

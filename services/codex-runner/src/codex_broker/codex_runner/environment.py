@@ -30,10 +30,19 @@ APPS_FEATURES = ("apps", "plugins", "remote_plugin")
 # snapshot its environment (~30-45 ms CPU); on a small machine that burst slows the turns running
 # beside it (+20 ms broker overhead per new thread in bench/latency_bench.py). The runner builds
 # the shell's environment itself, so commands run the same without it (a login shell per command).
+# project_root_markers=[]: the session's workspace (the thread's cwd) is its project root. With
+# the default (".git") Codex walks from the cwd up to `/` looking for a marker and, on every turn,
+# for AGENTS.md and project config in each directory on the way; under a session's permission
+# profile each of those file operations is one sandboxed helper (codex-linux-sandbox + bubblewrap),
+# ~15 of them per turn: most of what sealing added before the first model request (docs/
+# benchmarks.md). Above the workspace there is nothing of the session's anyway (its parents are
+# the broker's DATA_ROOT), so the workspace's own AGENTS.md and .codex/ are still read and
+# nothing is read from outside it.
 ALWAYS_OVERRIDES = (
     "analytics.enabled=false",
     "check_for_update_on_startup=false",
     "features.shell_snapshot=false",
+    "project_root_markers=[]",
 )
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Codex's shell never needs the model API key, and any command the model runs could read and send

@@ -18,7 +18,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from codex_broker.libs import metrics as lib_metrics
-from codex_broker.libs.bus import DATA_FIELD
+from codex_broker.libs.bus import DATA_FIELD, xadd_trim
 from codex_broker.libs.contracts import RunEvent, encode
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,8 @@ class EventPublisher:
     async def _send(self, batch: list[_Entry]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for entry in batch:
-            pipe.xadd(entry.stream, {DATA_FIELD: entry.data}, maxlen=self.maxlen, approximate=True)
+            # run-events streams are trimmed only below the orchestrator's ack horizon (libs/bus.py)
+            pipe.xadd(entry.stream, {DATA_FIELD: entry.data}, **xadd_trim(entry.stream, self.maxlen))
             if entry.hash_key and entry.hash_fields:
                 pipe.hset(entry.hash_key, mapping=entry.hash_fields)  # type: ignore[arg-type]
         await pipe.execute()

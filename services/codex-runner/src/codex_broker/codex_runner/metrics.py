@@ -17,6 +17,9 @@ TURN_SECONDS = Histogram(
 RUNS_HANDED_OVER = Counter(
     "cb_runner_runs_handed_over_total", "Runs passed to the runner whose app-server holds their Codex thread"
 )
+RUNS_FENCED = Counter(
+    "cb_runner_runs_fenced_total", "Runs refused at claim: the orchestrator had reported them lost"
+)
 ACTIVE_TURNS = Gauge("cb_runner_active_turns", "Runs in progress on this runner")
 CAPACITY = Gauge("cb_runner_capacity", "MAX_CONCURRENT_TURNS of this runner")
 APP_SERVER_RESTARTS = Counter("cb_runner_app_server_restarts_total", "Codex app-server processes restarted")

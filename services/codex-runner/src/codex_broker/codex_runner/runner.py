@@ -1,9 +1,11 @@
 """The runner service: claim runs while it has free slots, drive them, obey controls, drain.
 
 Claiming follows INTERFACES.md: read `runs` (group codex-runners) only with a free slot and
-COUNT = free slots; per claimed run one pipeline sets the run hash {runner_id, status=running},
-reads `cancel_requested`, publishes `accepted` (seq 0) and ACKs — concurrently with loading the
-Codex thread, so the claim adds no sequential round trip before `turn/start`.
+COUNT = free slots; per claimed run one pipeline runs the claim script on the run hash (refused
+when the orchestrator fenced the run: libs/run_fence.py; else {runner_id, status=running} and
+`cancel_requested` back) and ACKs, then `accepted` (seq 0) is queued first on the publisher —
+concurrently with loading the Codex thread, so the claim adds no sequential round trip before
+`turn/start`.
 
 Codex lets one process at a time write a thread (its "thread writer lock", held while the thread
 is loaded), so a follow-up turn must run where its thread is loaded. Each runner records itself
@@ -34,7 +36,7 @@ from codex_broker.codex_runner.environment import native_codex_bin, prepare_prof
 from codex_broker.codex_runner.events import EventPublisher
 from codex_broker.codex_runner.supervisor import Supervisor
 from codex_broker.codex_runner.turn import INTERRUPT_GRACE_S, TurnRun, steer_rejected
-from codex_broker.libs import codex_sandbox
+from codex_broker.libs import codex_sandbox, run_fence
 from codex_broker.libs.bus import (
     DATA_FIELD,
     Consumer,
@@ -51,8 +53,8 @@ from codex_broker.libs.contracts import (
     RunEvent,
     RunRequest,
     decode,
-    encode,
 )
+from codex_broker.libs.heartbeat import redis_seconds, seen_at
 from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
 from codex_broker.libs.session_token import ensure_session_token
@@ -81,6 +83,7 @@ class Runner:
         # (a restart) is lost, and the orchestrator tells them apart by this id.
         self.boot_id = uuid.uuid4().hex[:12]
         self.own_stream = self.keys.runner_runs_stream(self.runner_id)
+        self._claim_script = redis.register_script(run_fence.CLAIM_RUN)
         self._routing = 0  # runs being checked for another writer: they hold a slot meanwhile
         self.codex_bin = native_codex_bin(codex_bin)
         self.capacity = settings.max_concurrent_turns
@@ -222,8 +225,11 @@ class Runner:
                 backoff = min(backoff * 2, 10.0)
                 continue
             for stream_name, entries in response or []:
+                gone = [entry_id for entry_id, fields in entries if not fields]
+                if gone:  # a pending entry deleted from the stream comes back empty: report it
+                    self._spawn(self.bus.report_missing(_text(stream_name), GROUP_RUNNERS, gone))
                 for entry_id, fields in entries:
-                    if fields:  # a pending entry trimmed from the stream comes back empty
+                    if fields:
                         self._start(_text(entry_id), fields, _text(stream_name))
             streams = {stream: ">" for stream in streams}
 
@@ -286,7 +292,10 @@ class Runner:
         writer = await self.redis.get(self.keys.codex_thread_runner(thread_id))
         if writer is None or _text(writer) == self.runner_id:
             return None
-        beat = await self.redis.get(self.keys.heartbeat("codex-runner", _text(writer)))
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(self.keys.heartbeat("codex-runner", _text(writer)))
+        pipe.time()
+        beat, now = await pipe.execute()
         if beat is None:
             return None
         with contextlib.suppress(ValueError, TypeError, AttributeError):
@@ -294,7 +303,7 @@ class Runner:
             # loop); a SIGKILLed one leaves its key until the TTL. Taken for dead wrongly, the
             # thread's resume here would be refused; taken for alive wrongly, the run waits in
             # the dead runner's stream until it restarts (or the orchestrator's claim timeout).
-            age = time.time() - float(json.loads(beat).get("at", 0))
+            age = redis_seconds(now) - seen_at(json.loads(beat))  # both on Redis's clock
             if age > 2 * self.settings.heartbeat_interval_s + 2:
                 return None
         return _text(writer)
@@ -350,14 +359,18 @@ class Runner:
         self._run_tasks[request.run_id] = task
         task.add_done_callback(lambda _: self._run_done(request.run_id))
 
-    async def _claim(self, request: RunRequest, entry_id: str, stream: str) -> bool:
-        """One round trip: take the run, announce it, ack it; True when it was cancelled already.
+    async def _claim(self, request: RunRequest, entry_id: str, stream: str) -> run_fence.ClaimResult:
+        """One round trip: take the run unless the orchestrator fenced it, and ack its entry.
         Every step is idempotent, so a Redis outage is waited out and the whole claim repeated
         (giving up would leave the run read but never announced: the thread stuck in "running")."""
-        return await _redis_retry(lambda: self._claim_once(request, entry_id, stream))
-
-    async def _claim_once(self, request: RunRequest, entry_id: str, stream: str) -> bool:
-        run_key = self.keys.run(request.run_id)
+        result = await _redis_retry(lambda: self._claim_once(request, entry_id, stream))
+        if result == "fenced":
+            metrics.RUNS_FENCED.inc()
+            log.warning(
+                "run refused: the orchestrator gave up on it before it was claimed",
+                extra={"run_id": request.run_id, "session_key": request.session_key},
+            )
+            return result
         accepted = RunEvent(
             run_id=request.run_id,
             session_key=request.session_key,
@@ -365,26 +378,20 @@ class Runner:
             kind="accepted",
             runner_id=self.runner_id,
         )
+        # queued before any event of the turn (those follow the claim): seq 0 stays first
+        self.publisher.publish(self.keys.run_events_stream_for(request.session_key), accepted)
+        return result
+
+    async def _claim_once(self, request: RunRequest, entry_id: str, stream: str) -> run_fence.ClaimResult:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(
-            run_key,
-            mapping={
-                "runner_id": self.runner_id,
-                "runner_boot": self.boot_id,
-                "status": "running",
-                "started_at_ms": str(int(time.time() * 1000)),
-            },
+        await self._claim_script(
+            keys=[self.keys.run(request.run_id)],
+            args=run_fence.claim_args(self.runner_id, self.boot_id, int(time.time() * 1000)),
+            client=pipe,
         )
-        pipe.hget(run_key, "cancel_requested")
-        pipe.xadd(
-            self.keys.run_events_stream_for(request.session_key),
-            {DATA_FIELD: encode(accepted)},
-            maxlen=self.settings.stream_maxlen,
-            approximate=True,
-        )
-        pipe.xack(stream, GROUP_RUNNERS, entry_id)
+        pipe.xack(stream, GROUP_RUNNERS, entry_id)  # a fenced run's entry is done as well
         results = await pipe.execute()
-        return _text(results[1] or b"") == "1"
+        return run_fence.claim_result(results[0])
 
     def _run_done(self, run_id: str) -> None:
         self.runs.pop(run_id, None)

@@ -48,6 +48,7 @@ from codex_broker.libs.contracts import (
     Sandbox,
 )
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.run_fence import ClaimResult
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,9 @@ class TurnRun:
         return self.request.run_id
 
     # ---- driving ---------------------------------------------------------------------------
-    async def drive(self, claim: asyncio.Future[bool]) -> None:
-        """Run the turn to its terminal event. `claim` resolves to `cancel_requested`."""
+    async def drive(self, claim: asyncio.Future[ClaimResult]) -> None:
+        """Run the turn to its terminal event. `claim` resolves to the claim's outcome: a run
+        the orchestrator fenced (reported lost) ends here without a word — it was never ours."""
         metrics.TURNS_STARTED.inc()
         try:
             try:
@@ -153,8 +155,10 @@ class TurnRun:
                 if not loaded_before and self.on_thread_loaded is not None:
                     self.on_thread_loaded(thread_id)
             finally:
-                cancel_requested = await claim
-            if cancel_requested:
+                claimed = await claim
+            if claimed == "fenced":
+                return
+            if claimed == "cancelled":
                 self._finish("interrupted", "cancelled before the turn started")
                 return
             self.thread_id = thread_id

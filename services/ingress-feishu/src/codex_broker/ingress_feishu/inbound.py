@@ -84,7 +84,9 @@ class FeishuInbound:
         if isinstance(result, Ignored):
             return None
         action = result.action.action if result.action else ""
-        return {"stop": "Stopping…", "approve": "Approved", "deny": "Denied"}.get(action, "Received")
+        return {"stop": "Stopping…", "approve": "Approved", "deny": "Denied", "retry": "Retrying…"}.get(
+            action, "Received"
+        )
 
     def _log_raw(self, event_type: str, payload: dict[str, Any], result: InboundEvent | Ignored) -> None:
         if self.raw_log is not None and self.raw_log.enabled:

@@ -139,8 +139,8 @@ def _form_values(raw: Any) -> dict[str, Any]:
 
 
 def _split_run_value(action: str, value: str) -> tuple[str | None, str | None]:
-    """Stop carries the run id; Approve/Deny carry "<run_id>:<request_id>"."""
-    if action == "stop":
+    """Stop and Retry carry the run id; Approve/Deny carry "<run_id>:<request_id>"."""
+    if action in ("stop", "retry"):
         return (value or None), None
     if action in ("approve", "deny") and ":" in value:
         run_id, request_id = value.split(":", 1)

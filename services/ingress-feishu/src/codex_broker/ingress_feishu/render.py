@@ -27,8 +27,8 @@ STOP_ELEMENT = "stop"
 BUTTON_ACTION_FIELD = FEISHU_VALUE_FIELD  # marks a callback value as ours; refused in cards Codex posts
 MAX_TASK_LINES = 6
 
-ButtonAction = Literal["stop", "approve", "deny", "coauthor_open", "coauthor_submit"]
-_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "coauthor_open", "coauthor_submit"})
+ButtonAction = Literal["stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit"]
+_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit"})
 _TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
 _OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
 # a run's status as a reaction on the user's message, and Slack-ish emoji names → Feishu's

@@ -207,8 +207,8 @@ def to_inbound(event: Mapping[str, Any], me: BotIdentity, names: Mapping[str, st
 def action_from_button(action_id: str, value: str) -> ActionPayload:
     """Our button ids are `cb_<action>`; values follow INTERFACES.md (run_id, run_id:request_id)."""
     name = action_id.removeprefix(ACTION_PREFIX)
-    if name == "stop":
-        return ActionPayload(action="stop", value=value, run_id=value or None)
+    if name in ("stop", "retry"):
+        return ActionPayload(action=name, value=value, run_id=value or None)  # type: ignore[arg-type]
     if name in ("approve", "deny"):
         run_id, _, request_id = value.partition(":")
         return ActionPayload(action=name, value=value, run_id=run_id or None, request_id=request_id or None)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ THREAD_ID = re.compile(r"^w[0-9]{12}$")
 MAX_TEXT_CHARS = 40_000
 # Slack-style dash commands work here too; the orchestrator knows the slash spellings
 DASH_COMMANDS = {"-new": "/new", "-status": "/status", "-help": "/help", "-usage": "/usage"}
-ACTIONS = ("stop", "approve", "deny")
+ACTIONS = ("stop", "approve", "deny", "retry")
 
 
 def command_text(text: str) -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from codex_broker.libs import authors, paths, session_token
+from codex_broker.libs import authors, paths, run_fence, session_token
 from codex_broker.libs import channel_defaults as stored_defaults
 from codex_broker.libs.audit import AuditLog
-from codex_broker.libs.bus import StreamBus
+from codex_broker.libs.bus import StreamBus, xadd_trim
 from codex_broker.libs.contracts import (
     Attachment,
     Coordinates,
@@ -52,7 +52,8 @@ from codex_broker.orchestrator.policy import Policy
 log = logging.getLogger(__name__)
 
 RUN_TTL_S = 7 * 24 * 3600
-ENDED_FIELD = "orchestrator_outcome"  # set once the orchestrator has finished the run
+ENDED_FIELD = run_fence.ENDED_FIELD  # set once the orchestrator has finished the run
+RUN_INPUTS_FIELD = "inputs"
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500
@@ -177,12 +178,9 @@ class Core:
         return self.keys.outbound_stream(coords.platform)
 
     def add_outbound(self, pipe: Any, action: OutboundAction) -> None:
-        pipe.xadd(
-            self.keys.outbound_stream(action.platform),
-            {"data": encode(action)},
-            maxlen=self.settings.stream_maxlen,
-            approximate=True,
-        )
+        stream = self.keys.outbound_stream(action.platform)
+        # never MAXLEN: trimmed only below the ingress group's ack horizon (libs/bus.py)
+        pipe.xadd(stream, {"data": encode(action)}, **xadd_trim(stream, self.settings.stream_maxlen))
 
     def add_timeline(self, pipe: Any, session_key: str, kind: str, summary: str) -> None:
         entry = json.dumps({"at_ms": now_ms(), "kind": kind, "summary": summary[:300]})
@@ -536,6 +534,8 @@ class Core:
                 # what the run's usage is priced and charted by (budget_gate.count)
                 "model": request.model or "",
                 "auth_profile": request.auth_profile,
+                # the messages, for the Retry button of a lost turn (orchestrator/retry.py)
+                RUN_INPUTS_FIELD: json.dumps([QueueEntry(e.event).dump() for e in entries]),
                 "view": view.model_dump_json(),
                 "last_seq": "-1",
             },

@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from redis import exceptions as redis_errors
 
-from codex_broker.libs.bus import DeadLetter, Delivery, StreamBus, entry_data
+from codex_broker.libs.bus import DeadLetter, Delivery, StreamBus, entry_data, missing_ids
 from codex_broker.libs.contracts import ContractError, InboundEvent, RunEvent, decode
 from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
+from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import metrics
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class WorkItem:
     tick_kind: str = ""
     run_id: str = ""  # run_lost
     reason: str = ""
+    fence: FenceMode = "gone"  # run_lost: how the run is fenced (libs/run_fence.py)
 
 
 Handler = Callable[[WorkItem], Awaitable[None]]
@@ -329,9 +331,9 @@ class ShardReader:
             )
             cursor = _text(result[0])
             entries = result[1] or []
-            deleted = [eid for eid, fields in entries if not fields]
-            if deleted:  # trimmed while pending: nothing left to handle
-                await self.bus.redis.xack(stream, GROUP_ORCHESTRATOR, *deleted)
+            deleted = missing_ids(result)
+            if deleted:  # gone while pending: reported (log, metric, dead letter), never silently
+                await self.bus.report_missing(stream, GROUP_ORCHESTRATOR, deleted)
             for entry_id, fields in entries:
                 if fields and _text(entry_id) not in self.dispatcher.in_flight_entries:
                     metrics.RECLAIMED.inc()

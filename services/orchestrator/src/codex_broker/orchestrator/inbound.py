@@ -22,6 +22,7 @@ from codex_broker.orchestrator import (
     metrics,
     picks,
     render,
+    retry,
     steering,
     timers,
 )
@@ -388,6 +389,9 @@ async def handle_action(
             await _ephemeral(core, event, "That run has already ended.")
     elif action.action in ("approve", "deny"):
         await decide_approval(core, event, state, approve=action.action == "approve")
+    elif action.action == "retry":
+        # a second click, or a click on a run that cannot be retried, does nothing
+        await retry.handle_retry(core, event, state.get("state", "idle"))  # type: ignore[arg-type]
     elif action.action in ("coauthor_open", "coauthor_submit"):
         await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
 

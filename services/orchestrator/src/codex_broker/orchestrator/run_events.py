@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 from typing import Any, Literal
 
+from codex_broker.libs import run_fence
 from codex_broker.libs.contracts import (
     Button,
     Coordinates,
@@ -24,7 +25,17 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
-from codex_broker.orchestrator import audit_hooks, budget_gate, metrics, render, samples, steering, timers
+from codex_broker.libs.run_fence import FenceMode
+from codex_broker.orchestrator import (
+    audit_hooks,
+    budget_gate,
+    metrics,
+    render,
+    retry,
+    samples,
+    steering,
+    timers,
+)
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -498,11 +509,21 @@ async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
         await core.start_turn(session_key)
 
 
-async def handle_run_lost(core: Core, run_id: str, reason: str) -> None:
-    """Reconciliation found the run orphaned: tell the thread, keep the session resumable."""
+async def handle_run_lost(core: Core, run_id: str, reason: str, mode: FenceMode = "gone") -> None:
+    """Reconciliation found the run orphaned: fence it, tell the thread, keep the session
+    resumable. The fence (libs/run_fence.py) is what makes the notice true: a runner that reads
+    the run's stream entry afterwards refuses it. An unclaimed run that a runner claimed after
+    the reconciler looked is alive, not lost: it is left alone."""
     run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
     if not run or "platform" not in run or ended(run):
         await core.redis.zrem(core.keys.active_runs, run_id)
         return
-    metrics.RUNS_LOST.labels(reason="unclaimed" if run.get("status") == "queued" else "runner_gone").inc()
+    fenced = await core.redis.eval(run_fence.FENCE_RUN, 1, core.keys.run(run_id), *run_fence.fence_args(mode))  # type: ignore[misc]
+    if not int(fenced):
+        log.info("run claimed after it was judged unclaimed; kept", extra={"run_id": run_id})
+        return
+    metrics.RUNS_LOST.labels(reason="unclaimed" if mode == "unclaimed" else "runner_gone").inc()
     await finish_run(core, run, run_id, "failed", reason, None, seq=None, lost=True)
+    if run.get(retry.INPUTS_FIELD):  # runs from before the field: no button
+        offer = retry.offer(run_coords(run), run["session_key"], run_id)
+        await core.bus.publish(core.keys.outbound_stream(offer.platform), offer)

@@ -12,6 +12,7 @@ from typing import Any
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import metrics, run_events
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.core import Core, as_str_dict, now_ms
@@ -20,6 +21,7 @@ from codex_broker.orchestrator.dispatch import SessionDispatcher, ShardReader, W
 from codex_broker.orchestrator.inbound import handle_inbound
 from codex_broker.orchestrator.leases import ShardLeases
 from codex_broker.orchestrator.reconcile import Reconciler
+from codex_broker.orchestrator.stream_trim import StreamTrimmer
 from codex_broker.orchestrator.timers import Timers, member_of
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ class Orchestrator:
         )
         self.timers = Timers(self.redis, self.core.keys, held=self.held, fire=self._fire)
         self.reconciler = Reconciler(self.core, held=self.held, report_lost=self._report_lost)
+        self.trimmer = StreamTrimmer(
+            self.redis, self.core.keys, held=self.held, alert_above=self.settings.stream_maxlen
+        )
 
     def held(self) -> set[int]:
         return set(self.leases.held)
@@ -79,7 +84,7 @@ class Orchestrator:
         elif item.kind == "tick":
             await self._tick(item)
         elif item.kind == "run_lost":
-            await run_events.handle_run_lost(self.core, item.run_id, item.reason)
+            await run_events.handle_run_lost(self.core, item.run_id, item.reason, item.fence)
 
     async def _tick(self, item: WorkItem) -> None:
         session_key = item.session_key
@@ -115,9 +120,11 @@ class Orchestrator:
     def _fire(self, shard: int, member: str, kind: str, session_key: str) -> None:
         self.dispatcher.submit(WorkItem("tick", shard, session_key, member=member, tick_kind=kind))
 
-    def _report_lost(self, session_key: str, run_id: str, reason: str) -> None:
+    def _report_lost(self, session_key: str, run_id: str, reason: str, fence: FenceMode) -> None:
         shard = self.core.shard(session_key)
-        self.dispatcher.submit(WorkItem("run_lost", shard, session_key, run_id=run_id, reason=reason))
+        self.dispatcher.submit(
+            WorkItem("run_lost", shard, session_key, run_id=run_id, reason=reason, fence=fence)
+        )
 
     # ---- shards --------------------------------------------------------------------------------
     async def _gained(self, shard: int) -> None:
@@ -176,7 +183,7 @@ class Orchestrator:
             await self.dispatcher.close()
 
     def tasks(self) -> list[Any]:
-        found = [self.lease_loop, self.timers.run, self.reconciler.run]
+        found = [self.lease_loop, self.timers.run, self.reconciler.run, self.trimmer.run]
         if self.settings.housekeeping_enabled:
             from codex_broker.orchestrator.housekeeping import housekeeping_task
 
