@@ -65,8 +65,8 @@ class _Session:
 
 
 class FakeDiscord:
-    def __init__(self, *, edit_limit: tuple[int, float] | None = (5, 5.0)) -> None:
-        self.token = TOKEN
+    def __init__(self, *, token: str = TOKEN, edit_limit: tuple[int, float] | None = (5, 5.0)) -> None:
+        self.token = token
         self.bot_id = BOT_ID
         self.application_id = APP_ID
         self.guild_id = GUILD_ID

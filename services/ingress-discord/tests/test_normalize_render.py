@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from codex_broker.ingress_discord.adapter import piece_nonce
 from codex_broker.ingress_discord.normalize import (
     Access,
     access_denial,
@@ -133,6 +134,12 @@ def test_a_fence_that_fits_moves_whole_to_the_next_piece() -> None:
     code = "```\n" + "x\n" * 300 + "```"
     pieces = split_message("a" * 1500 + "\n" + code)
     assert pieces[0] == "a" * 1500 and pieces[1] == code
+
+
+def test_piece_nonces_differ_per_post_and_piece_and_fit_discord() -> None:
+    nonces = {piece_nonce(parts, i) for parts in ("view:p1", "answer:p1") for i in range(3)}
+    assert len(nonces) == 6 and all(len(n) <= 25 for n in nonces)
+    assert piece_nonce("answer:p1", 0) == piece_nonce("answer:p1", 0)
 
 
 def test_components_and_view() -> None:

@@ -13,6 +13,7 @@ post's `parts_id`, so a redelivered action sends only the missing pieces.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,6 +61,12 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def piece_nonce(parts_id: str, index: int) -> str:
+    """Discord's nonce (at most 25 characters) for one piece: with `enforce_nonce`, a create that
+    is retried within minutes returns the message made the first time instead of a second one."""
+    return hashlib.blake2b(f"{parts_id}:{index}".encode(), digest_size=12).hexdigest()
+
+
 def message_body(text: str, buttons: Sequence[Button] = (), *, nonce: str | None = None) -> dict[str, Any]:
     """A message create/edit body: Markdown as is, our buttons as components, no pings."""
     body: dict[str, Any] = {
@@ -68,7 +75,7 @@ def message_body(text: str, buttons: Sequence[Button] = (), *, nonce: str | None
         "allowed_mentions": {"parse": []},
     }
     if nonce:
-        body["nonce"] = nonce[:25]
+        body["nonce"] = nonce
         body["enforce_nonce"] = True
     return body
 
@@ -136,7 +143,7 @@ class DiscordPlatform:
                 ids.append(sent[str(index)])
                 continue
             last = index == len(pieces) - 1
-            body = message_body(piece, buttons if last else (), nonce=f"{parts_id[-20:]}.{index}")
+            body = message_body(piece, buttons if last else (), nonce=piece_nonce(parts_id, index))
             created = await self.rest.send(channel, body)
             message_id = str(created["id"])
             pipe = self.redis.pipeline(transaction=False)
