@@ -95,8 +95,8 @@ class FakeDiscord:
         self._transports: dict[int, asyncio.Transport] = {}
         self._send_locks: dict[int, asyncio.Lock] = {}
         self._sending: set[asyncio.Future[None]] = set()
-        self._current: _Session | None = None
-        self._resume_ok = True
+        self._live: list[_Session] = []  # every session events go to (Discord sends to each)
+        self._unresumable: set[str] = set()
         self._held = False
         self._limited: list[tuple[str | None, float]] = []
         self._edits: dict[str, deque[float]] = {}
@@ -332,7 +332,8 @@ class FakeDiscord:
         self._call(self._drop, resume)
 
     def _drop(self, resume: bool) -> None:
-        self._resume_ok = resume
+        if not resume:
+            self._unresumable |= {s.session_id for s in self._live}
         for transport in self._transports.values():
             transport.abort()
         self._transports.clear()
@@ -368,8 +369,12 @@ class FakeDiscord:
             return json.loads(json.dumps(self.interactions[interaction_id]))
 
     def connected(self) -> bool:
+        return self.connections() > 0
+
+    def connections(self) -> int:
+        """Gateway sessions connected right now (one per bot process)."""
         with self._lock:
-            return self._current is not None and self._current.ws is not None
+            return sum(1 for s in self._live if s.ws is not None)
 
     def count(self, method: str, path_part: str = "", status: int | None = None) -> int:
         with self._lock:
@@ -381,8 +386,12 @@ class FakeDiscord:
                 and (status is None or c["status"] == status)
             )
 
-    def wait_connected(self, timeout_s: float = 30.0, identifies: int = 1) -> None:
-        self._wait(lambda: self.connected() and self.identifies >= identifies, timeout_s, "a gateway session")
+    def wait_connected(self, timeout_s: float = 30.0, identifies: int = 1, count: int = 1) -> None:
+        self._wait(
+            lambda: self.connections() >= count and self.identifies >= identifies,
+            timeout_s,
+            "a gateway session",
+        )
 
     def wait_thread(self, message_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
         self._wait(lambda: self.thread(message_id) is not None, timeout_s, f"a thread on {message_id}")
@@ -463,11 +472,12 @@ class FakeDiscord:
 
     # ---- gateway ---------------------------------------------------------------------------------------
 
-    def _dispatch(self, kind: str, data: dict[str, Any]) -> None:
-        """Send one event to the current session (kept for a RESUME when it is disconnected)."""
-        session = self._current
-        if session is None:
-            return
+    def _dispatch(self, kind: str, data: dict[str, Any], only: _Session | None = None) -> None:
+        """Send one event to every live session (kept for a RESUME while one is disconnected)."""
+        for session in [only] if only is not None else list(self._live):
+            self._dispatch_to(session, kind, data)
+
+    def _dispatch_to(self, session: _Session, kind: str, data: dict[str, Any]) -> None:
         session.seq += 1
         frame = {"op": 0, "t": kind, "s": session.seq, "d": data}
         session.sent.append(frame)
@@ -513,7 +523,7 @@ class FakeDiscord:
             return
         session = _Session(session_id=uuid.uuid4().hex, ws=ws)
         self._sessions[session.session_id] = session
-        self._current = session
+        self._live.append(session)
         self.identifies += 1
         ready = {
             "v": 10,
@@ -526,25 +536,24 @@ class FakeDiscord:
             "private_channels": [],
             "relationships": [],
         }
-        self._dispatch("READY", ready)
-        self._dispatch("GUILD_CREATE", self._guild())
+        self._dispatch("READY", ready, only=session)
+        self._dispatch("GUILD_CREATE", self._guild(), only=session)
 
     async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
         session = self._sessions.get(str(data.get("session_id")))
-        if session is None or not self._resume_ok or data.get("token") != self.token:
+        refused = session is None or session.session_id in self._unresumable or session not in self._live
+        if refused or data.get("token") != self.token:
             self.invalidated += 1
-            self._resume_ok = True
-            if session is not None and self._current is session:
-                self._current = None  # what is dispatched until the next IDENTIFY is lost
+            if session is not None and session in self._live:
+                self._live.remove(session)  # what is dispatched until the next IDENTIFY is lost
             await ws.send_str(json.dumps({"op": 9, "d": False}))
             return
         self.resumes += 1
         session.ws = ws
-        self._current = session
         for frame in session.sent:
             if frame["s"] > int(data.get("seq") or 0):
                 await ws.send_str(json.dumps(frame))
-        self._dispatch("RESUMED", {})
+        self._dispatch("RESUMED", {}, only=session)
 
     def _guild(self) -> dict[str, Any]:
         channels = [c for c in self.channels.values() if c["type"] == CHANNEL_TYPE_TEXT]
