@@ -251,6 +251,7 @@ class FakeDiscord:
                     "size": len(content_bytes),
                     "content_type": mimetype,
                     "url": f"http://127.0.0.1:{self.port}/cdn/{attachment_id}/{name}",
+                    "proxy_url": f"http://127.0.0.1:{self.port}/cdn/{attachment_id}/{name}",
                 }
             )
         message = self._store(
@@ -757,6 +758,7 @@ class FakeDiscord:
                         "filename": name,
                         "size": len(content),
                         "url": f"http://127.0.0.1:{self.port}/cdn/{attachment_id}/{name}",
+                        "proxy_url": f"http://127.0.0.1:{self.port}/cdn/{attachment_id}/{name}",
                     }
                 )
         return body, files

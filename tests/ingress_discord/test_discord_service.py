@@ -18,11 +18,14 @@ from codex_broker.ingress_discord.service import DiscordService
 from codex_broker.libs.bus import DATA_FIELD
 from codex_broker.libs.contracts import (
     Button,
+    DownloadPayload,
     EphemeralPayload,
     InboundEvent,
     OutboundAction,
+    OutboundResult,
     PostPayload,
     ProgressPayload,
+    UploadPayload,
     decode,
     encode,
 )
@@ -228,3 +231,55 @@ async def test_messages_missed_while_disconnected_are_backfilled(running: Runnin
     # the bot's own messages and what was stored already are not stored again
     await asyncio.sleep(0.2)
     assert len(await running.events(thread["id"])) == 2
+
+
+async def test_attachments_in_are_downloaded_into_the_workspace_and_files_go_out(running: Running) -> None:
+    fake = running.fake
+    png = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    sent = fake.user_message(
+        fake.channel_id, "alice", "look at this", mention=True, attachments=[("shot.png", png, "image/png")]
+    )
+    [event] = await running.wait_events(sent["id"], 1)
+    [attachment] = event.attachments
+    assert attachment.is_image and attachment.name == "shot.png" and attachment.size == len(png)
+
+    data_root = running.service.settings.data_root
+    workspace = data_root / "sessions" / "s1" / "workspace"
+    reply = running.keys.rpc_reply("dl-1")
+    action = OutboundAction(
+        platform="discord",
+        conversation_id=sent["id"],
+        root_message_id=sent["id"],
+        payload=DownloadPayload(attachments=[attachment], dest_dir=str(workspace / "attachments")),
+        reply_to=reply,
+    )
+    await running.redis.xadd(running.keys.outbound_stream("discord"), {DATA_FIELD: encode(action)})
+    raw = await running.redis.blpop([reply], timeout=30)
+    assert raw is not None
+    result = decode(OutboundResult, raw[1])
+    assert result.ok and result.files[0].local_path
+    assert await asyncio.to_thread(Path(result.files[0].local_path).read_bytes) == png
+
+    outbox = data_root / "outbox" / "a1"
+    outbox.mkdir(parents=True)
+    (outbox / "report.txt").write_text("the report")
+    await running.send(sent["id"], UploadPayload(path=str(outbox / "report.txt"), initial_comment="here"))
+    posted = await running.until(
+        lambda: next((m for m in fake.bot_messages(sent["id"]) if m["attachments"]), None), "the upload"
+    )
+    assert posted["content"] == "here" and posted["attachments"][0]["filename"] == "report.txt"
+    assert fake.attachments[posted["attachments"][0]["id"]] == b"the report"
+
+    # a file outside the allowed roots is refused, not read
+    secret = data_root / "secrets" / "token"
+    secret.parent.mkdir(parents=True)
+    secret.write_text("nope")
+    before = fake.count("POST", f"/channels/{sent['id']}/messages")
+    await running.send(sent["id"], UploadPayload(path=str(secret)))
+    dead = await wait_for(
+        lambda: running.redis.xlen(running.keys.dead_letter_stream),
+        timeout_s=30,
+        interval_s=0.05,
+        what="dead letter",
+    )
+    assert dead >= 1 and fake.count("POST", f"/channels/{sent['id']}/messages") == before
