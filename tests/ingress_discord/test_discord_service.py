@@ -213,6 +213,20 @@ async def test_stop_button_and_codex_command_are_stored_then_acked(running: Runn
     assert followups[0]["content"] == "Idle." and followups[0]["flags"] == 64
     assert fake.commands and fake.commands[0]["name"] == "codex"
 
+    approve = Button(action="approve", label="Approve", value="run7:req-3", style="primary")
+    deny = Button(action="deny", label="Deny", value="run7:req-3", style="danger")
+    await running.send(sent["id"], PostPayload(text="Run `rm -rf build`?", buttons=[approve, deny]))
+    prompt = await running.until(
+        lambda: next((m for m in fake.bot_messages(sent["id"]) if "rm -rf" in m["content"]), None),
+        "the prompt",
+    )
+    ids = [b["custom_id"] for b in prompt["components"][0]["components"]]
+    assert ids == ["cb:approve:run7:req-3", "cb:deny:run7:req-3"]
+    fake.click(sent["id"], prompt["id"], ids[0], "alice")
+    events = await running.wait_events(sent["id"], 4)
+    assert events[3].action is not None and events[3].action.action == "approve"
+    assert (events[3].action.run_id, events[3].action.request_id) == ("run7", "req-3")
+
 
 async def test_messages_missed_while_disconnected_are_backfilled(running: Running) -> None:
     fake = running.fake
