@@ -297,3 +297,21 @@ async def test_attachments_in_are_downloaded_into_the_workspace_and_files_go_out
         what="dead letter",
     )
     assert dead >= 1 and fake.count("POST", f"/channels/{sent['id']}/messages") == before
+
+
+async def test_a_resumed_session_gets_what_it_missed_replayed_and_stores_it_once(running: Running) -> None:
+    fake = running.fake
+    sent = fake.user_message(fake.channel_id, "alice", "start", mention=True)
+    thread = await running.until(lambda: fake.thread(sent["id"]), "the task thread")
+    await running.wait_events(thread["id"], 1)
+    fake.hold()
+    fake.drop(resume=True)
+    await running.until(lambda: not fake.connected(), "the drop")
+    missed = fake.user_message(thread["id"], "alice", "sent during the gap")
+    fake.release()
+    await running.until(lambda: fake.resumes >= 1 and fake.connected(), "a RESUME")
+    events = await running.wait_events(thread["id"], 2)
+    assert events[1].message_id == missed["id"]
+    assert fake.identifies == 1 and fake.invalidated == 0  # resumed, not re-identified
+    await asyncio.sleep(0.3)  # the replay and the backfill both saw it: still one event
+    assert len(await running.events(thread["id"])) == 2

@@ -3,11 +3,13 @@ split with code fences kept whole, buttons as components, the live view's text."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from codex_broker.ingress_discord.adapter import piece_nonce
+from codex_broker.ingress_discord.files import CDN_HOSTS, upload_file, url_allowed
 from codex_broker.ingress_discord.normalize import (
     Access,
     access_denial,
@@ -21,7 +23,9 @@ from codex_broker.ingress_discord.normalize import (
     place_of,
 )
 from codex_broker.ingress_discord.render import components, split_message, view_text
-from codex_broker.libs.contracts import CHANNEL_SCOPE, Button, ProgressPayload, TaskItem
+from codex_broker.libs.bus import DeadLetter
+from codex_broker.libs.contracts import CHANNEL_SCOPE, Button, ProgressPayload, TaskItem, UploadPayload
+from codex_broker.libs.ingress_kit.platform import PlatformError
 
 BOT = "900"
 
@@ -159,3 +163,18 @@ def test_components_and_view() -> None:
     assert len(text) <= 2000 and text.startswith("**Running tests**") and "✅ pytest" in text
     done = ProgressPayload(progress_id="p", seq=2, phase="finish", outcome="interrupted", final_text="a")
     assert view_text(done) == "**Stopped**"
+
+
+def test_uploads_over_discords_limit_are_refused_for_good(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / "big.bin").write_bytes(b"x" * 2048)
+    with pytest.raises(PlatformError) as refused:
+        upload_file(UploadPayload(path=str(outbox / "big.bin")), [outbox], 1024)
+    assert refused.value.permanent and refused.value.error == "file_too_large"
+    with pytest.raises(DeadLetter):
+        upload_file(UploadPayload(path="/etc/passwd"), [outbox], 1024)
+    sent = upload_file(UploadPayload(path=str(outbox / "big.bin"), filename="b.bin"), [outbox], 4096)
+    assert sent.filename == "b.bin"
+    assert url_allowed("https://cdn.discordapp.com/attachments/1/2/a.png", CDN_HOSTS)
+    assert not url_allowed("https://evil.example/a.png", CDN_HOSTS)

@@ -8,8 +8,10 @@ messages: what makes them durable is the backfill. Each session channel remember
 last stored message; on every READY (a new gateway session: whatever happened while we were away
 was not delivered) and RESUMED, the channels active in the last DISCORD_BACKFILL_DAYS are read
 from REST history after that id, and each message goes through the same path (the event id
-dedupes what did arrive). An interaction is acked (its callback) only after it is stored; one
-that could not be stored is not acked, so Discord tells the user it failed and they can retry.
+dedupes what did arrive); live messages that arrive meanwhile wait in the queue until the
+backfill is done, so a thread's messages are stored oldest first. An interaction is acked (its
+callback) only after it is stored; one that could not be stored is not acked, so Discord tells
+the user it failed and they can retry.
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ class Inbound:
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
         self._commands_registered = False
+        # cleared while a backfill runs: live messages wait in the queue behind the gap's older ones
+        self._caught_up = asyncio.Event()
+        self._caught_up.set()
 
     # ---- gateway frames ------------------------------------------------------------------------
 
@@ -147,6 +152,7 @@ class Inbound:
     def _connected(self) -> None:
         self.connected = True
         metrics.CONNECTED.set(1)
+        self._caught_up.clear()
         self._spawn(self._after_connect())
 
     def _spawn(self, coro: Any) -> None:
@@ -164,11 +170,18 @@ class Inbound:
             if getter not in done:
                 getter.cancel()
                 break
+            await self._caught_up.wait()
             await self.handle_message(getter.result(), source="gateway")
         for task in list(self._tasks):
             task.cancel()
 
     async def _after_connect(self) -> None:
+        try:
+            await self._register_and_backfill()
+        finally:
+            self._caught_up.set()
+
+    async def _register_and_backfill(self) -> None:
         if self.register_commands and not self._commands_registered and self.application_id:
             try:
                 await self.rest.register_commands(self.application_id, [command_definition()])
