@@ -704,6 +704,8 @@ class FakeDiscord:
         with self._lock:
             for found in self.interactions.values():
                 if found["token"] == token:
+                    if not found["callbacks"]:  # as on Discord: no follow-up before the ack
+                        return 404, {"message": "Unknown Webhook", "code": 10015}
                     message = {"id": self._next_id(), "content": body.get("content", ""), **body}
                     found["followups"].append(message)
                     return 200, message

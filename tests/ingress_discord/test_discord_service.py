@@ -315,3 +315,18 @@ async def test_a_resumed_session_gets_what_it_missed_replayed_and_stores_it_once
     assert fake.identifies == 1 and fake.invalidated == 0  # resumed, not re-identified
     await asyncio.sleep(0.3)  # the replay and the backfill both saw it: still one event
     assert len(await running.events(thread["id"])) == 2
+
+
+async def test_an_answer_faster_than_the_deferral_waits_for_it(running: Running) -> None:
+    """Discord refuses a follow-up before the interaction is acked; the orchestrator can answer
+    first (here the deferral is held by a 429), so the ephemeral waits for the ack."""
+    fake = running.fake
+    dm = fake.dm_channel("alice")
+    fake.rate_limit(1, retry_after=1.0, method="POST")  # the deferral's first try
+    command = fake.slash(dm, "alice", "usage")
+    await running.wait_events(dm, 1)
+    assert fake.interaction(command)["callbacks"] == []  # not acked yet
+    await running.send(dm, EphemeralPayload(user_id=fake.user_id("alice"), text="Tokens: 0"))
+    followups = await running.until(lambda: fake.interaction(command)["followups"] or None, "the follow-up")
+    assert [f["content"] for f in followups] == ["Tokens: 0"]
+    assert fake.count("POST", f"/webhooks/{fake.application_id}/", status=404) == 0

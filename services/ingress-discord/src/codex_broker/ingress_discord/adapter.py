@@ -42,6 +42,7 @@ from codex_broker.libs.keys import Keys
 PARTS_TTL_S = 7 * 86400
 CHANNEL_TTL_S = 30 * 86400
 EPHEMERAL = 64
+ACK_WAIT_POLLS, ACK_WAIT_POLL_S = 60, 0.05  # up to 3 s: Discord's own limit for the ack
 SUPPRESS_EMBEDS = 4
 HISTORY_PAGE = 100
 # Slack-style names the other services use → the Unicode emoji Discord takes
@@ -188,10 +189,9 @@ class DiscordPlatform:
     async def ephemeral(self, target: Target, user_id: str, text: str, buttons: Sequence[Button]) -> str:
         """The follow-up of the user's `/codex` interaction when there is one (only they see it);
         otherwise a message in the channel that names them."""
-        raw = await self.redis.get(self.keys.discord_interaction(target.conversation_id, user_id))
+        token = await self._interaction_token(target.conversation_id, user_id)
         pieces = split_message(text) or ["\u200b"]
-        if raw:
-            token = json.loads(_text(raw))
+        if token is not None:
             body = {**message_body(pieces[0], buttons), "flags": EPHEMERAL}
             created = await self.rest.followup(token["application_id"], token["token"], body)
             return str((created or {}).get("id", ""))
@@ -200,6 +200,20 @@ class DiscordPlatform:
         await self.ensure_thread(target.conversation_id)
         created = await self.rest.send(target.conversation_id, body)
         return str(created["id"])
+
+    async def _interaction_token(self, channel: str, user_id: str) -> dict[str, Any] | None:
+        """The user's `/codex` interaction here, once acked: the orchestrator's answer can be
+        faster than the ingress's deferral, and Discord refuses a follow-up before it."""
+        key = self.keys.discord_interaction(channel, user_id)
+        for _ in range(ACK_WAIT_POLLS):
+            raw = await self.redis.get(key)
+            token = json.loads(_text(raw)) if raw else None
+            if token is None or token.get("acked"):
+                return token
+            await asyncio.sleep(ACK_WAIT_POLL_S)
+        # not acked in time: redelivered later (the token expires with its key, then the answer
+        # goes to the channel)
+        raise PlatformError("interaction_not_acked", permanent=False, method="ephemeral")
 
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         raise PlatformError("forms_not_supported", permanent=True, method="open_form")

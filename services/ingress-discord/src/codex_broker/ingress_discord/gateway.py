@@ -345,8 +345,14 @@ class Inbound:
             if event.reply_ephemeral
             else {"type": DEFERRED_UPDATE}
         )
-        with contextlib.suppress(PlatformError):
+        try:
             await self.rest.interaction_callback(str(interaction["id"]), str(interaction["token"]), body)
+        except PlatformError as exc:
+            log.warning("interaction not acked", extra={"error": str(exc)})
+            return
+        if event.reply_ephemeral:  # a follow-up may be sent now (Discord refuses one before the ack)
+            key, (value, ttl) = next(iter(also.items()))
+            await self.redis.set(key, json.dumps({**json.loads(value), "acked": True}), ex=ttl)
 
     async def _answer(self, interaction: Mapping[str, Any], text: str) -> None:
         body = {"type": 4, "data": {"content": text, "flags": EPHEMERAL}}
