@@ -34,6 +34,7 @@ from pydantic_settings import BaseSettings
 
 from codex_broker.codex_runner.config import Settings as RunnerSettings
 from codex_broker.http_api.config import Settings as ApiSettings
+from codex_broker.ingress_discord.config import Settings as DiscordSettings
 from codex_broker.ingress_feishu.config import Settings as FeishuSettings
 from codex_broker.ingress_slack.config import Settings as SlackSettings
 from codex_broker.ingress_web.config import Settings as WebSettings
@@ -47,6 +48,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "codex_broker.ingress_slack": SlackSettings,
     "codex_broker.ingress_feishu": FeishuSettings,
     "codex_broker.ingress_web": WebSettings,
+    "codex_broker.ingress_discord": DiscordSettings,
     "codex_broker.orchestrator": OrchestratorSettings,
     "codex_broker.codex_runner": RunnerSettings,
     "codex_broker.http_api": ApiSettings,

@@ -51,7 +51,15 @@ def test_every_overlay_renders_and_validates(overlay: Path) -> None:
 def test_base_has_a_deployment_with_probes_and_limits_per_service() -> None:
     docs = render(ROOT / "k8s" / "base")
     deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
-    expected = {"ingress-slack", "ingress-feishu", "orchestrator", "codex-runner", "http-api", "worker"}
+    expected = {
+        "ingress-slack",
+        "ingress-feishu",
+        "ingress-discord",
+        "orchestrator",
+        "codex-runner",
+        "http-api",
+        "worker",
+    }
     assert expected <= set(deployments)
     for name, deployment in deployments.items():
         container = deployment["spec"]["template"]["spec"]["containers"][0]
@@ -71,6 +79,7 @@ def test_platform_secrets_reach_only_their_service() -> None:
     owners = {
         "slack-credentials": ("ingress-slack",),
         "feishu-credentials": ("ingress-feishu",),
+        "discord-credentials": ("ingress-discord",),
         "codex-credentials": ("codex-runner",),
         "admin-credentials": ("http-api", "ingress-web"),
     }
@@ -102,7 +111,15 @@ def test_compose_publishes_only_the_http_api_and_the_web_chat_on_loopback() -> N
     assert sorted(published) == ["http-api", "ingress-web"]
     assert all(str(port).startswith("127.0.0.1:") for ports in published.values() for port in ports)
     assert "appendonly" in " ".join(compose["services"]["redis"]["command"])
-    for name in ("ingress-slack", "ingress-feishu", "orchestrator", "codex-runner", "http-api", "worker"):
+    services = (
+        "ingress-slack",
+        "ingress-feishu",
+        "ingress-discord",
+        "orchestrator",
+        "codex-runner",
+        "http-api",
+    )
+    for name in (*services, "worker"):
         service = compose["services"][name]
         assert "redis" in service["depends_on"], name
 
@@ -112,6 +129,7 @@ def test_compose_secrets_reach_only_their_service() -> None:
     owners = {
         "secrets/slack.env": ("ingress-slack",),
         "secrets/feishu.env": ("ingress-feishu",),
+        "secrets/discord.env": ("ingress-discord",),
         "secrets/codex.env": ("codex-runner",),
         "secrets/admin.env": ("http-api", "ingress-web"),
     }

@@ -25,6 +25,7 @@ SERVICES = (
     "ingress-slack",
     "ingress-feishu",
     "ingress-web",
+    "ingress-discord",
     "orchestrator",
     "codex-runner",
     "http-api",
@@ -250,6 +251,23 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         [
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
             ["GET", K.user_name("slack", "U1")],
+            ["HGETALL", K.session(SK)],
+            ["GET", K.session_token_hash(SK)],
+        ],
+    ),
+    "ingress-discord": (
+        [
+            ["XADD", K.inbound_stream_for(SK), "*", "data", "{}"],
+            ["XAUTOCLAIM", K.outbound_stream("discord"), "ingress", "c", "1000", "0"],
+            ["SET", K.discord_channel("1"), "{}"],
+            ["ZADD", K.discord_active, "1", "1"],
+            ["HSET", K.discord_parts("a1"), "0", "1"],
+            ["HSET", K.live_view("discord", "p1"), "seq", "1"],
+            ["SET", K.heartbeat("ingress-discord", "i1"), "{}"],
+        ],
+        [
+            ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
+            ["HSET", K.outbound_ref("slack", "ref:1"), "ts", "1"],
             ["HGETALL", K.session(SK)],
             ["GET", K.session_token_hash(SK)],
         ],

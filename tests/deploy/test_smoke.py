@@ -24,6 +24,7 @@ from tests.deploy import smoke
 from tests.deploy.test_manifests import OVERLAYS, ROOT, render
 from tests.deploy.test_redis_acl import SERVICES, _passwords, _start
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
+from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_feishu import FakeFeishu
 from tests.fakes.fake_model import FakeModel
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
@@ -43,6 +44,7 @@ class World:
     passwords: dict[str, str]
     slack: FakeSlackProcess
     feishu: FakeFeishu
+    discord: FakeDiscord
     model: FakeModel
     tmp: Path
 
@@ -57,6 +59,7 @@ class World:
                 "FEISHU_APP_ID": self.feishu.app_id,
                 "FEISHU_APP_SECRET": self.feishu.app_secret,
             },
+            "discord-credentials": {"DISCORD_BOT_TOKEN": self.discord.token},
             "codex-credentials": {"OPENAI_API_KEY": FAKE_API_KEY, "GH_TOKEN": "ghp_smoke_test_value"},
             "admin-credentials": {"BROKER_ADMIN_TOKEN": ADMIN_TOKEN},
             "redis-acl": dict(self.passwords),
@@ -69,6 +72,7 @@ class World:
             ".env": {},
             "secrets/slack.env": secrets["slack-credentials"],
             "secrets/feishu.env": secrets["feishu-credentials"],
+            "secrets/discord.env": secrets["discord-credentials"],
             "secrets/codex.env": secrets["codex-credentials"],
             "secrets/admin.env": secrets["admin-credentials"],
         }
@@ -78,6 +82,10 @@ class World:
         return {
             "codex_broker.ingress_slack": {"SLACK_API_URL": self.slack.env["SLACK_API_URL"]},
             "codex_broker.ingress_feishu": {"FEISHU_DOMAIN": self.feishu.url},
+            "codex_broker.ingress_discord": {
+                "DISCORD_API_BASE_URL": self.discord.api_url,
+                "DISCORD_GATEWAY_URL": self.discord.gateway_url,
+            },
             "codex_broker.codex_runner": {
                 "HTTP_PROXY": DEAD_PROXY,
                 "HTTPS_PROXY": DEAD_PROXY,
@@ -96,8 +104,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     feishu = FakeFeishu().start()
     try:
         _wait_redis(port, redis)
-        with start_fake_slack_process() as slack, FakeModel() as model:
-            yield World(port, passwords, slack, feishu, model, tmp_path)
+        with start_fake_slack_process() as slack, FakeModel() as model, FakeDiscord() as discord:
+            yield World(port, passwords, slack, feishu, discord, model, tmp_path)
     finally:
         feishu.stop()
         redis.terminate()

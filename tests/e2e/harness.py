@@ -66,6 +66,7 @@ ALL_SERVICES: tuple[str, ...] = (
     "ingress-slack",
     "ingress-feishu",
     "ingress-web",
+    "ingress-discord",
     "orchestrator",
     "codex-runner",
     "http-api",

@@ -111,12 +111,14 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
         OPENAI_API_KEY="sk-doctor-secret-1234567890",
         SLACK_APP_TOKEN="xapp-1-doctor",
         SLACK_BOT_TOKEN="xoxb-doctor",
+        DISCORD_BOT_TOKEN="MTA.doctor.discord-secret",
     )
     statuses = _statuses(done.stdout)
     assert statuses["redis"] == "ok"
     assert statuses["codex-auth"] == "ok"
     assert statuses["slack"] == "ok"
     assert statuses["feishu"] == "warn"  # neither set: disabled
+    assert statuses["discord"] == "ok"
     assert statuses["data-root"] == "ok"
     assert statuses["sandbox"] == "ok"  # the real `codex sandbox` sealed a command on this host
     # the test Redis has no password: doctor says it is open to a session's commands
@@ -129,10 +131,12 @@ def test_doctor_command_all_good(tmp_path: Path, redis_url: str) -> None:
         "codex-auth",
         "slack",
         "feishu",
+        "discord",
         "web",  # the web chat needs no platform app: always live
         "data-root",
     }
     assert "sk-doctor-secret" not in done.stdout and "xoxb-doctor" not in done.stdout
+    assert "discord-secret" not in done.stdout
     assert done.returncode == (1 if statuses["codex-bin"] == "fail" else 0), done.stdout
 
 
@@ -146,6 +150,7 @@ def test_doctor_command_fails_on_a_failure(tmp_path: Path) -> None:
     statuses = _statuses(done.stdout)
     assert statuses["redis"] == "fail"
     assert statuses["feishu"] == "fail"
+    assert statuses["discord"] == "warn"  # not set: disabled
     assert statuses["codex-auth"] == "fail"
     assert done.returncode == 1
 

@@ -60,7 +60,7 @@ def _plan(**overrides: object) -> list:  # type: ignore[type-arg]
 def test_plan_one_of_each_with_worker() -> None:
     children = _plan()
     assert [c.name for c in children] == [f"{s}-1" for s in SERVICE_NAMES] + ["worker-1"]
-    assert [c.metrics_port for c in children] == list(range(9100, 9107))
+    assert [c.metrics_port for c in children] == list(range(9100, 9108))
     orch = children[2]
     assert orch.argv == ("/venv/bin/python", "-m", "codex_broker.orchestrator")
     assert orch.env["INSTANCE_ID"] == "orchestrator-1"
@@ -86,9 +86,10 @@ def test_plan_replicas_ports_and_missing_worker() -> None:
         "http-api-1",
         "http-api-2",
         "ingress-web-1",
+        "ingress-discord-1",
     ]
     ports = [c.metrics_port for c in children]
-    assert ports == list(range(9100, 9109))
+    assert ports == list(range(9100, 9110))
     assert len({c.env["INSTANCE_ID"] for c in children}) == len(children)
     api = [c for c in children if c.service == "http-api"]
     assert "HTTP_API_PORT" not in api[0].env

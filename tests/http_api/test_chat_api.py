@@ -45,7 +45,11 @@ async def test_body_over_limit_is_413(client: httpx.AsyncClient, session: Sessio
         (
             {"platform": "teams"},
             400,
-            {"error": "invalid_platform", "field": "platform", "allowed": ["slack", "feishu", "web"]},
+            {
+                "error": "invalid_platform",
+                "field": "platform",
+                "allowed": ["slack", "feishu", "web", "discord"],
+            },
         ),
         ({"platform": "slack"}, 400, {"error": "missing_required_query", "field": "conversationId"}),
         (

@@ -30,6 +30,7 @@ from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
 from tests.e2e.harness import BrokerProcess
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
+from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_model import FakeModelClient, user_texts
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
 from tests.helpers import free_port
@@ -309,3 +310,68 @@ def is_final_answer(message: Mapping[str, Any]) -> bool:
     """A final answer is a post of its own that starts with the fake model's echo (the progress
     message starts with a status line: hourglass or outcome)."""
     return str(message.get("text") or "").lstrip().startswith("echo:")
+
+
+# ---- Discord ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class DiscordWorld:
+    broker: BrokerProcess
+    discord: FakeDiscord
+    model: FakeModelClient
+
+    def mention(self, text: str, user: str = "alice") -> dict[str, Any]:
+        return self.discord.user_message(self.discord.channel_id, user, text, mention=True)
+
+    def finals(self, thread: str) -> list[str]:
+        """The bot's answers in a task thread: posts that start with the fake model's echo (the
+        live message starts with its bold status line)."""
+        return [
+            m["content"]
+            for m in self.discord.bot_messages(thread)
+            if m["content"].lstrip().startswith("echo:")
+        ]
+
+    def model_saw(self, phrase: str) -> list[dict]:
+        return [r for r in self.model.requests if any(phrase in t for t in user_texts(r))]
+
+
+@contextlib.contextmanager
+def discord_world(
+    root: Path,
+    model: FakeModelClient,
+    *,
+    redis_url: str,
+    replicas: Mapping[str, int],
+    env: Mapping[str, str] | None = None,
+) -> Iterator[DiscordWorld]:
+    """The broker with `replicas` of the Discord path only (no Slack, Feishu, web or rq worker),
+    the fake Discord (this process, loopback) sending every event to each gateway session."""
+    data_root = root / "data"
+    write_codex_home(paths.codex_home(data_root), model.base_url)
+    prefix = f"d{uuid.uuid4().hex[:10]}"
+    services = ("ingress-discord", "orchestrator", "codex-runner", "http-api")
+    with FakeDiscord() as discord:
+        broker = BrokerProcess(
+            data_root=data_root,
+            redis_url=redis_url,
+            key_prefix=prefix,
+            env={
+                **discord.env,
+                "OPENAI_API_KEY": FAKE_API_KEY,
+                "DEBOUNCE_MS": "100",
+                "HOUSEKEEPING_ENABLED": "false",
+                **(env or {}),
+            },
+            services=services,
+            replicas={"ingress-slack": 0, "ingress-feishu": 0, "ingress-web": 0, **replicas},
+            worker=False,
+        )
+        try:
+            with broker:
+                discord.wait_connected(timeout_s=60, count=replicas.get("ingress-discord", 1))
+                yield DiscordWorld(broker=broker, discord=discord, model=model)
+        finally:
+            with contextlib.suppress(Exception):
+                delete_prefix(redis_url, prefix)

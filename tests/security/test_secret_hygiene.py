@@ -50,6 +50,7 @@ from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys, session_key_of
 from tests.e2e.harness import BrokerProcess, descendants
 from tests.fakes.codex_home import write_codex_home
+from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_feishu import FakeFeishu
 from tests.fakes.fake_model import FakeModelClient, text_reply, tool_call_reply
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
@@ -75,6 +76,7 @@ SECRET_SETTINGS = (
     "SLACK_APP_TOKEN",
     "SLACK_BOT_TOKEN",
     "FEISHU_APP_SECRET",
+    "DISCORD_BOT_TOKEN",
     "OPENAI_API_KEY",
     "GH_TOKEN",
     "GITHUB_TOKEN",
@@ -87,6 +89,7 @@ MAY_HOLD: dict[str, frozenset[str]] = {
     "up": frozenset(SECRET_SETTINGS),  # the launcher is given the operator's environment
     "ingress-slack": frozenset({"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"}),
     "ingress-feishu": frozenset({"FEISHU_APP_SECRET"}),
+    "ingress-discord": frozenset({"DISCORD_BOT_TOKEN"}),
     "orchestrator": frozenset(),
     "codex-runner": CODEX_SECRETS,  # Codex auth + the GitHub token it hands to Codex
     "http-api": frozenset({"BROKER_ADMIN_TOKEN"}),
@@ -101,6 +104,7 @@ MAY_HOLD: dict[str, frozenset[str]] = {
 MUST_HOLD: dict[str, frozenset[str]] = {
     "ingress-slack": frozenset({"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"}),
     "ingress-feishu": frozenset({"FEISHU_APP_SECRET"}),
+    "ingress-discord": frozenset({"DISCORD_BOT_TOKEN"}),
     "codex-runner": CODEX_SECRETS,
     "http-api": frozenset({"BROKER_ADMIN_TOKEN"}),
     "ingress-web": frozenset({"BROKER_ADMIN_TOKEN"}),
@@ -114,6 +118,7 @@ MODULE_ROLES = (
     ("codex_broker.ingress_slack", "ingress-slack"),
     ("codex_broker.ingress_web", "ingress-web"),
     ("codex_broker.ingress_feishu", "ingress-feishu"),
+    ("codex_broker.ingress_discord", "ingress-discord"),
     ("codex_broker.orchestrator", "orchestrator"),
     ("codex_broker.codex_runner", "codex-runner"),
     ("codex_broker.http_api", "http-api"),
@@ -171,6 +176,12 @@ def fake_slack(planted: dict[str, str]) -> Iterator[FakeSlackProcess]:
 
 
 @pytest.fixture
+def fake_discord(planted: dict[str, str]) -> Iterator[FakeDiscord]:
+    with FakeDiscord(token=planted["DISCORD_BOT_TOKEN"]) as server:  # 401 to any other token
+        yield server
+
+
+@pytest.fixture
 def fake_feishu(planted: dict[str, str]) -> Iterator[FakeFeishu]:
     server = FakeFeishu(app_secret=planted["FEISHU_APP_SECRET"]).start()
     yield server
@@ -185,6 +196,7 @@ class World:
     broker: BrokerProcess
     slack: FakeSlackProcess
     feishu: FakeFeishu
+    discord: FakeDiscord
     model: FakeModelClient
     secrets: dict[str, str]
     notes: list[str] = field(default_factory=list)
@@ -316,6 +328,17 @@ async def drive_feishu_session(world: World) -> None:
     await until(answered, "the Feishu answer card", world)
 
 
+async def drive_discord_session(world: World) -> None:
+    world.model.script(text_reply("discord answered", match="hygiene-discord"))
+    discord = world.discord
+    sent = discord.user_message(discord.channel_id, "alice", "hygiene-discord: hello", mention=True)
+
+    def answered() -> bool:
+        return any("discord answered" in m["content"] for m in discord.bot_messages(sent["id"]))
+
+    await until(answered, "the Discord answer", world)
+
+
 # ---- scanning ---------------------------------------------------------------------------------
 
 
@@ -406,6 +429,8 @@ def outside_blobs(world: World) -> list[Blob]:
         ),
         Blob("fake Feishu messages", json.dumps(world.feishu.bot_messages()).encode()),
         Blob("fake Feishu cards", json.dumps(world.feishu.cards()).encode()),
+        Blob("fake Discord messages", json.dumps(world.discord.messages).encode()),
+        Blob("fake Discord interactions", json.dumps(world.discord.interactions).encode()),
     ]
 
 
@@ -513,8 +538,12 @@ def print_report(counts: Counts, findings: Findings, derived_lines: list[str], l
 # ---- the test ---------------------------------------------------------------------------------
 
 
-def broker_env(planted: dict[str, str], slack: FakeSlackProcess, feishu: FakeFeishu) -> dict[str, str]:
+def broker_env(
+    planted: dict[str, str], slack: FakeSlackProcess, feishu: FakeFeishu, discord: FakeDiscord
+) -> dict[str, str]:
     return {
+        "DISCORD_API_BASE_URL": discord.api_url,
+        "DISCORD_GATEWAY_URL": discord.gateway_url,
         **slack.env,  # SLACK_API_URL and the planted Slack tokens
         **{name: planted[name] for name in SECRET_SETTINGS if not name.startswith("SLACK_")},
         "FEISHU_APP_ID": feishu.app_id,
@@ -540,13 +569,21 @@ async def test_planted_secrets_stay_with_their_owners(
     fake_model: FakeModelClient,
     fake_slack: FakeSlackProcess,
     fake_feishu: FakeFeishu,
+    fake_discord: FakeDiscord,
 ) -> None:
     data_root = tmp_path / "data"
     write_codex_home(paths.codex_home(data_root), fake_model.base_url)
     assert fake_slack.env["SLACK_BOT_TOKEN"] == planted["SLACK_BOT_TOKEN"]
-    env = broker_env(planted, fake_slack, fake_feishu)
+    env = broker_env(planted, fake_slack, fake_feishu, fake_discord)
     broker = BrokerProcess(data_root=data_root, redis_url=redis_url, key_prefix=key_prefix, env=env)
-    world = World(broker=broker, slack=fake_slack, feishu=fake_feishu, model=fake_model, secrets=planted)
+    world = World(
+        broker=broker,
+        slack=fake_slack,
+        feishu=fake_feishu,
+        discord=fake_discord,
+        model=fake_model,
+        secrets=planted,
+    )
     findings, counts = Findings(), Counts()
     client = Redis.from_url(redis_url)
     jobs: list[str] = []
@@ -554,14 +591,17 @@ async def test_planted_secrets_stay_with_their_owners(
         async with broker:
             await asyncio.to_thread(fake_slack.client.wait_connected, 60)
             await until(lambda: fake_feishu.connected() >= 1, "the Feishu long connection")
+            await asyncio.to_thread(fake_discord.wait_connected, 60)
             workspace = await drive_slack_session(world)
             await drive_feishu_session(world)
+            await drive_discord_session(world)
             audit_jsonl = await asyncio.to_thread(audit_export, broker, planted["BROKER_ADMIN_TOKEN"])
             roles = await asyncio.to_thread(scan_processes, broker.pid, planted, findings, counts)
         services = {
             "up",
             "ingress-slack",
             "ingress-feishu",
+            "ingress-discord",
             "orchestrator",
             "codex-runner",
             "http-api",

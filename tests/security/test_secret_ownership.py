@@ -48,6 +48,7 @@ def test_each_child_gets_only_the_secrets_it_owns() -> None:
         "ingress-slack-1": {"SLACK_APP_TOKEN", "SLACK_BOT_TOKEN"},
         "ingress-feishu-1": {"FEISHU_APP_SECRET"},
         "ingress-web-1": {"BROKER_ADMIN_TOKEN"},
+        "ingress-discord-1": {"DISCORD_BOT_TOKEN"},
         "orchestrator-1": set(),
         "codex-runner-1": {"OPENAI_API_KEY", "GH_TOKEN", "GITHUB_TOKEN"},
         "codex-runner-2": {"OPENAI_API_KEY", "GH_TOKEN", "GITHUB_TOKEN"},
@@ -64,12 +65,14 @@ def test_every_secret_setting_has_an_owner() -> None:
     """A new SecretStr setting must be added to SECRET_OWNERS, or `up` hands it to every child."""
     from codex_broker.codex_runner.config import Settings as RunnerSettings
     from codex_broker.http_api.config import Settings as ApiSettings
+    from codex_broker.ingress_discord.config import Settings as DiscordSettings
     from codex_broker.ingress_feishu.config import Settings as FeishuSettings
     from codex_broker.ingress_slack.config import Settings as SlackSettings
     from codex_broker.ingress_web.config import Settings as WebSettings
 
     found = set()
-    for model in (SlackSettings, FeishuSettings, WebSettings, RunnerSettings, ApiSettings, CommonSettings):
+    models = (SlackSettings, FeishuSettings, WebSettings, DiscordSettings, RunnerSettings, ApiSettings)
+    for model in (*models, CommonSettings):
         for name, info in model.model_fields.items():
             if "SecretStr" in str(info.annotation):
                 found.add(name.upper())

@@ -66,6 +66,9 @@ def test_help_lists_only_what_the_platform_delivers() -> None:
     assert "`/codex status`" in slack and "`-status`" in slack
     assert "`/status`" not in slack and "`/stop`" not in slack  # Slack never delivers these as text
     assert "`/status`" in feishu and "`/codex" not in feishu
+    discord = help_text("discord")
+    assert "`/codex status`" in discord and "`-status`" in discord and "`-cd <path|alias>`" in discord
+    assert "`/status`" not in discord and "`/codex cd" not in discord  # /codex has no cd subcommand
 
 
 def test_routing() -> None:

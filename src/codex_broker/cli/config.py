@@ -64,3 +64,4 @@ class Settings(CommonSettings):
     slack_bot_token: SecretStr | None = Field(default=None, description="Slack bot token (xoxb-)")
     feishu_app_id: str | None = Field(default=None, description="Feishu / Lark app id")
     feishu_app_secret: SecretStr | None = Field(default=None, description="Feishu / Lark app secret")
+    discord_bot_token: SecretStr | None = Field(default=None, description="Discord bot token")

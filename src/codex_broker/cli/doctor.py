@@ -141,6 +141,16 @@ def check_pair(
     return Check("ok", name, f"{first_name} and {second_name} set")
 
 
+def check_discord(token: str | None) -> Check:
+    """One token; a bot token is three dot-separated parts (id, timestamp, HMAC)."""
+    if not token:
+        return Check("warn", "discord", "disabled: DISCORD_BOT_TOKEN not set")
+    if token.count(".") != 2:
+        return Check("warn", "discord", "DISCORD_BOT_TOKEN does not look like a bot token (three parts)")
+    intent = "the app needs the Message Content intent: docs/discord-setup.md"
+    return Check("ok", "discord", f"DISCORD_BOT_TOKEN set ({intent})")
+
+
 def check_web_chat(chat_url: str, admin_token_set: bool) -> Check:
     """The web chat needs no platform app: it is live whenever the broker runs."""
     sign_in = (
@@ -256,6 +266,7 @@ def gather(settings: Settings) -> list[Check]:
             {},
         )
     )
+    checks.append(check_discord(_secret(settings.discord_bot_token)))
     checks.append(check_web_chat(web_chat_url(), bool(_secret(settings.broker_admin_token))))
     error, free = probe_data_root(settings.data_root)
     checks.append(check_data_root(settings.data_root, error, free))

@@ -32,6 +32,7 @@ SERVICE_PACKAGES: tuple[tuple[str, str], ...] = (
     ("ingress-slack", "codex_broker.ingress_slack"),
     ("ingress-feishu", "codex_broker.ingress_feishu"),
     ("ingress-web", "codex_broker.ingress_web"),
+    ("ingress-discord", "codex_broker.ingress_discord"),
     ("orchestrator", "codex_broker.orchestrator"),
     ("codex-runner", "codex_broker.codex_runner"),
     ("http-api", "codex_broker.http_api"),

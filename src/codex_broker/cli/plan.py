@@ -25,6 +25,7 @@ SERVICES: tuple[ServiceDef, ...] = (
     ServiceDef("codex-runner", "codex_broker.codex_runner"),
     ServiceDef("http-api", "codex_broker.http_api"),
     ServiceDef("ingress-web", "codex_broker.ingress_web"),
+    ServiceDef("ingress-discord", "codex_broker.ingress_discord"),
 )
 WORKER = ServiceDef("worker", "codex_broker.http_api.worker")
 ALL_SERVICES: tuple[ServiceDef, ...] = (*SERVICES, WORKER)
@@ -38,6 +39,7 @@ _ALIASES: dict[str, str] = {
     "slack": "ingress-slack",
     "feishu": "ingress-feishu",
     "web": "ingress-web",
+    "discord": "ingress-discord",
     "api": "http-api",
     "rq-worker": "worker",
 }
@@ -50,6 +52,7 @@ SECRET_OWNERS: dict[str, frozenset[str]] = {
     "SLACK_APP_TOKEN": frozenset({"ingress-slack"}),
     "SLACK_BOT_TOKEN": frozenset({"ingress-slack"}),
     "FEISHU_APP_SECRET": frozenset({"ingress-feishu"}),
+    "DISCORD_BOT_TOKEN": frozenset({"ingress-discord"}),
     "OPENAI_API_KEY": frozenset({"codex-runner"}),
     "GH_TOKEN": frozenset({"codex-runner"}),
     "GITHUB_TOKEN": frozenset({"codex-runner"}),

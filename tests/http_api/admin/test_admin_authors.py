@@ -89,7 +89,7 @@ GOOD = {"platform": "slack", "userId": "U1", "name": "Alice", "email": "alice@ex
 @pytest.mark.parametrize(
     ("change", "code", "field"),
     [
-        ({"platform": "discord"}, "invalid_platform", "platform"),
+        ({"platform": "teams"}, "invalid_platform", "platform"),
         ({"platform": None}, "invalid_platform", "platform"),
         ({"userId": None}, "missing_required_body", "userId"),
         ({"userId": "U 1"}, "invalid_user_id", "userId"),
@@ -124,7 +124,7 @@ async def test_delete_needs_a_platform(api: httpx.AsyncClient) -> None:
         "ok": False,
         "error": "invalid_platform",
         "field": "platform",
-        "allowed": ["slack", "feishu"],
+        "allowed": ["slack", "feishu", "discord"],
     }
     for bad in ("teams", ""):
         list_bad = await api.get("/admin/api/github-authors", params={"platform": bad})

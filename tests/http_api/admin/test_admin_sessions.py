@@ -58,14 +58,14 @@ async def test_list_rejects_bad_paging_and_platform(api: httpx.AsyncClient) -> N
         ({"limit": "-3"}, "invalid_limit", "limit"),
         ({"limit": "ten"}, "invalid_limit", "limit"),
         ({"offset": "x"}, "invalid_offset", "offset"),
-        ({"platform": "discord"}, "invalid_platform", "platform"),
+        ({"platform": "teams"}, "invalid_platform", "platform"),
     ]
     for params, code, field in cases:
         response = await api.get("/admin/api/sessions", params=params)
         assert response.status_code == 400, params
         assert response.json()["error"] == code and response.json()["field"] == field
-    bad_platform = (await api.get("/admin/api/sessions", params={"platform": "discord"})).json()
-    assert bad_platform["allowed"] == ["slack", "feishu"]
+    bad_platform = (await api.get("/admin/api/sessions", params={"platform": "teams"})).json()
+    assert bad_platform["allowed"] == ["slack", "feishu", "discord"]
     clamped = (await api.get("/admin/api/sessions", params={"limit": "100000"})).json()
     assert clamped["limit"] == 200
 

@@ -134,13 +134,13 @@ async def test_status_platform_filter(
 
 
 async def test_status_rejects_unknown_platform(api: httpx.AsyncClient) -> None:
-    response = await api.get("/admin/api/status", params={"platform": "discord"})
+    response = await api.get("/admin/api/status", params={"platform": "teams"})
     assert response.status_code == 400
     assert response.json() == {
         "ok": False,
         "error": "invalid_platform",
         "field": "platform",
-        "allowed": ["slack", "feishu"],
+        "allowed": ["slack", "feishu", "discord"],
     }
 
 

@@ -18,8 +18,8 @@ from codex_broker.libs.keys import session_key_of
 
 CONTRACT_VERSION: Literal[1] = 1
 
-Platform = Literal["slack", "feishu", "web"]
-PLATFORMS: tuple[Platform, ...] = ("slack", "feishu", "web")
+Platform = Literal["slack", "feishu", "web", "discord"]
+PLATFORMS: tuple[Platform, ...] = ("slack", "feishu", "web", "discord")
 
 
 def utcnow() -> datetime:

@@ -209,6 +209,31 @@ class Keys:
         """String: a learned capability ('yes'/'no'), e.g. native streaming refused."""
         return f"{self.prefix}:cap:{platform}:{workspace}:{capability}"
 
+    # ---- Discord (owned by ingress-discord; all below `out:discord:`, its ACL pattern) -----------
+    def discord_channel(self, channel_id: str) -> str:
+        """String (JSON): a session channel's parent channel and, for a task thread, its name and
+        whether the thread was created yet."""
+        return self.outbound_ref("discord", f"channel:{channel_id}")
+
+    def discord_last(self, channel_id: str) -> str:
+        """String: the id of the last message of a session channel stored on its inbound stream
+        (where the backfill after a reconnect starts)."""
+        return self.outbound_ref("discord", f"last:{channel_id}")
+
+    @property
+    def discord_active(self) -> str:
+        """Sorted set: session channel id scored by its last stored message (ms); the backfill's list."""
+        return self.outbound_ref("discord", "active")
+
+    def discord_interaction(self, channel_id: str, user_id: str) -> str:
+        """String (JSON) with TTL: the token of a user's last `/codex` interaction in a channel,
+        for the ephemeral follow-up that answers it."""
+        return self.outbound_ref("discord", f"ix:{channel_id}:{user_id}")
+
+    def discord_parts(self, parts_id: str) -> str:
+        """Hash: piece index → Discord message id of a long post, so a redelivery resumes it."""
+        return self.outbound_ref("discord", f"parts:{parts_id}")
+
     # ---- the web chat (owned by ingress-web; the thread store is its "platform") ------------
     @property
     def web_threads(self) -> str:

@@ -106,7 +106,7 @@ STR_OR_NUM: dict[str, Any] = {"type": ["string", "integer"]}
 ANY_JSON: dict[str, Any] = {}
 SESSION_SECURITY: list[dict[str, list[str]]] = [{"sessionBearer": []}, {"sessionHeader": []}]
 JOB_SECURITY: list[dict[str, list[str]]] = [{"jobToken": []}, {"sessionBearer": []}]
-PLATFORM = {"type": "string", "enum": ["slack", "feishu", "web"]}
+PLATFORM = {"type": "string", "enum": ["slack", "feishu", "web", "discord"]}
 
 
 def _query(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def _body(properties: dict[str, Any], *, forms: bool) -> dict[str, Any]:
 
 
 COORD_QUERY = [
-    _query("platform", PLATFORM, "slack | feishu"),
+    _query("platform", PLATFORM, "slack | feishu | web | discord"),
     _query("conversationId", STR, "channel / chat id (alias conversation_id)"),
     _query("conversation_id", STR, "alias of conversationId"),
     _query("rootMessageId", STR, "thread root message id (alias root_message_id)"),

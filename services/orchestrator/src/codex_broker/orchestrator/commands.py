@@ -63,9 +63,15 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
 )
 
 
+# the subcommands of Discord's `/codex` application command (ingress-discord registers them)
+DISCORD_APP_COMMANDS: frozenset[CommandName] = frozenset({"status", "new", "stop", "usage", "help"})
+
+
 def help_text(platform: str) -> str:
     """Only the forms the platform delivers: Slack turns any message starting with `/` into a
-    slash command of its own, so there it is `-name`, `/codex name` or `@bot name`."""
+    slash command of its own, so there it is `-name`, `/codex name` or `@bot name`; Discord's
+    client takes a leading `/` for its command picker, so there it is `-name`, or `/codex name`
+    for the subcommands of the `/codex` application command."""
     lines = [
         "I run Codex for this thread. Mention me to start; plain replies in the thread continue"
         " the same session.",
@@ -74,6 +80,8 @@ def help_text(platform: str) -> str:
     for name, args, what in _DESCRIPTIONS:
         if platform == "slack":
             forms = [f"`-{name}{args}`", f"`/codex {name}{args}`"]
+        elif platform == "discord":
+            forms = [f"`-{name}{args}`"] + ([f"`/codex {name}`"] if name in DISCORD_APP_COMMANDS else [])
         else:
             forms = [f"`/{name}{args}`", f"`-{name}{args}`"]
         lines.append(f"• {' or '.join(forms)} — {what}")

@@ -202,7 +202,7 @@ async def handle_command(
     queue_len: int,
 ) -> None:
     if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor.id):
-        form = f"-{command.name}" if event.platform == "slack" else f"/{command.name}"
+        form = f"-{command.name}" if event.platform in ("slack", "discord") else f"/{command.name}"
         await answer(core, event, commands.ADMIN_ONLY.format(name=form))
         return
     body = await command_body(core, event, command, session, state, queue_len)

@@ -13,7 +13,7 @@ USER_ID_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 EMAIL_PATTERN = '^[^@\\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\\.[A-Za-z0-9-]{1,63})+$'
 NAME_PATTERN = "^[^<>\\x00-\\x1f\\x7f]*[^<>\\s\\x00-\\x1f\\x7f][^<>\\x00-\\x1f\\x7f]*$"
 
-PLATFORM_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["slack", "feishu"]}
+PLATFORM_SCHEMA: dict[str, Any] = {"type": "string", "enum": ["slack", "feishu", "discord"]}
 
 
 def _query(name: str, schema: dict[str, Any], description: str, *, required: bool = False) -> dict[str, Any]:

@@ -23,7 +23,7 @@ LOG_LINES = 100
 QUEUE_SESSIONS_SCANNED = 500
 LOG_BYTES_PER_SERVICE = 32 * 1024
 MAX_JOB_VALUE = 500
-PLATFORMS = ("slack", "feishu")
+PLATFORMS = ("slack", "feishu", "discord")
 
 
 async def services(redis: Redis, keys: Keys) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 from codex_broker.http_api.errors import ApiError
 from codex_broker.libs.authors import valid_email
 
-PLATFORMS = ("slack", "feishu")
+PLATFORMS = ("slack", "feishu", "discord")
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 200
 MAX_AUTH_JSON_BYTES = 64 * 1024

@@ -1,0 +1,3 @@
+from codex_broker.ingress_discord.main import main
+
+raise SystemExit(main())
