@@ -21,6 +21,7 @@ from codex_broker.ingress_discord.normalize import (
     ignore_reason,
     message_event,
     place_of,
+    with_role_admin,
 )
 from codex_broker.ingress_discord.render import components, split_message, view_text
 from codex_broker.libs.bus import DeadLetter
@@ -89,6 +90,17 @@ def test_allow_lists_and_admin_roles() -> None:
     assert admin_only_refused("-cd /tmp", message(), admins)
     assert not admin_only_refused("-cd /tmp", message(member={"roles": ["boss"]}), admins)
     assert not admin_only_refused("-cd /tmp", message(), Access())  # no admin roles: the orchestrator decides
+
+
+def test_an_admin_role_makes_the_actor_an_admin_to_the_orchestrator() -> None:
+    admins = Access(admin_roles=frozenset({"boss"}))
+    place = place_of(message(channel_id="10"), bot_id=BOT, our_thread_parent="1", thread_parent=None)
+    assert place is not None
+    boss = message(member={"roles": ["boss"]})
+    assert with_role_admin(message_event(boss, place, BOT), boss, admins).actor.platform_admin
+    plain = message_event(message(), place, BOT)
+    assert not with_role_admin(plain, message(), admins).actor.platform_admin
+    assert "platform_admin" not in plain.model_dump_json()  # older consumers still decode it
 
 
 def test_clean_text_keeps_other_mentions() -> None:

@@ -99,6 +99,15 @@ def test_access_policy() -> None:
     assert access_denial(event(conversation_id="D1", is_direct=True), no_dms) == "dm"
 
 
+def test_admins_by_id_or_by_the_platforms_roles() -> None:
+    policy = Policy(allowed_users=frozenset({"U1"}), admins=frozenset({"A"}))
+    role_admin = Actor(id="U7", platform_admin=True)
+    assert policy.is_admin(Actor(id="A")) and policy.is_admin(role_admin)
+    assert not policy.is_admin(Actor(id="U1"))
+    assert not policy.is_admin(Actor(id="job:1", is_bot=True, platform_admin=True))  # never a bot
+    assert access_denial(event(actor=role_admin), policy) is None  # admins pass the allow-list
+
+
 def test_validate_workspace(tmp_path: Path) -> None:
     home = tmp_path / "home" / "me"
     home.mkdir(parents=True)

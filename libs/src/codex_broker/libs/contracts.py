@@ -75,6 +75,9 @@ class Actor(BaseModel):
     display_name: str = ""
     is_bot: bool = False
     email: str | None = None
+    # an admin by the platform's own roles (Discord's DISCORD_ADMIN_ROLES), as the ingress judged
+    # it; written only when true, so consumers of the previous minor version still decode the rest
+    platform_admin: bool = Field(default=False, exclude_if=lambda v: not v)
 
 
 class Attachment(BaseModel):

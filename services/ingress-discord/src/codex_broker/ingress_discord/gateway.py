@@ -42,6 +42,7 @@ from codex_broker.ingress_discord.normalize import (
     message_event,
     place_of,
     thread_name,
+    with_role_admin,
 )
 from codex_broker.ingress_discord.rest import Rest
 from codex_broker.libs.contracts import InboundEvent
@@ -223,7 +224,7 @@ class Inbound:
             metrics.INBOUND.labels(kind="message", result="ignored").inc()
             return
         denial = access_denial(message, self.access, place.parent_channel)
-        event = message_event(message, place, self.bot_id)
+        event = with_role_admin(message_event(message, place, self.bot_id), message, self.access)
         if denial is not None or admin_only_refused(event.text, message, self.access):
             log.info("discord message refused", extra={"channel": channel, "reason": denial or "admin"})
             metrics.INBOUND.labels(kind="message", result="denied").inc()
@@ -321,6 +322,7 @@ class Inbound:
         if event is None:
             metrics.INBOUND.labels(kind="interaction", result="ignored").inc()
             return
+        event = with_role_admin(event, interaction, self.access)
         parent = (meta or {}).get("parent") or self._foreign_thread_parent(channel) or channel
         if access_denial(interaction, self.access, parent) is not None:
             metrics.INBOUND.labels(kind=label, result="denied").inc()

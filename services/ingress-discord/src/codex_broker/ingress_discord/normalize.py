@@ -113,6 +113,14 @@ def access_denial(payload: Mapping[str, Any], access: Access, parent_channel: st
     return None
 
 
+def with_role_admin(event: InboundEvent, payload: Mapping[str, Any], access: Access) -> InboundEvent:
+    """A member holding one of DISCORD_ADMIN_ROLES is an admin to the orchestrator as well (its
+    ADMINS ids stay admins too): the actor carries `platform_admin`."""
+    if not is_admin(payload, access):
+        return event
+    return event.model_copy(update={"actor": event.actor.model_copy(update={"platform_admin": True})})
+
+
 def admin_only_refused(text: str, payload: Mapping[str, Any], access: Access) -> bool:
     """With admin roles configured, `/cd` and `/config` from anyone else never leave the ingress."""
     head = text.strip().partition(" ")[0].lower()

@@ -201,7 +201,7 @@ async def handle_command(
     state: dict[str, str],
     queue_len: int,
 ) -> None:
-    if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor.id):
+    if command.name in commands.ADMIN_COMMANDS and not core.policy.is_admin(event.actor):
         form = f"-{command.name}" if event.platform in ("slack", "discord") else f"/{command.name}"
         await answer(core, event, commands.ADMIN_ONLY.format(name=form))
         return
@@ -411,7 +411,7 @@ async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str]
     if not request_id or not approval_targets(run, run_id, event.session_key, state):
         await _ephemeral(core, event, "That approval request is no longer open.")
         return
-    if event.actor.id != run.get("requester") and not core.policy.is_admin(event.actor.id):
+    if event.actor.id != run.get("requester") and not core.policy.is_admin(event.actor):
         await _ephemeral(core, event, "Only the person who asked for this turn or an admin can decide.")
         return
     field = f"approval:{request_id}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from codex_broker.libs.contracts import InboundEvent
+from codex_broker.libs.contracts import Actor, InboundEvent
 
 Route = Literal["start", "continue", "ignore"]
 
@@ -19,8 +19,10 @@ class Policy:
     dms_allowed: bool = True
     mention_required: bool = True
 
-    def is_admin(self, user_id: str) -> bool:
-        return user_id in self.admins
+    def is_admin(self, actor: Actor) -> bool:
+        """ADMINS by user id, or an admin by the platform's roles (only an ingress sets that: the
+        http-api's job callbacks are bots with ids of their own)."""
+        return actor.id in self.admins or (actor.platform_admin and not actor.is_bot)
 
 
 def route_message(event: InboundEvent, *, session_exists: bool, mention_required: bool) -> Route:
@@ -47,7 +49,7 @@ def access_denial(event: InboundEvent, policy: Policy) -> Denial | None:
     if event.kind == "job_callback":
         return None  # comes from our own http-api with a job token, not from a person
     user = event.actor.id
-    if policy.is_admin(user):
+    if policy.is_admin(event.actor):
         return None
     if policy.allowed_users and user not in policy.allowed_users:
         return "user"
