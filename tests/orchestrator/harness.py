@@ -166,6 +166,15 @@ class Driver:
 
         return await wait_for(probe, timeout_s=timeout_s, what=f"{n} run request(s)")
 
+    async def wait_idle(self, session_key: str, timeout_s: float = 10) -> None:
+        """Until the orchestrator has finished the session's run (a message sent before that
+        steers the finished turn instead of starting the next one)."""
+
+        async def idle() -> bool:
+            return await self.redis.hget(self.keys.session_state(session_key), "state") == b"idle"
+
+        await wait_for(idle, timeout_s=timeout_s, what=f"session {session_key} idle")
+
     async def wait_outbound(
         self, predicate: Any, timeout_s: float = 10, what: str = "outbound action"
     ) -> OutboundAction:

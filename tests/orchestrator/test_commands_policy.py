@@ -180,6 +180,7 @@ async def test_backfill_once_and_attachments(driver: Driver, settings_for: Calla
     runner = FakeRunnerScript(driver, request)
     await runner.claim()
     await runner.emit("completed", text="fixed")
+    await driver.wait_idle(request.session_key)
     await driver.inbound(message("thanks", root="50.0", ts="53.0"))  # a second mention: no second backfill
     requests = await driver.wait_runs(2)
     assert "earlier_thread_messages" not in (requests[1].input[0].text or "")
