@@ -186,6 +186,20 @@ async def test_backfill_once_and_attachments(driver: Driver, settings_for: Calla
     assert "earlier_thread_messages" not in (requests[1].input[0].text or "")
     assert len([a for a in await driver.outbound() if a.payload.kind == "history"]) == 1
 
+    # the thread's root, a mention whose first delivery died with an ingress, arrives late: the
+    # backfill already gave it to Codex, so it is not answered a second time
+    second = FakeRunnerScript(driver, requests[1])
+    await second.claim()
+    await second.emit("completed", text="ok")
+    await driver.wait_idle(requests[1].session_key)
+    late_root = message("CI is red since noon", root="50.0", ts="50.0", user="U2", name="Bob")
+    await driver.inbound(late_root)
+    await driver.inbound(message("and now?", root="50.0", ts="54.0"))  # a real new one still runs
+    requests = await driver.wait_runs(3)
+    assert "and now?" in (requests[2].input[0].text or "")
+    assert "CI is red" not in (requests[2].input[0].text or "")
+    assert len(requests) == 3
+
 
 async def test_codex_posted_final_is_not_repeated(
     driver: Driver, settings_for: Callable[..., Settings]

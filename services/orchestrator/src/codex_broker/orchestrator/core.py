@@ -94,6 +94,13 @@ async def wait_result(redis: Redis, reply_key: str, *, timeout_s: float) -> Outb
                 raise
 
 
+BACKFILLED_PREFIX = "msg:"  # a platform message id in the session's seen set: given as history
+
+
+def backfilled_member(message_id: str) -> str:
+    return BACKFILLED_PREFIX + message_id
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -187,6 +194,14 @@ class Core:
         pipe.lpush(self.keys.session_timeline(session_key), entry)
         if random.random() < TRIM_CHANCE:  # capped on average; saves a command per write
             pipe.ltrim(self.keys.session_timeline(session_key), 0, TIMELINE_KEEP - 1)
+
+    def add_backfilled(self, pipe: Any, session_key: str, messages: list[HistoryMessage]) -> None:
+        """The messages a turn's backfill gave Codex as history: their own late delivery (a
+        mention whose first delivery died with an ingress, re-sent after a later message of the
+        thread started the session) must not make Codex answer them a second time."""
+        marked = {backfilled_member(m.message_id): now_ms() for m in messages if m.message_id}
+        if marked:
+            pipe.zadd(self.keys.session_seen(session_key), marked)
 
     def add_seen(self, pipe: Any, session_key: str, event_id: str) -> None:
         pipe.zadd(self.keys.session_seen(session_key), {event_id: now_ms()})
@@ -465,6 +480,8 @@ class Core:
         ctx = self.session_context(session, coords)
         files = await self.collect_downloads(entries)
         backfill = await self.collect_backfill(session_key, session)
+        if backfill:
+            self.add_backfilled(pipe, session_key, backfill)
         thread_id = session.get("thread_id") or None
         instructions = None
         if thread_id is None:

@@ -33,6 +33,7 @@ from codex_broker.orchestrator.core import (
     Core,
     QueueEntry,
     as_str_dict,
+    backfilled_member,
     now_ms,
     text,
     today,
@@ -54,12 +55,13 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
     session_key = event.session_key
     pipe = core.redis.pipeline(transaction=False)
     pipe.zscore(core.keys.session_seen(session_key), event.event_id)
+    pipe.zscore(core.keys.session_seen(session_key), backfilled_member(event.message_id or event.event_id))
     pipe.hgetall(core.keys.session(session_key))
     pipe.hgetall(core.keys.session_state(session_key))
     pipe.llen(core.keys.session_queue(session_key))
     pipe.get(core.keys.active_auth_profile)  # for a new session: the profile activated now
     budget_gate.add_reads(pipe, core, event)
-    seen, raw_session, raw_state, queue_len, active_profile, *budget_reads = await pipe.execute()
+    seen, backfilled, raw_session, raw_state, queue_len, active_profile, *budget_reads = await pipe.execute()
     if seen is not None:
         metrics.INBOUND.labels(outcome="duplicate").inc()
         return
@@ -90,6 +92,12 @@ async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float 
         metrics.INBOUND.labels(outcome="command").inc()
         metrics.COMMANDS.labels(command=command.name).inc()
         await handle_command(core, event, command, session, state, int(queue_len))
+        await _mark_seen(core, event)
+        return
+    if backfilled is not None and event.kind == "message":
+        # its first delivery died with an ingress; a later message's backfill gave it to Codex
+        metrics.INBOUND.labels(outcome="backfilled").inc()
+        log.info("message already given to Codex as thread history", extra={"event_id": event.event_id})
         await _mark_seen(core, event)
         return
     if await budget_gate.refused(core, event, state, budget_reads):
