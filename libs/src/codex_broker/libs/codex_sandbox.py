@@ -11,7 +11,9 @@ commands unsealed would be worse than one that refuses (docs/security.md).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +68,29 @@ def probe_config(directory: Path) -> dict[str, Any]:
 def probe(codex_bin: str | None, directory: Path, codex_home: Path) -> str | None:
     """None when a sealed command can run here, else why not (for readiness, logs, `doctor`).
 
-    `directory` is created and written by the probe; its parent is denied to it, so both must be
-    the probing service's own (not shared with a session)."""
+    The probe works in a fresh directory below `directory`, which is denied to it (the write
+    grant inside a denied tree is what sealing relies on); `directory` must be the probing
+    service's own, never a session's."""
     if codex_bin is None:
         return "the Codex CLI was not found (CODEX_BIN)"
     directory.mkdir(parents=True, exist_ok=True)
     codex_home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    marker = directory / "probe.txt"
-    marker.unlink(missing_ok=True)
-    argv = sandbox_argv(codex_bin, probe_config(directory), ["/bin/sh", "-c", "echo ok > probe.txt"])
+    # a directory of this probe's own: replicas sharing a CODEX_HOME probe at the same moment
+    # (two runners starting, one restarting), and one's marker must not be another's verdict
+    work = Path(tempfile.mkdtemp(prefix="probe-", dir=directory))
+    try:
+        return _probe_in(codex_bin, work, codex_home)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _probe_in(codex_bin: str, work: Path, codex_home: Path) -> str | None:
+    marker = work / "probe.txt"
+    argv = sandbox_argv(codex_bin, probe_config(work), ["/bin/sh", "-c", "echo ok > probe.txt"])
     try:
         done = subprocess.run(
             argv,
-            cwd=directory,
+            cwd=work,
             env={"PATH": "/usr/local/bin:/usr/bin:/bin", "CODEX_HOME": str(codex_home)},
             stdin=subprocess.DEVNULL,
             capture_output=True,
