@@ -21,7 +21,13 @@ from tests.codex_runner.harness import (
     wait_event,
     wait_terminal,
 )
-from tests.fakes.fake_model import FakeModel, function_call_reply, offered_tool_names, text_reply, tool_outputs
+from tests.fakes.fake_model import (
+    FakeModel,
+    function_call_reply,
+    offered_tool_names,
+    text_reply,
+    tool_outputs,
+)
 
 pytestmark = pytest.mark.codex
 

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from codex_broker.ingress_slack.render import message_blocks
 from codex_broker.ingress_slack.slack_api import SlackApi
-from codex_broker.libs.contracts import Button
+from codex_broker.libs.contracts import CHANNEL_SCOPE, Button
 from codex_broker.libs.keys import Keys
 
 PARTS_TTL_S = 2 * 86400
@@ -50,7 +50,9 @@ class Poster:
                 continue
             last = index == len(pieces) - 1
             blocks = message_blocks(piece, buttons) if last else None
-            args: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts, "text": piece}
+            args: dict[str, Any] = {"channel": channel, "text": piece}
+            if thread_ts != CHANNEL_SCOPE:  # workspace mode opens task threads with a top-level post
+                args["thread_ts"] = thread_ts
             if blocks:
                 args["blocks"] = blocks
             data = await self.api.call("chat.postMessage", **args)

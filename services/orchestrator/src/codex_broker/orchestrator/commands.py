@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config"]
+CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config", "threads"]
 
-NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config")
+NAMES: tuple[CommandName, ...] = ("stop", "new", "status", "usage", "help", "cd", "config", "threads")
 # `-name` everywhere (Slack delivers it as text), `/name` where the platform delivers it as text
 # (Feishu; Slack takes a leading `/` for a slash command of its own: `/codex name` there)
 _ALIASES: dict[str, CommandName] = {f"{prefix}{name}": name for name in NAMES for prefix in ("-", "/")}
 # `@bot status`: a mention whose whole text is one of these words
-_BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help"})
+_BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help", "threads"})
 ADMIN_COMMANDS: frozenset[CommandName] = frozenset({"cd", "config"})
 
 
@@ -44,6 +44,7 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
     ("status", "", "what is running, queued messages, Codex thread, workspace, tokens"),
     ("usage", "", "tokens used by this session and by you today"),
     ("help", "", "this text"),
+    ("threads", "", "workspace mode: the delegated sessions of this home channel"),
     ("cd", " <path|alias>", "admins only: work in another directory"),
     ("config", " [key value]", "admins only: this session's sandbox, network, approval, model"),
 )

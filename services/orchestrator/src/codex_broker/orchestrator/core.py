@@ -45,6 +45,7 @@ from codex_broker.orchestrator import metrics, prompt, render, timers
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.decide import Phase
 from codex_broker.orchestrator.policy import Policy
+from codex_broker.orchestrator.workspace_rules import WorkspaceConfig, parse_homes
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Core:
     policy: Policy
     admit_script: Any = None
     data_root: Path = field(default_factory=Path)
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -160,6 +162,10 @@ class Core:
             bus=StreamBus(redis, dead_letter_stream=keys.dead_letter_stream, maxlen=settings.stream_maxlen),
             policy=policy,
             data_root=Path(settings.data_root).resolve(),
+            workspace=WorkspaceConfig(
+                homes=parse_homes(settings.workspace_home_channels),
+                root=Path(settings.workspace_root).resolve() if settings.workspace_root else None,
+            ),
         )
         core.admit_script = redis.register_script(ADMIT_LUA)
         return core
@@ -463,6 +469,10 @@ class Core:
             instructions = prompt.developer_instructions(ctx, self.team_memory())
         events = [e.event for e in entries]
         inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
+        from codex_broker.orchestrator import workspace  # it builds on Core: imported late
+
+        operator = await workspace.run_tools(self, coords, instructions)
+        instructions = operator.pop("developer_instructions", instructions)
         request = RunRequest(
             run_id=run_id,
             session_key=session_key,
@@ -476,6 +486,7 @@ class Core:
             developer_instructions=instructions,
             model=session.get("cfg_model") or self.settings.codex_model,
             input=inputs,
+            **operator,
         )
         return request
 

@@ -15,7 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
-from codex_broker.orchestrator import commands, metrics, render, steering, timers
+from codex_broker.orchestrator import commands, metrics, render, steering, timers, workspace
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -41,6 +41,7 @@ CONFIG_KEYS = {
 
 
 async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float | None = None) -> None:
+    event = await workspace.route(core, event)
     session_key = event.session_key
     pipe = core.redis.pipeline(transaction=False)
     pipe.zscore(core.keys.session_seen(session_key), event.event_id)
@@ -220,6 +221,8 @@ async def command_body(
         return await change_dir(core, event, session, command.args)
     if command.name == "config":
         return await configure(core, event, session, command.args)
+    if command.name == "threads":
+        return await workspace.threads_body(core, event)
     return commands.help_text(event.platform)
 
 

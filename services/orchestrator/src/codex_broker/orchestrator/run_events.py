@@ -24,7 +24,7 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.idempotency import DONE_PREFIX
-from codex_broker.orchestrator import metrics, render, steering, timers
+from codex_broker.orchestrator import metrics, render, steering, timers, workspace
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
     START_SAFETY_MS,
@@ -70,6 +70,9 @@ def load_view(run: dict[str, str]) -> render.ProgressView:
 async def handle_run_event(core: Core, event: RunEvent) -> None:
     if event.kind == "steer_rejected":
         await requeue_rejected_steer(core, event)
+        return
+    if event.kind == "tool_call":
+        await workspace.handle_tool_call(core, event)
         return
     # What the event will need of its session is read with the run, in one round trip (the
     # event names its session; the session's items run one at a time, so nothing changes it
@@ -357,6 +360,7 @@ async def finish_run(
     await core.wake_waiters()
     if start_next:
         await core.start_turn(session_key)
+    await workspace.on_run_finished(core, run, run_id, outcome, reason)
 
 
 async def wait_previous_final(core: Core, session_key: str, previous: str | None, run_id: str) -> None:
