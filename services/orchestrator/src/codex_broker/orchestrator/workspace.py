@@ -49,7 +49,12 @@ async def route(core: Core, event: InboundEvent) -> InboundEvent:
     """A home channel's message, as the operator session's (or unchanged: elsewhere, buttons,
     task threads)."""
     cfg = core.workspace
-    if not cfg.enabled or event.kind != "message" or not cfg.is_home(event.platform, event.conversation_id):
+    if (
+        not cfg.enabled
+        or event.kind != "message"
+        or event.actor.is_bot  # our own posts echoed back must not claim the home thread
+        or not cfg.is_home(event.platform, event.conversation_id)
+    ):
         return event
     root = event.root_message_id
     if root != CHANNEL_SCOPE:
