@@ -149,6 +149,7 @@ def summary(d: Delegation) -> dict[str, Any]:
         "mode": d.mode,
         "group": d.group,
         "cwd": d.cwd,
+        "thread": d.root_message_id,
         "pending_result": d.pending,
     }
 
