@@ -104,6 +104,7 @@ async def test_every_return_mode_and_wakes_wait_for_an_idle_operator(
         redis_url,
         tmp_path / "data",
         workspace_home_channels=f"slack:{HOME}",
+        allowed_users="U1",  # a delegated message acts for a person: theirs is the access that applies
         workspace_root=str(root),
     )
     await driver.start(settings)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 THREAD_POST_TIMEOUT_S = 15.0
 OPERATOR_ACTOR = "workspace-operator"
+WAKE_ACTOR = "workspace"  # the actor of a wake (a job callback of our own)
 
 
 # ---- routing ----------------------------------------------------------------------------------
@@ -233,10 +234,17 @@ async def _open_thread(
 
 
 async def _requester(core: Core, event: RunEvent) -> Actor:
-    """Who asked the operator: the delegated messages act for them (their access applies)."""
-    requester, name = await core.redis.hmget(core.keys.run(event.run_id), "requester", "requester_name")
-    user = text(requester) if requester else OPERATOR_ACTOR
-    return Actor(id=user, display_name=f"operator for {text(name) if name else user}")
+    """Who asked the operator: the delegated messages act for them (their access applies). A
+    turn a wake started has no person behind it: then someone who spoke in the home thread."""
+    pipe = core.redis.pipeline(transaction=False)
+    pipe.hmget(core.keys.run(event.run_id), "requester", "requester_name")
+    pipe.hgetall(core.keys.session_participants(event.session_key))
+    (requester, name), participants = await pipe.execute()
+    user, display = (text(requester), text(name or requester)) if requester else ("", "")
+    if user in ("", WAKE_ACTOR):
+        people = as_str_dict(participants)
+        user, display = next(iter(sorted(people.items())), (OPERATOR_ACTOR, OPERATOR_ACTOR))
+    return Actor(id=user, display_name=f"operator for {display or user}")
 
 
 def _task_message(coords: Coordinates, root: str, event_id: str, body: str, actor: Actor) -> InboundEvent:
@@ -379,7 +387,7 @@ async def _wake(
         conversation_id=operator.conversation_id,
         root_message_id=operator.root_message_id,
         kind="job_callback",
-        actor=Actor(id="workspace", display_name="workspace", is_bot=True),
+        actor=Actor(id=WAKE_ACTOR, display_name="workspace", is_bot=True),
         job=JobCallback(
             job_id=rules.WAKE_JOB_PREFIX + ",".join(m.id for m in members),
             status="complete" if ok else "fail",
