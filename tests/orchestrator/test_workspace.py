@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -57,6 +58,24 @@ async def thread_opener(driver: Driver) -> AsyncIterator[list[str]]:
             await task
 
 
+async def what_happened(driver: Driver, fake_model: FakeModel) -> str:
+    """Runs, answers and model requests, for a failure message."""
+    lines = [f"run {r.session_key} {r.run_id}: {run_text(r)[-300:]!r}" for r in await driver.run_requests()]
+    lines += [
+        f"out {a.action_id} @{a.root_message_id}: {_shown(a)!r}"
+        for a in await driver.outbound()
+        if a.payload.kind in ("post", "progress") and not a.action_id.startswith("progress:")
+    ]
+    lines += [
+        f"model saw {user_texts(b)[-1][-200:]!r} outputs {tool_outputs(b)}" for b in fake_model.requests
+    ]
+    return "\n".join(lines)
+
+
+def _shown(action: Any) -> str:
+    return str(getattr(action.payload, "final_text", None) or getattr(action.payload, "text", ""))
+
+
 def run_text(request: RunRequest) -> str:
     return "\n".join(i.text or "" for i in request.input)
 
@@ -100,15 +119,18 @@ async def test_operator_delegates_and_is_woken_with_the_result(
         first = message("delegate please", conversation=HOME, mention=False)
         await driver.inbound(first)
         operator_key = session_key_of("slack", HOME, first.root_message_id)
-        wake_final = await driver.wait_outbound(
-            lambda a: (
-                a.action_id.startswith("final:")
-                and isinstance(a.payload, ProgressPayload)
-                and a.payload.final_text == "The report is done."
-            ),
-            timeout_s=120,
-            what="the operator's answer to the wake",
-        )
+        try:
+            wake_final = await driver.wait_outbound(
+                lambda a: (
+                    a.action_id.startswith("final:")
+                    and isinstance(a.payload, ProgressPayload)
+                    and a.payload.final_text == "The report is done."
+                ),
+                timeout_s=120,
+                what="the operator's answer to the wake",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{await what_happened(driver, fake_model)}") from None
     assert wake_final.root_message_id == first.root_message_id  # in the home thread
     assert opened and opened[0].startswith("ws-thread:")
 

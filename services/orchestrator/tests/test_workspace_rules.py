@@ -118,3 +118,19 @@ def test_threads_command_parses_in_every_form() -> None:
     assert parse_command("threads", mentioned=True) is not None
     assert "No delegated" in rules.threads_text([])
     assert "`d1`" in rules.threads_text([delegation("d1")])
+
+
+def test_half_a_workspace_configuration_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from codex_broker.orchestrator.config import Settings
+
+    with pytest.raises(ValidationError, match="WORKSPACE_HOME_CHANNELS and WORKSPACE_ROOT"):
+        Settings(workspace_home_channels="slack:C1")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="WORKSPACE_HOME_CHANNELS and WORKSPACE_ROOT"):
+        Settings(workspace_root="/srv/work")
+    assert Settings(
+        workspace_home_channels="slack:C1", workspace_root="/srv/work"
+    ).workspace_home_channels == [  # type: ignore[arg-type]
+        "slack:C1"
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from codex_broker.orchestrator.housekeeping.config import HousekeepingSettings
@@ -136,3 +136,10 @@ class Settings(HousekeepingSettings):
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
+
+    @model_validator(mode="after")
+    def _workspace_mode_whole(self) -> Settings:
+        # half a configuration would silently leave the mode off (or delegate nowhere)
+        if bool(self.workspace_home_channels) != bool(self.workspace_root.strip()):
+            raise ValueError("workspace mode needs both WORKSPACE_HOME_CHANNELS and WORKSPACE_ROOT")
+        return self

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from codex_broker.libs.contracts import (
     CHANNEL_SCOPE,
@@ -37,6 +38,7 @@ from codex_broker.orchestrator import workspace_rules as rules
 from codex_broker.orchestrator.core import Core, as_str_dict, now_ms, text, wait_result
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 THREAD_POST_TIMEOUT_S = 15.0
 OPERATOR_ACTOR = "workspace-operator"
@@ -108,6 +110,29 @@ async def load(core: Core, operator_key: str, delegation_id: str) -> rules.Deleg
 
 def save(core: Core, pipe: Any, operator_key: str, d: rules.Delegation) -> None:
     pipe.hset(core.keys.workspace_delegations(operator_key), d.id, d.model_dump_json())
+
+
+Change = Callable[[dict[str, rules.Delegation]], tuple[list[rules.Delegation], T]]
+
+
+async def update(core: Core, operator_key: str, change: Change[T]) -> T:
+    """Read, change and write the operator's delegations as one optimistic transaction: tasks
+    of one operator end in their own sessions, concurrently with each other and with the
+    operator's tool calls (two group members ending at once must not both see the other
+    running, a flush must not clear a result recorded meanwhile)."""
+    key = core.keys.workspace_delegations(operator_key)
+
+    async def attempt(pipe: Any) -> T:
+        raw = as_str_dict(await pipe.hgetall(key))
+        records = {k: rules.Delegation.model_validate_json(v) for k, v in raw.items()}
+        changed, result = change(records)
+        pipe.multi()
+        for d in changed:
+            pipe.hset(key, d.id, d.model_dump_json())
+        return result
+
+    result: T = await core.redis.transaction(attempt, key, value_from_callable=True)
+    return result
 
 
 # ---- tool calls -------------------------------------------------------------------------------
@@ -269,14 +294,19 @@ async def _existing(core: Core, event: RunEvent, call: ToolCall) -> rules.Delega
 
 
 async def _send(core: Core, event: RunEvent, call: ToolCall, coords: Coordinates) -> Any:
-    d = await _existing(core, event, call)
+    await _existing(core, event, call)
     body = rules.string_arg(call.arguments, "message") or rules.string_arg(call.arguments, "prompt")
     if body is None:
         raise _Refusal("message is required")
-    d = d.model_copy(update={"status": "running", "pending": False, "updated_ms": now_ms()})
-    pipe = core.redis.pipeline(transaction=False)
-    save(core, pipe, event.session_key, d)
-    await pipe.execute()
+    delegation_id = str(call.arguments["id"])
+
+    def running(records: dict[str, rules.Delegation]) -> tuple[list[rules.Delegation], rules.Delegation]:
+        d = records[delegation_id].model_copy(
+            update={"status": "running", "pending": False, "updated_ms": now_ms()}
+        )
+        return [d], d
+
+    d = await update(core, event.session_key, running)
     message = _task_message(
         coords, d.root_message_id, f"ws-send:{call.call_id}", body, await _requester(core, event)
     )
@@ -297,23 +327,26 @@ async def _group(core: Core, event: RunEvent, call: ToolCall, coords: Coordinate
     mode = rules.mode_arg(call.arguments, default="wake_on_group")
     if mode not in rules.MODES:
         raise _Refusal(mode)
-    known = {d.id: d for d in await load_all(core, event.session_key)}
-    missing = [i for i in ids if i not in known]
+
+    def regroup(records: dict[str, rules.Delegation]) -> tuple[list[rules.Delegation], list[str]]:
+        missing = [i for i in ids if i not in records]
+        if missing:
+            return [], missing
+        return [records[i].model_copy(update={"group": group, "mode": mode}) for i in ids], []
+
+    missing = await update(core, event.session_key, regroup)
     if missing:
         raise _Refusal(f"no delegations {missing}")
-    pipe = core.redis.pipeline(transaction=False)
-    for i in ids:
-        save(core, pipe, event.session_key, known[i].model_copy(update={"group": group, "mode": mode}))
-    await pipe.execute()
     return {"group": group, "ids": ids, "mode": mode}
 
 
 async def _flush(core: Core, event: RunEvent, call: ToolCall, coords: Coordinates) -> Any:
-    pending = [d for d in await load_all(core, event.session_key) if d.pending]
-    pipe = core.redis.pipeline(transaction=False)
-    for d in pending:
-        save(core, pipe, event.session_key, d.model_copy(update={"pending": False}))
-    await pipe.execute()
+
+    def taken(records: dict[str, rules.Delegation]) -> tuple[list[rules.Delegation], list[rules.Delegation]]:
+        pending = sorted((d for d in records.values() if d.pending), key=lambda d: d.created_ms)
+        return [d.model_copy(update={"pending": False}) for d in pending], pending
+
+    pending = await update(core, event.session_key, taken)
     return {"results": [{**rules.summary(d), "answer": d.last_answer} for d in pending]}
 
 
@@ -344,21 +377,22 @@ async def on_run_finished(
         return
     owner = json.loads(text(link))
     operator_key, delegation_id = owner["operator"], owner["id"]
-    current = await load(core, operator_key, delegation_id)
-    if current is None or current.last_run_id == run_id:
-        return  # unknown, or this run's result was recorded already (a redelivered end)
-    d = rules.finished(current, outcome, answer, run_id, now_ms())
-    group = [
-        x if x.id != d.id else d for x in await load_all(core, operator_key) if d.group and x.group == d.group
-    ]
-    action = rules.on_finished(d, group or [d])
-    members = rules.wake_members(d, group or [d]) if action == "wake" else []
-    pipe = core.redis.pipeline(transaction=False)
-    for m in members:
-        save(core, pipe, operator_key, m.model_copy(update={"pending": False}))
-    if not members:
-        save(core, pipe, operator_key, d)
-    await pipe.execute()
+
+    def record(records: dict[str, rules.Delegation]) -> tuple[list[rules.Delegation], Any]:
+        current = records.get(delegation_id)
+        if current is None or current.last_run_id == run_id:
+            return [], None  # unknown, or this run's result was recorded already (a redelivered end)
+        d = rules.finished(current, outcome, answer, run_id, now_ms())
+        group = [d if x.id == d.id else x for x in records.values() if d.group and x.group == d.group] or [d]
+        action = rules.on_finished(d, group)
+        members = rules.wake_members(d, group) if action == "wake" else []
+        delivered = [m.model_copy(update={"pending": False}) for m in members]
+        return (delivered or [d]), (d, action, members)
+
+    outcome_of = await update(core, operator_key, record)
+    if outcome_of is None:
+        return
+    d, action, members = outcome_of
     operator = _operator_coords(run, operator_key)
     if action != "none":
         await _home_status(core, operator, operator_key, d, f"ws-status:{d.id}:{run_id}")
