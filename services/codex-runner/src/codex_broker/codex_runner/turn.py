@@ -359,20 +359,24 @@ class TurnRun:
         """Forward a dynamic tool call to the orchestrator (outside the run's seq, like a
         rejected steer) and give Codex its answer; the runner itself decides nothing."""
         reply_to = self.keys.rpc_reply(uuid.uuid4().hex)
-        event = RunEvent(
-            run_id=self.run_id,
-            session_key=self.request.session_key,
-            seq=0,
-            kind="tool_call",
-            runner_id=self.runner_id,
-            thread_id=self.thread_id,
-            turn_id=self.turn_id,
-            tool_call=dynamic_tools.tool_call(params, reply_to),
-        )
-        self.publisher.publish(self.stream, event)
-        answer = await dynamic_tools.await_answer(
-            self.publisher.redis, reply_to, timeout_s=self.settings.tool_call_timeout_s
-        )
+        try:
+            event = RunEvent(
+                run_id=self.run_id,
+                session_key=self.request.session_key,
+                seq=0,
+                kind="tool_call",
+                runner_id=self.runner_id,
+                thread_id=self.thread_id,
+                turn_id=self.turn_id,
+                tool_call=dynamic_tools.tool_call(params, reply_to),
+            )
+            self.publisher.publish(self.stream, event)
+            answer = await dynamic_tools.await_answer(
+                self.publisher.redis, reply_to, timeout_s=self.settings.tool_call_timeout_s
+            )
+        except Exception as exc:  # Codex waits for an answer: it must get one, never silence
+            log.exception("dynamic tool call not forwarded", extra={"run_id": self.run_id})
+            answer = dynamic_tools.response(f"the broker could not forward this call: {exc}", success=False)
         self.last_activity = time.monotonic()
         await server.respond(request_id, answer)
 
