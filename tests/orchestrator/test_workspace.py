@@ -27,7 +27,7 @@ from tests.orchestrator.test_with_runner import runner_with_heartbeat
 pytestmark = pytest.mark.codex
 
 HOME = "CHOME"
-TASK_ROOT = "900.000"
+TASK_ROOT = "task-thread-root"  # never a ts the harness hands out (its counter is session-wide)
 
 
 @contextlib.asynccontextmanager

@@ -45,7 +45,7 @@ async def thread_opener(driver: Driver) -> AsyncIterator[None]:
                     and action.action_id not in answered
                 ):
                     answered.add(action.action_id)
-                    ids = [f"{next(_roots)}.000"]
+                    ids = [f"task-root-{next(_roots)}"]  # never a ts the harness hands out
                     await send_reply(
                         driver.redis,
                         action.reply_to,
