@@ -138,6 +138,13 @@ def tool_call_reply(
     return {"match": match, "kind": "tool_call", "command": command, "tool": tool, "escalate": escalate}
 
 
+def function_call_reply(name: str, arguments: dict[str, Any], *, match: str | None = None) -> dict:
+    """A call of the function `name` with `arguments` as is (e.g. a dynamic tool the client
+    registered, or one it did not: Codex answers an unknown name itself). Queue a second reply
+    for the request carrying the function's output."""
+    return {"match": match, "kind": "function_call", "name": name, "arguments": arguments}
+
+
 def http_error_reply(
     status: int = 500, message: str = "fake model error", *, match: str | None = None
 ) -> dict:
@@ -193,6 +200,11 @@ def _tool_names(body: dict[str, Any]) -> set[str]:
         if name:
             names.add(name)
     return names
+
+
+def offered_tool_names(body: dict[str, Any]) -> set[str]:
+    """Names of the tools a request offered the model (to check which tools a thread has)."""
+    return _tool_names(body)
 
 
 def _function_call(reply: dict, body: dict[str, Any]) -> tuple[str, str]:
@@ -336,8 +348,11 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
             return
-        if reply["kind"] == "tool_call":
-            name, arguments = _function_call(reply, body)
+        if reply["kind"] in ("tool_call", "function_call"):
+            if reply["kind"] == "tool_call":
+                name, arguments = _function_call(reply, body)
+            else:
+                name, arguments = reply["name"], json.dumps(reply["arguments"])
             call = {
                 "type": "function_call",
                 "id": f"fc_{uuid.uuid4().hex[:12]}",

@@ -398,6 +398,16 @@ class RunInput(BaseModel):
     path: str | None = None
 
 
+class DynamicTool(BaseModel):
+    """A tool the client answers itself (Codex dynamic tools: `thread/start.dynamicTools`, then
+    `item/tool/call`). Set by the orchestrator, which alone decides which session gets which."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str = Field(max_length=4000)
+    input_schema: dict[str, Any]
+
+
 class RunRequest(Contract):
     """Start one Codex turn for a session (new or resumed Codex thread)."""
 
@@ -416,6 +426,9 @@ class RunRequest(Contract):
     # (per-channel defaults, `-repo`); None: the runner only creates the directory
     repo_url: str | None = None
     input: list[RunInput]
+    # workspace mode's operator session only; given at thread/start (Codex keeps them with the
+    # thread). Added within version 1: absent unless set, so older runners still decode others.
+    dynamic_tools: list[DynamicTool] | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -493,8 +506,21 @@ RunEventKind = Literal[
     "failed",
     "steer_rejected",  # a steer control never reached a turn (control_id set); outside the sequence
     "answer",  # a complete answer of the turn that is not its last (text set); see docs/architecture.md
+    "tool_call",  # Codex called a dynamic tool (tool_call set); outside the sequence, see ToolCall
 ]
 TERMINAL_RUN_EVENTS: frozenset[str] = frozenset({"completed", "interrupted", "failed"})
+
+
+class ToolCall(BaseModel):
+    """A dynamic tool call the runner forwards: the orchestrator answers it with an `RpcReply`
+    (result `{"text": ...}`) on `reply_to`, which the runner waits on (bounded) before it
+    answers Codex. Outside the run's sequence (seq 0); its idempotency key is `call_id`."""
+
+    model_config = ConfigDict(extra="forbid")
+    call_id: str = Field(min_length=1, max_length=256)
+    tool: str = Field(max_length=256)
+    arguments: Any = None
+    reply_to: str
 
 
 class RunEvent(Contract):
@@ -521,6 +547,7 @@ class RunEvent(Contract):
     decision: ApprovalDecision | None = None
     usage: TokenUsage | None = None
     control_id: str | None = None  # steer_rejected: the RunControl that was not applied
+    tool_call: ToolCall | None = None  # tool_call only
     created_at: datetime = Field(default_factory=utcnow)
 
     @property

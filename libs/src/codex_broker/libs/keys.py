@@ -271,6 +271,19 @@ class Keys:
         """Hash: a stored file's name, type, size, path and thread (uploads both ways)."""
         return f"{self.prefix}:web:file:{file_id}"
 
+    # ---- workspace mode (orchestrator) ---------------------------------------------------------
+    def workspace_home(self, platform: str, conversation_id: str) -> str:
+        """String: root message id of a home channel's operator thread (its first message)."""
+        return f"{self.prefix}:ws:home:{platform}:{conversation_id}"
+
+    def workspace_delegations(self, operator_session: str) -> str:
+        """Hash: delegation id → JSON record (cwd, task session, mode, group, status, result)."""
+        return self._session(operator_session, "delegations")
+
+    def workspace_task(self, task_session: str) -> str:
+        """String: JSON {operator, delegation} — the session is a delegated task."""
+        return self._session(task_session, "delegation")
+
     # ---- jobs, people ----------------------------------------------------------------------
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

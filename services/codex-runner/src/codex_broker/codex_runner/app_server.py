@@ -145,10 +145,13 @@ class AppServer:
     def stderr_tail(self) -> str:
         return "\n".join(self._stderr_tail)
 
-    async def initialize(self, client_name: str, version: str, *, timeout_s: float) -> dict[str, Any]:
-        result = await self.request(
-            "initialize", {"clientInfo": {"name": client_name, "version": version}}, timeout_s=timeout_s
-        )
+    async def initialize(
+        self, client_name: str, version: str, *, timeout_s: float, capabilities: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientInfo": {"name": client_name, "version": version}}
+        if capabilities:
+            params["capabilities"] = capabilities
+        result = await self.request("initialize", params, timeout_s=timeout_s)
         await self.notify("initialized")
         return result
 

@@ -71,6 +71,12 @@ class Settings(RawLogSettings, GitIdentitySettings):
     )
     # long enough for a typical turn: a rollout should not cut one (k8s
     # terminationGracePeriodSeconds and compose stop_grace_period are set above it)
+    tool_call_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for the orchestrator's answer to a dynamic tool call (workspace mode); "
+        "then the call fails for the model",
+    )
     drain_grace_s: float = Field(
         default=900.0,
         ge=0,

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any, Protocol
 
-from codex_broker.codex_runner import metrics
+from codex_broker.codex_runner import dynamic_tools, metrics
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.config import Settings
 from codex_broker.codex_runner.environment import Profile, app_server_command, child_env
@@ -158,7 +158,12 @@ class Supervisor:
             raw_log=self.settings.raw_log(KIND_CODEX_RPC, redactor()),
         )
         try:
-            await server.initialize(CLIENT_NAME, CLIENT_VERSION, timeout_s=self.settings.request_timeout_s)
+            await server.initialize(
+                CLIENT_NAME,
+                CLIENT_VERSION,
+                timeout_s=self.settings.request_timeout_s,
+                capabilities=dynamic_tools.CAPABILITIES,
+            )
         except (AppServerGone, AppServerError) as exc:
             tail = server.stderr_tail[-500:]
             await server.close()

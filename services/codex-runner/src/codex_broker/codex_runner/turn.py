@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codex_broker.codex_runner import metrics, repo_clone
+from codex_broker.codex_runner import dynamic_tools, metrics, repo_clone
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.coalesce import DeltaCoalescer
 from codex_broker.codex_runner.config import Settings
@@ -218,7 +218,8 @@ class TurnRun:
             developerInstructions=request.developer_instructions,
             model=request.model,
         )
-        raw = await server.request("thread/start", dump(params), timeout_s=self.settings.request_timeout_s)
+        body = {**dump(params), **dynamic_tools.thread_start_tools(request.dynamic_tools)}
+        raw = await server.request("thread/start", body, timeout_s=self.settings.request_timeout_s)
         response = p.ThreadStartResponse.model_validate(raw)
         self.supervisor.loaded_threads[response.thread.id] = effective_settings(response)
         return response.thread.id
@@ -345,6 +346,9 @@ class TurnRun:
         self, server: AppServer, request_id: Any, method: str, params: dict[str, Any]
     ) -> None:
         self.last_activity = time.monotonic()
+        if method == dynamic_tools.METHOD:
+            self._spawn(self._tool_call(server, request_id, params))
+            return
         if method not in APPROVAL_METHODS or self.translator is None or self.terminal is not None:
             self._spawn(server.respond_error(request_id, METHOD_NOT_FOUND, f"{method} is not supported here"))
             return
@@ -355,6 +359,31 @@ class TurnRun:
         )
         self._approvals[approval_id] = _PendingApproval(server, request_id, method, params, timer)
         self._emit(Emit("approval_requested", approval=approval))
+
+    async def _tool_call(self, server: AppServer, request_id: Any, params: dict[str, Any]) -> None:
+        """Forward a dynamic tool call to the orchestrator (outside the run's seq, like a
+        rejected steer) and give Codex its answer; the runner itself decides nothing."""
+        reply_to = self.keys.rpc_reply(uuid.uuid4().hex)
+        try:
+            event = RunEvent(
+                run_id=self.run_id,
+                session_key=self.request.session_key,
+                seq=0,
+                kind="tool_call",
+                runner_id=self.runner_id,
+                thread_id=self.thread_id,
+                turn_id=self.turn_id,
+                tool_call=dynamic_tools.tool_call(params, reply_to),
+            )
+            self.publisher.publish(self.stream, event)
+            answer = await dynamic_tools.await_answer(
+                self.publisher.redis, reply_to, timeout_s=self.settings.tool_call_timeout_s
+            )
+        except Exception as exc:  # Codex waits for an answer: it must get one, never silence
+            log.exception("dynamic tool call not forwarded", extra={"run_id": self.run_id})
+            answer = dynamic_tools.response(f"the broker could not forward this call: {exc}", success=False)
+        self.last_activity = time.monotonic()
+        await server.respond(request_id, answer)
 
     def on_app_server_exit(self, reason: str) -> None:
         self._finish("failed", f"{reason}; the turn was lost")

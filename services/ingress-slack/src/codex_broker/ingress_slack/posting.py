@@ -12,7 +12,7 @@ from typing import Any
 
 from codex_broker.ingress_slack.api import SlackApi
 from codex_broker.ingress_slack.render import message_blocks
-from codex_broker.libs.contracts import Button
+from codex_broker.libs.contracts import CHANNEL_SCOPE, Button
 from codex_broker.libs.ingress_kit.parts import PostedParts
 
 
@@ -34,7 +34,9 @@ class Poster:
 
         async def send(index: int) -> str:
             blocks = message_blocks(pieces[index], buttons) if index == len(pieces) - 1 else None
-            args: dict[str, Any] = {"channel": channel, "thread_ts": thread_ts, "text": pieces[index]}
+            args: dict[str, Any] = {"channel": channel, "text": pieces[index]}
+            if thread_ts != CHANNEL_SCOPE:  # workspace mode opens task threads with a top-level post
+                args["thread_ts"] = thread_ts
             if blocks:
                 args["blocks"] = blocks
             data = await self.api.call("chat.postMessage", **args)

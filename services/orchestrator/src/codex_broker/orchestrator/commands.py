@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-CommandName = Literal["stop", "new", "status", "usage", "help", "cd", "config", "budget", "model", "repo"]
+CommandName = Literal[
+    "stop", "new", "status", "usage", "help", "cd", "config", "budget", "model", "repo", "threads"
+]
 
 NAMES: tuple[CommandName, ...] = (
     "stop",
@@ -18,12 +20,13 @@ NAMES: tuple[CommandName, ...] = (
     "budget",
     "model",
     "repo",
+    "threads",
 )
 # `-name` everywhere (Slack delivers it as text), `/name` where the platform delivers it as text
 # (Feishu; Slack takes a leading `/` for a slash command of its own: `/codex name` there)
 _ALIASES: dict[str, CommandName] = {f"{prefix}{name}": name for name in NAMES for prefix in ("-", "/")}
 # `@bot status`: a mention whose whole text is one of these words
-_BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help"})
+_BARE: frozenset[CommandName] = frozenset({"stop", "new", "status", "usage", "help", "threads"})
 ADMIN_COMMANDS: frozenset[CommandName] = frozenset({"cd", "config", "budget"})
 
 
@@ -57,6 +60,7 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
     ("help", "", "this text"),
     ("model", " [name]", "the models this channel allows; pick one for this thread"),
     ("repo", " [name]", "the repos this channel allows; work in one in this thread"),
+    ("threads", "", "workspace mode: the delegated sessions of this home channel"),
     ("cd", " <path|alias>", "admins only: work in another directory"),
     ("config", " [key value]", "admins only: this session's sandbox, network, approval, model"),
     ("budget", " [show|set|exempt …]", "admins only: token and cost budgets"),

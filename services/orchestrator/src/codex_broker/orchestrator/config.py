@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from codex_broker.libs.budgets import BudgetSettings
@@ -117,11 +117,30 @@ class Settings(HousekeepingSettings, BudgetSettings):
         default=96, ge=1, description="Session work items handled at the same time (all shards)"
     )
     redis_max_connections: int = Field(default=160, ge=8, description="Size of the Redis connection pool")
+    # ---- workspace mode (docs/architecture.md "Workspace mode") ----------------------------
+    workspace_home_channels: CsvList = Field(
+        default_factory=list,
+        description="Workspace mode: home channels as <platform>:<channel id>, comma-separated "
+        "(e.g. slack:C123,discord:456); every message there goes to the channel's operator session",
+    )
+    workspace_root: str = Field(
+        default="",
+        description="Workspace mode: delegated task sessions run in directories under this one "
+        "(outside DATA_ROOT); both settings are needed to turn the mode on",
+    )
+
     housekeeping_enabled: bool = Field(
         default=True, description="Run log retention and disk-pressure housekeeping in this process"
     )
 
-    @field_validator("allowed_users", "allowed_channels", "admins", mode="before")
+    @field_validator("allowed_users", "allowed_channels", "admins", "workspace_home_channels", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
+
+    @model_validator(mode="after")
+    def _workspace_mode_whole(self) -> Settings:
+        # half a configuration would silently leave the mode off (or delegate nowhere)
+        if bool(self.workspace_home_channels) != bool(self.workspace_root.strip()):
+            raise ValueError("workspace mode needs both WORKSPACE_HOME_CHANNELS and WORKSPACE_ROOT")
+        return self

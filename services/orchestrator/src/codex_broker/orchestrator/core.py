@@ -48,6 +48,7 @@ from codex_broker.orchestrator import audit_hooks, channel_defaults, metrics, pr
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.decide import Phase
 from codex_broker.orchestrator.policy import Policy
+from codex_broker.orchestrator.workspace_rules import WorkspaceConfig, parse_homes
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ class Core:
     data_root: Path = field(default_factory=Path)
     audit: AuditLog = field(default_factory=lambda: AuditLog(Keys()))
     defaults_cache: stored_defaults.Cache = field(default_factory=stored_defaults.Cache)
+    workspace: WorkspaceConfig = field(default_factory=WorkspaceConfig)
     # side effects that must not delay a turn (git identity bookkeeping); held so they finish
     _side_tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     # are there budget overrides at all? (budget_gate: no budgets, no reads on the path)
@@ -176,6 +178,10 @@ class Core:
             policy=policy,
             data_root=Path(settings.data_root).resolve(),
             audit=AuditLog.from_settings(settings),
+            workspace=WorkspaceConfig(
+                homes=parse_homes(settings.workspace_home_channels),
+                root=Path(settings.workspace_root).resolve() if settings.workspace_root else None,
+            ),
         )
         core.admit_script = redis.register_script(ADMIT_LUA)
         return core
@@ -488,6 +494,10 @@ class Core:
             instructions = prompt.developer_instructions(ctx, self.team_memory())
         events = [e.event for e in entries]
         inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
+        from codex_broker.orchestrator import workspace  # it builds on Core: imported late
+
+        operator = await workspace.run_tools(self, coords, instructions)
+        instructions = operator.pop("developer_instructions", instructions)
         request = RunRequest(
             run_id=run_id,
             session_key=session_key,
@@ -502,6 +512,7 @@ class Core:
             developer_instructions=instructions,
             model=params.model,
             input=inputs,
+            **operator,
         )
         return request
 

@@ -25,6 +25,7 @@ from codex_broker.orchestrator import (
     retry,
     steering,
     timers,
+    workspace,
 )
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
@@ -52,6 +53,7 @@ CONFIG_KEYS = {
 
 
 async def handle_inbound(core: Core, event: InboundEvent, *, received_at: float | None = None) -> None:
+    event = await workspace.route(core, event)
     session_key = event.session_key
     pipe = core.redis.pipeline(transaction=False)
     pipe.zscore(core.keys.session_seen(session_key), event.event_id)
@@ -246,6 +248,8 @@ async def command_body(
         return await budget_gate.budget_command(core, event, command.args)
     if command.name in ("model", "repo"):
         return await picks.pick(core, event, session, command.name, command.args)
+    if command.name == "threads":
+        return await workspace.threads_body(core, event)
     return commands.help_text(event.platform)
 
 

@@ -7,6 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from codex_broker.libs.contracts import Attachment, HistoryMessage, InboundEvent, RunInput
+from codex_broker.orchestrator.workspace_rules import WAKE_JOB_PREFIX
 
 MAX_BACKFILL_CHARS = 2_000  # per earlier message
 MAX_JOB_DETAILS = 4_000
@@ -128,6 +129,8 @@ def _one_line(raw: str) -> str:
 def _event_text(event: InboundEvent) -> str:
     if event.kind == "job_callback" and event.job is not None:
         job = event.job
+        if job.job_id.startswith(WAKE_JOB_PREFIX):
+            return job.summary  # workspace mode: delegation results, already framed as tool output
         text = f"[background job {job.job_id}: {job.status}] {job.summary}".rstrip()
         if job.details is not None:
             details = json.dumps(job.details, ensure_ascii=False, default=str)

@@ -35,6 +35,7 @@ from codex_broker.orchestrator import (
     samples,
     steering,
     timers,
+    workspace,
 )
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
@@ -81,6 +82,9 @@ def load_view(run: dict[str, str]) -> render.ProgressView:
 async def handle_run_event(core: Core, event: RunEvent) -> None:
     if event.kind == "steer_rejected":
         await requeue_rejected_steer(core, event)
+        return
+    if event.kind == "tool_call":
+        await workspace.handle_tool_call(core, event)
         return
     # What the event will need of its session is read with the run, in one round trip (the
     # event names its session; the session's items run one at a time, so nothing changes it
@@ -376,6 +380,7 @@ async def finish_run(
     await core.wake_waiters()
     if start_next:
         await core.start_turn(session_key)
+    await workspace.on_run_finished(core, run, run_id, outcome, reason)
 
 
 async def wait_previous_final(core: Core, session_key: str, previous: str | None, run_id: str) -> None:
