@@ -50,5 +50,5 @@ EOF
 fi
 
 start=$(date +%s)
-DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >&2
+DOCKER_BUILDKIT=0 docker build --force-rm --network host --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" . >&2
 elapsed "image $IMAGE (docker build)" "$start"

@@ -81,6 +81,13 @@ class Compose:
         result = container.run([*self.argv, *args], timeout_s=timeout_s, env=self.env, check=check)
         return result.stdout + result.stderr
 
+    def health(self) -> dict[str, str]:
+        """Each container's state under the image's HEALTHCHECK, as the engine reports it."""
+        ids = self("ps", "-q").split()
+        fmt = '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Health.Status}}'
+        out = container.run(["docker", "inspect", "--format", fmt, *ids], timeout_s=60).stdout
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
     def leftovers(self) -> list[str]:
         label = f"label=com.docker.compose.project={self.project}"
         found = []
@@ -233,3 +240,6 @@ def test_compose_answers_a_mention_end_to_end_with_codex_sealed_in_the_container
     assert any(str(BROKER_UID) in o and "git version" in o for o in outputs), outputs
     assert any("codex-home-hidden" in o for o in outputs), outputs  # the session is sealed
     assert not any("codex-home-readable" in o for o in outputs), outputs
+
+    # the Dockerfile's HEALTHCHECK (on each service's METRICS_PORT), run by the engine itself
+    _until(lambda: compose.health() == dict.fromkeys(SERVICES, "healthy"), "every container healthy")
