@@ -14,6 +14,16 @@ ARG BASE_IMAGE=debian:bookworm-slim
 ARG CODEX_VERSION=0.169.0
 ARG UV_VERSION=0.13.8
 
+# ---- The workspace's pyproject.toml files and the lock, nothing else -----------------------------
+# so that the dependencies' layer below is rebuilt only when one of these changes, not on every
+# source change (the COPY of this stage's output is cached by content)
+FROM ${BASE_IMAGE} AS manifests
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+COPY libs libs
+COPY services services
+RUN find libs services -type f ! -name pyproject.toml -delete
+
 # ---- Codex CLI (pinned) and the Python dependencies from the lock file ---------------------------
 FROM ${BASE_IMAGE} AS build
 ARG CODEX_VERSION
@@ -32,7 +42,8 @@ RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_
 # the venv is made with the Debian python3 the runtime stage has at the same path
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_PYTHON=/usr/bin/python3
 WORKDIR /app
-COPY pyproject.toml uv.lock ./
+COPY --from=manifests /app/ ./
+RUN /opt/uv/bin/uv sync --frozen --no-dev --all-packages --no-install-workspace
 COPY src src
 COPY libs libs
 COPY services services

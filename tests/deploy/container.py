@@ -25,6 +25,8 @@ BUILD_TIMEOUT_S = 3600.0
 
 def engine_problem() -> str | None:
     """Why no container can run here, or None when docker and docker-compose both answer."""
+    if os.geteuid() != 0:
+        return "the container test runs as root (debootstrap; /data handed to the image's uid 10001)"
     for tool, package in (("docker", "docker.io"), ("docker-compose", "docker-compose")):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install -y {package})"
