@@ -10,13 +10,14 @@ container engine runs, failed instead under CB_REQUIRE_CONTAINER=1 (tests/deploy
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,9 +189,9 @@ def _get(port: int, path: str) -> httpx.Response | None:
         return None
 
 
-def _until(probe: object, what: str) -> None:
+def _until(probe: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + WAIT_S
-    while not probe():  # type: ignore[operator]
+    while not probe():
         assert time.monotonic() < deadline, f"gave up after {WAIT_S:.0f} s waiting for {what}"
         time.sleep(0.5)
 
@@ -216,7 +217,7 @@ def test_compose_answers_a_mention_end_to_end_with_codex_sealed_in_the_container
         return answer is not None and answer.status_code == 200
 
     for name in SERVICES:
-        _until(lambda name=name: ready(name), f"{name}'s /readyz")  # type: ignore[misc]
+        _until(functools.partial(ready, name), f"{name}'s /readyz")
     readiness = _get(runner, "/readyz")
     assert readiness is not None and readiness.json()["checks"]["sandbox"] == "ok", readiness
     slack.client.wait_connected(timeout_s=WAIT_S)
