@@ -1,4 +1,4 @@
-"""The Dockerfile, read offline (no container engine runs here; docs/deploy.md): every stage
+"""The Dockerfile, read offline (test_container.py builds and runs it where an engine runs): every stage
 builds from the BASE_IMAGE argument, the runtime has git, gh and rg from Debian besides the
 pinned Codex, runs non-root, and declares the HEALTHCHECK test_smoke.py runs."""
 

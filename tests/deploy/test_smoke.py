@@ -2,7 +2,8 @@
 compose.yaml, runs its container command with the env its manifest gives it (secrets as test
 values) on a Redis started by the shipped ACL script, and each declared probe — liveness,
 readiness, the compose healthcheck or the image's HEALTHCHECK — must be answered. No container
-engine runs here: the processes run as the image's entrypoint would run them (docs/deploy.md).
+engine is needed: the processes run as the image's entrypoint would run them (docs/deploy.md;
+test_container.py runs the image itself where an engine runs).
 """
 
 from __future__ import annotations
