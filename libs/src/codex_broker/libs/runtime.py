@@ -17,7 +17,7 @@ import stat
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,9 +29,26 @@ from starlette.routing import Route
 
 from codex_broker.libs import metrics
 from codex_broker.libs.heartbeat import Heartbeat
-from codex_broker.libs.settings import CommonSettings
+from codex_broker.libs.logs import setup_logging
+from codex_broker.libs.settings import CommonSettings, load_settings
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=CommonSettings)
+
+
+def start_process(service: str, settings_cls: type[S], *, quiet_loggers: Sequence[str] = ()) -> S:
+    """What every service's `main()` does before its loop: settings read once, DATA_ROOT made
+    private, JSON logs that redact the service's secrets, chatty SDK loggers held at WARNING."""
+    settings = load_settings(settings_cls)
+    private_data_root(settings.data_root)
+    setup_logging(
+        service, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
+    )
+    for name in quiet_loggers:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return settings
+
 
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
@@ -226,3 +243,31 @@ async def _wait(
     await asyncio.gather(*pending, return_exceptions=True)
     stop_waiter.cancel()
     return exit_code
+
+
+async def run_disabled(
+    *,
+    service: str,
+    platform: str,
+    reason: str,
+    settings: CommonSettings,
+    redis: Redis,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """An ingress without its platform's credentials stays up — heartbeat, /metrics, /readyz —
+    so a deployment without that platform is healthy and says why."""
+    state = f"disabled: {reason}"
+    log.warning(state)
+
+    async def ready() -> dict[str, Any]:
+        return {platform: state}
+
+    return await run_service(
+        service=service,
+        settings=settings,
+        redis=redis,
+        tasks=[],
+        ready=ready,
+        heartbeat_details=lambda: {platform: state},
+        stop=stop,
+    )

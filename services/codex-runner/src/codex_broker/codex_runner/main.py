@@ -8,9 +8,7 @@ import sys
 from codex_broker.codex_runner.config import Settings
 from codex_broker.codex_runner.runner import Runner
 from codex_broker.libs.codex_bin import find_codex_bin
-from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import private_data_root, redis_client, run_service
-from codex_broker.libs.settings import load_settings
+from codex_broker.libs.runtime import redis_client, run_service, start_process
 
 SERVICE = "codex-runner"
 
@@ -32,11 +30,7 @@ async def serve(settings: Settings, codex_bin: str, stop: asyncio.Event | None =
 
 
 def main() -> int:
-    settings = load_settings(Settings)
-    private_data_root(settings.data_root)
-    setup_logging(
-        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
-    )
+    settings = start_process(SERVICE, Settings)
     codex_bin = find_codex_bin(settings.codex_bin)
     if codex_bin is None:
         print(

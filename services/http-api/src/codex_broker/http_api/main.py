@@ -9,9 +9,7 @@ from codex_broker.http_api.app import create_app
 from codex_broker.http_api.config import Settings
 from codex_broker.http_api.context import AppContext
 from codex_broker.http_api.session_listener import listen_hosts
-from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import private_data_root, run_service, serve_http
-from codex_broker.libs.settings import load_settings
+from codex_broker.libs.runtime import run_service, serve_http, start_process
 from codex_broker.libs.streamstats import stream_stats_task
 
 SERVICE = "http-api"
@@ -40,9 +38,5 @@ async def serve(settings: Settings) -> int:
 
 
 def main() -> int:
-    settings = load_settings(Settings)
-    private_data_root(settings.data_root)
-    setup_logging(
-        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
-    )
+    settings = start_process(SERVICE, Settings)
     return asyncio.run(serve(settings))

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from codex_broker.ingress_slack import metrics
 from codex_broker.ingress_slack.config import Settings
 from codex_broker.ingress_slack.service import SlackService
-from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import private_data_root, redis_client, run_service
-from codex_broker.libs.settings import load_settings
+from codex_broker.libs.runtime import redis_client, run_disabled, run_service, start_process
 
 SERVICE = "ingress-slack"
 
@@ -22,22 +19,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
     redis = redis_client(settings.redis_url)
     reason = settings.disabled_reason
     if reason is not None:
-        # stays up (heartbeat, /metrics) so that a deployment without Slack is healthy but says why
-        state = f"disabled: {reason}"
-        log.warning(state)
         metrics.ENABLED.set(0)
-
-        async def disabled() -> dict[str, Any]:
-            return {"slack": state}
-
-        return await run_service(
-            service=SERVICE,
-            settings=settings,
-            redis=redis,
-            tasks=[],
-            ready=disabled,
-            heartbeat_details=lambda: {"slack": state},
-            stop=stop,
+        return await run_disabled(
+            service=SERVICE, platform="slack", reason=reason, settings=settings, redis=redis, stop=stop
         )
     metrics.ENABLED.set(1)
     service = SlackService(settings, redis)
@@ -53,11 +37,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 
 
 def main() -> int:
-    settings = load_settings(Settings)
-    private_data_root(settings.data_root)
-    setup_logging(
-        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
-    )
-    logging.getLogger("slack_bolt").setLevel(max(logging.WARNING, logging.getLogger().level))
-    logging.getLogger("slack_sdk").setLevel(max(logging.WARNING, logging.getLogger().level))
+    settings = start_process(SERVICE, Settings, quiet_loggers=("slack_bolt", "slack_sdk"))
     return asyncio.run(serve(settings))

@@ -6,9 +6,7 @@ import asyncio
 
 from codex_broker.ingress_web.config import Settings
 from codex_broker.ingress_web.service import WebService
-from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import private_data_root, redis_client, run_service
-from codex_broker.libs.settings import load_settings
+from codex_broker.libs.runtime import redis_client, run_service, start_process
 
 SERVICE = "ingress-web"
 
@@ -28,9 +26,5 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> int:
 
 
 def main() -> int:
-    settings = load_settings(Settings)
-    private_data_root(settings.data_root)
-    setup_logging(
-        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
-    )
+    settings = start_process(SERVICE, Settings)
     return asyncio.run(serve(settings))

@@ -7,9 +7,7 @@ import asyncio
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from codex_broker.libs import paths
-from codex_broker.libs.logs import setup_logging
-from codex_broker.libs.runtime import private_data_root, run_service
-from codex_broker.libs.settings import load_settings
+from codex_broker.libs.runtime import run_service, start_process
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.service import Orchestrator
 
@@ -46,9 +44,5 @@ async def serve(settings: Settings) -> int:
 
 
 def main() -> int:
-    settings = load_settings(Settings)
-    private_data_root(settings.data_root)
-    setup_logging(
-        SERVICE, level=settings.log_level, data_root=settings.data_root, secrets=settings.secret_values()
-    )
+    settings = start_process(SERVICE, Settings)
     return asyncio.run(serve(settings))
