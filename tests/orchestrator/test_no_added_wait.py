@@ -8,23 +8,25 @@ from collections.abc import Callable
 
 from codex_broker.libs.keys import shard_of
 from codex_broker.orchestrator.config import Settings
-from codex_broker.orchestrator.decide import SessionFacts, on_message
+from codex_broker.libs.records import TurnState
+from codex_broker.orchestrator import machine
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, FakeRunnerScript, message
 
 
 def test_the_shipped_default_starts_an_idle_session_at_once() -> None:
     defaults = Settings()
-    idle = SessionFacts(phase="idle", queue_len=0, turn_active=False)
     assert defaults.debounce_ms == 0
     assert defaults.message_during_run == "steer"
-    action = on_message(
-        idle,
+    rules = machine.Rules(
         during_run=defaults.message_during_run,
         queue_limit=defaults.session_queue_limit,
         debounce_ms=defaults.debounce_ms,
     )
-    assert action == "start"
+    idle = machine.Session(TurnState(), queued=0)
+    decision = machine.decide(idle, machine.MessageIn(now_ms=1_000), rules)
+    # straight to a RunRequest: no queue entry, no timer of any kind in between
+    assert decision.effects == (machine.StartRun(direct=True),)
 
 
 async def _timers_of(driver: Driver, session_key: str) -> list[bytes]:

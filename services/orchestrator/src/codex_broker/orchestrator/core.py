@@ -46,7 +46,6 @@ from codex_broker.libs.rpc import RpcTimeout, wait_reply
 from codex_broker.libs.usage_counters import OverrideSwitch
 from codex_broker.orchestrator import audit_hooks, channel_defaults, metrics, prompt, render, timers
 from codex_broker.orchestrator.config import Settings
-from codex_broker.orchestrator.decide import Phase
 from codex_broker.orchestrator.policy import Policy
 from codex_broker.orchestrator.workspace_rules import WorkspaceConfig, parse_homes
 
@@ -60,7 +59,6 @@ SEEN_KEEP = 500
 TIMELINE_KEEP = 500
 TRIM_CHANCE = 1 / 8  # capped lists/sets are trimmed on one write in eight (bounded all the same)
 CONTROL_MAXLEN = 10_000  # a runner's control stream: short-lived entries, read at once
-START_SAFETY_MS = 5_000  # with DEBOUNCE_MS=0 the timer entry only guards against a crash
 
 # Fair FIFO admission for MAX_ACTIVE_RUNS; KEYS share one cluster slot (see keys.runs_waiting).
 ADMIT_LUA = """
@@ -351,30 +349,6 @@ class Core:
         )
         return reply_key
 
-    async def enqueue(
-        self,
-        event: InboundEvent,
-        session: dict[str, str],
-        *,
-        phase: Phase,
-        schedule_ms: int | None,
-        nudge: bool = True,
-    ) -> None:
-        """Append the message to the session queue (and move idle → debouncing when asked)."""
-        session_key = event.session_key
-        pipe = self.redis.pipeline(transaction=False)
-        entry = QueueEntry(event, self.download_request(pipe, event, session))
-        pipe.rpush(self.keys.session_queue(session_key), entry.dump())
-        if schedule_ms is not None:
-            pipe.hset(self.keys.session_state(session_key), "state", "debouncing")
-            timers.add_schedule(pipe, self.keys, "start", session_key, schedule_ms, nudge=nudge)
-        self.touch(pipe, event)
-        self.add_timeline(
-            pipe, session_key, "message", f"{event.actor.display_name or event.actor.id}: {event.text}"
-        )
-        self.add_seen(pipe, session_key, event.event_id)
-        await pipe.execute()
-
     def touch(self, pipe: Any, event: InboundEvent, *, new_session: bool = False) -> None:
         now = now_ms()
         if not new_session:  # a new record already carries both
@@ -388,68 +362,10 @@ class Core:
                 event.actor.display_name or event.actor.id,
             )
 
-    # ---- starting a turn ---------------------------------------------------------------------
-    async def start_turn(self, session_key: str, *, received_at: float | None = None) -> str | None:
-        """Flush the queue into one RunRequest if a run slot is free; returns the run id."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hgetall(self.keys.session_state(session_key))
-        pipe.hgetall(self.keys.session(session_key))
-        pipe.lrange(self.keys.session_queue(session_key), 0, -1)
-        raw_state, raw_session, raw_queue = await pipe.execute()
-        state, session = as_str_dict(raw_state), as_str_dict(raw_session)
-        if state.get("state") == "running":
-            return None
-        if not raw_queue or not session:
-            await self.go_idle(session_key)
-            return None
-        run_id = new_id()
-        pipe = self.redis.pipeline(transaction=False)
-        if not await self.admit(session_key, run_id, pipe=pipe):
-            return None
-        entries = [QueueEntry.load(raw) for raw in raw_queue]
-        try:
-            request = await self._build_request(run_id, session_key, session, entries, pipe)
-        except BaseException:
-            await self.redis.zrem(self.keys.active_runs, run_id)
-            raise
-        self._add_publish(pipe, request, session, entries, flushed=len(raw_queue))
-        await self._send_run(pipe, request, received_at)
-        return run_id
-
-    async def start_now(
-        self, event: InboundEvent, session: dict[str, str], *, pipe: Any, received_at: float | None
-    ) -> None:
-        """Idle session, no debounce: straight from the inbound event to a RunRequest.
-
-        `pipe` may already hold the new session's record; everything — session, bookkeeping,
-        token, run, RunRequest, status, progress — goes out in one round trip. The message is
-        marked seen in that same round trip, so a crash before it leaves the inbound entry to be
-        handled again from scratch."""
-        session_key = event.session_key
-        run_id = new_id()
-        if not await self.admit(session_key, run_id, pipe=pipe):
-            await pipe.execute()
-            await self.enqueue(event, session, phase="debouncing", schedule_ms=None)  # woken in turn
-            return
-        try:
-            entry = QueueEntry(event, self.download_request(pipe, event, session))
-            if entry.download_reply:
-                await pipe.execute()  # the download must start before we wait for it
-                pipe = self.redis.pipeline(transaction=False)
-            request = await self._build_request(run_id, session_key, session, [entry], pipe)
-        except BaseException:
-            await self.redis.zrem(self.keys.active_runs, run_id)
-            raise
-        self.touch(pipe, event, new_session=session.get("created_at_ms") == session.get("last_activity_ms"))
-        self.add_timeline(
-            pipe, session_key, "message", f"{event.actor.display_name or event.actor.id}: {event.text}"
-        )
-        self._add_publish(pipe, request, session, [entry], flushed=0)
-        self.add_seen(pipe, session_key, event.event_id)
-        await self._send_run(pipe, request, received_at)
-
+    # ---- starting a turn (turns.py decides when; these build and publish) -------------------
     async def admit(self, session_key: str, run_id: str, *, pipe: Any | None = None) -> bool:
-        """Take a MAX_ACTIVE_RUNS slot (fair FIFO), or wait in line for one.
+        """Take a MAX_ACTIVE_RUNS slot (fair FIFO), or join the line for one (False; what the
+        session does then is the turn machine's SlotRefused).
 
         Without a limit there is nothing to decide: with `pipe` the slot is recorded in the
         caller's round trip (the run's own writes) instead of a script call of its own."""
@@ -464,20 +380,15 @@ class Core:
         if int(ahead) < 0:
             return True
         metrics.RUNS_WAITING.inc()
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.session_state(session_key), mapping={"state": "debouncing", "waiting": "1"})
-        timers.add_cancel(pipe, self.keys, "start", session_key)
-        await pipe.execute()
         return False
 
-    async def _send_run(self, pipe: Any, request: RunRequest, received_at: float | None) -> None:
-        await pipe.execute()
+    def count_run_started(self, request: RunRequest, received_at: float | None) -> None:
         metrics.RUNS_STARTED.labels(thread="resume" if request.thread_id else "new").inc()
         if received_at is not None:
             metrics.INBOUND_TO_RUN_SECONDS.observe(max(0.0, time.monotonic() - received_at))
         log.info("run started", extra={"session_key": request.session_key, "run_id": request.run_id})
 
-    async def _build_request(
+    async def build_request(
         self, run_id: str, session_key: str, session: dict[str, str], entries: list[QueueEntry], pipe: Any
     ) -> RunRequest:
         coords = coords_of(session, session_key)
@@ -529,16 +440,11 @@ class Core:
         )
         return channel_defaults.resolve(defaults, session, session_key, deployment)
 
-    def _add_publish(
-        self,
-        pipe: Any,
-        request: RunRequest,
-        session: dict[str, str],
-        entries: list[QueueEntry],
-        *,
-        flushed: int,
+    def add_publish(
+        self, pipe: Any, request: RunRequest, session: dict[str, str], entries: list[QueueEntry]
     ) -> None:
-        """The run record, the state, the RunRequest, then status and progress (one round trip)."""
+        """The run record, the RunRequest, then status and progress (the session's state change
+        goes into the same round trip: turns.py)."""
         session_key, run_id, coords = request.session_key, request.run_id, request.coords
         last = entries[-1].event
         requester = next((e.event.actor for e in entries if e.event.kind != "job_callback"), last.actor)
@@ -569,19 +475,6 @@ class Core:
             },
         )
         pipe.expire(self.keys.run(run_id), RUN_TTL_S)
-        pipe.hset(
-            self.keys.session_state(session_key),
-            mapping={
-                "state": "running",
-                "active_run_id": run_id,
-                "turn_active": "0",
-                "run_started_ms": str(now),
-            },
-        )
-        if flushed:  # from the queue (the direct path never waited and never queued)
-            pipe.hdel(self.keys.session_state(session_key), "waiting")
-            pipe.ltrim(self.keys.session_queue(session_key), flushed, -1)
-            timers.add_cancel(pipe, self.keys, "start", session_key)
         if session.get("backfill_reply"):
             pipe.hdel(self.keys.session(session_key), "backfill_reply", "backfill_requested_ms")
         pipe.hset(self.keys.session(session_key), "last_run_id", run_id)
@@ -596,14 +489,6 @@ class Core:
         self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
         self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({len(entries)} message(s))")
         audit_hooks.turn(self, pipe, request, [e.event for e in entries])
-
-    async def go_idle(self, session_key: str) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.session_state(session_key), "state", "idle")
-        pipe.hdel(self.keys.session_state(session_key), "active_run_id", "waiting", "turn_active")
-        pipe.zrem(self.keys.runs_waiting, session_key)
-        timers.add_cancel(pipe, self.keys, "start", session_key)
-        await pipe.execute()
 
     # ---- inputs that come from other services -------------------------------------------------
     async def collect_downloads(self, entries: list[QueueEntry]) -> dict[str, list[Attachment]]:

@@ -19,27 +19,24 @@ from codex_broker.orchestrator import (
     audit_hooks,
     budget_gate,
     commands,
+    machine,
     metrics,
     picks,
     render,
     retry,
-    steering,
-    timers,
+    turns,
     workspace,
 )
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
-    START_SAFETY_MS,
     Core,
-    QueueEntry,
     as_str_dict,
     backfilled_member,
     now_ms,
     text,
     today,
 )
-from codex_broker.orchestrator.decide import SessionFacts, on_message
 from codex_broker.orchestrator.policy import access_denial, route_message, validate_workspace
 
 log = logging.getLogger(__name__)
@@ -133,60 +130,46 @@ async def handle_message(
 ) -> None:
     """`pipe` may hold the new session's record: it goes out with the first write of the action."""
     session_key = event.session_key
-    facts = SessionFacts(
-        phase=state.get("state", "idle"),  # type: ignore[arg-type]
-        queue_len=queue_len,
-        turn_active=state.get("turn_active") == "1",
-    )
-    during_run = "queue" if event.kind == "job_callback" else core.settings.message_during_run
-    action = on_message(
-        facts,
-        during_run=during_run,
-        queue_limit=core.settings.session_queue_limit,
-        debounce_ms=core.settings.debounce_ms,
-    )
-    metrics.INBOUND.labels(outcome=action).inc()
-    if action == "start" and queue_len == 0:
-        await core.start_now(event, session, pipe=pipe, received_at=received_at)
+    before = turns.session_of(state, queue_len)
+    rule_set = turns.rules(core)
+    steerable = event.kind != "job_callback"  # a job's report waits for the next turn
+    claimed, stopping, runner_id = False, False, ""
+    if steerable and machine.needs_run_facts(before, rule_set):
+        claimed, stopping, runner_id = await turns.active_run_facts(core, before.turn)
+    arrival = machine.MessageIn(now_ms(), steerable=steerable, run_claimed=claimed, run_stopping=stopping)
+    decision = machine.decide(before, arrival, rule_set)
+    metrics.INBOUND.labels(outcome=message_outcome(decision)).inc()
+    if machine.StartRun(direct=True) in decision.effects:
+        await turns.start_direct(core, event, session, before, pipe=pipe, received_at=received_at)
         return
-    await pipe.execute()
-    if action == "busy":
-        await _busy(core, event)
-    elif action == "steer":
-        await steer(core, event, session, state)
-    elif action == "queue":
-        await core.enqueue(event, session, phase=facts.phase, schedule_ms=None)
-    elif action == "debounce":
-        await core.enqueue(
-            event, session, phase=facts.phase, schedule_ms=now_ms() + core.settings.debounce_ms
-        )
-    else:
-        await core.enqueue(
-            event, session, phase=facts.phase, schedule_ms=now_ms() + START_SAFETY_MS, nudge=False
-        )
-        await core.start_turn(session_key, received_at=received_at)
+    material = turns.Material(
+        event=event,
+        session=session,
+        runner_id=runner_id,
+        run_id=before.turn.active_run_id,
+        say=lambda body: _say_busy(core, event, body),
+    )
+    await turns.apply(core, session_key, before, decision, material, pipe=pipe)
 
 
-async def _busy(core: Core, event: InboundEvent) -> None:
+def message_outcome(decision: machine.Decision) -> str:
+    """The metrics label of a message's decision."""
+    kinds = {type(effect) for effect in decision.effects}
+    if machine.Say in kinds:
+        return "busy"
+    if machine.SteerIn in kinds:
+        return "steer"
+    if machine.StartRun in kinds:
+        return "start"
+    if machine.ScheduleStart in kinds:
+        return "debounce"
+    return "queue"
+
+
+async def _say_busy(core: Core, event: InboundEvent, body: str) -> None:
+    """One 'busy' notice per session a minute: a burst past the bound is not answered each time."""
     if await core.first_time(f"busy:{event.session_key}", ttl_s=60):
-        body = commands.BUSY.format(limit=core.settings.session_queue_limit)
         await core.reply(event.coords, event.session_key, f"reply:{event.event_id}", body)
-    await _mark_seen(core, event)
-
-
-async def steer(core: Core, event: InboundEvent, session: dict[str, str], state: dict[str, str]) -> None:
-    """Add the message to the running turn, or to the queue while the run is unclaimed or being
-    stopped (see steering.py)."""
-    run_id = state.get("active_run_id", "")
-    runner_id, cancelled = await core.redis.hmget(core.keys.run(run_id), "runner_id", "cancel_requested")
-    if not runner_id or text(cancelled or b"") == "1":  # unclaimed or being stopped: next turn
-        await core.enqueue(event, session, phase="running", schedule_ms=None)
-        return
-    pipe = core.redis.pipeline(transaction=False)
-    entry = QueueEntry(event, core.download_request(pipe, event, session))
-    if entry.download_reply:
-        await pipe.execute()  # the download must start before we wait for it
-    await steering.send(core, entry, run_id, text(runner_id))
 
 
 # ---- policy -----------------------------------------------------------------------------------
@@ -263,32 +246,15 @@ async def answer(core: Core, event: InboundEvent, body: str) -> None:
 
 async def stop_session(core: Core, session_key: str, state: dict[str, str], queue_len: int) -> str | None:
     """Interrupt the active turn and drop queued messages. None: the run's end says 'Stopped.'"""
-    pipe = core.redis.pipeline(transaction=False)
-    pipe.delete(core.keys.session_queue(session_key))
-    timers.add_cancel(pipe, core.keys, "start", session_key)
-    pipe.zrem(core.keys.runs_waiting, session_key)
-    await pipe.execute()
-    run_id = state.get("active_run_id")
-    if state.get("state") == "running" and run_id:
-        await interrupt_run(core, run_id, session_key)
-        return None
-    if queue_len or state.get("state") == "debouncing":
-        await core.go_idle(session_key)
-        return commands.STOPPED
-    return commands.NOTHING_RUNNING
+    before = turns.session_of(state, queue_len)
+    decision = machine.decide(before, machine.Stop(), turns.rules(core))
+    said: list[str] = []
 
+    async def keep(body: str) -> None:
+        said.append(body)
 
-async def interrupt_run(core: Core, run_id: str, session_key: str) -> None:
-    # Set the flag, then look for a runner: either we see its id, or it sees the flag at claim.
-    pipe = core.redis.pipeline(transaction=False)
-    pipe.hset(core.keys.run(run_id), "cancel_requested", "1")
-    pipe.hget(core.keys.run(run_id), "runner_id")
-    _, runner_id = await pipe.execute()
-    if runner_id:
-        control = RunControl(
-            control_id=f"interrupt:{run_id}", run_id=run_id, session_key=session_key, kind="interrupt"
-        )
-        await core.publish_control(text(runner_id), control)
+    await turns.apply(core, session_key, before, decision, turns.Material(say=keep))
+    return said[0] if said else None
 
 
 async def new_thread(core: Core, event: InboundEvent, session: dict[str, str]) -> None:
@@ -403,7 +369,8 @@ async def handle_action(
         await decide_approval(core, event, state, approve=action.action == "approve")
     elif action.action == "retry":
         # a second click, or a click on a run that cannot be retried, does nothing
-        await retry.handle_retry(core, event, state.get("state", "idle"))  # type: ignore[arg-type]
+        queued = int(await core.redis.llen(core.keys.session_queue(event.session_key)))
+        await retry.handle_retry(core, event, state, queued)
     elif action.action in ("coauthor_open", "coauthor_submit"):
         await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
 

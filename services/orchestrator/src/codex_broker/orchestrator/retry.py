@@ -23,16 +23,8 @@ from codex_broker.libs.contracts import (
     UpdatePayload,
 )
 from codex_broker.libs.run_fence import FENCED_FIELD
-from codex_broker.orchestrator import render, timers
-from codex_broker.orchestrator.core import (
-    RUN_INPUTS_FIELD,
-    START_SAFETY_MS,
-    Core,
-    as_str_dict,
-    now_ms,
-    text,
-)
-from codex_broker.orchestrator.decide import Phase
+from codex_broker.orchestrator import machine, render, turns
+from codex_broker.orchestrator.core import RUN_INPUTS_FIELD, Core, as_str_dict, now_ms, text
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +52,7 @@ def can_retry(run: dict[str, str], session_key: str) -> bool:
     )
 
 
-async def handle_retry(core: Core, event: InboundEvent, phase: Phase) -> bool:
+async def handle_retry(core: Core, event: InboundEvent, state: dict[str, str], queued: int) -> bool:
     """A Retry click; True when it re-queued the run's messages (the first click only)."""
     action = event.action
     assert action is not None
@@ -74,18 +66,12 @@ async def handle_retry(core: Core, event: InboundEvent, phase: Phase) -> bool:
     raws = [text(raw) for raw in json.loads(run[INPUTS_FIELD])]
     who = event.actor.display_name or event.actor.id
     session_key = event.session_key
+    before = turns.session_of(state, queued)
+    decision = machine.decide(before, machine.Retry(len(raws), now_ms()), turns.rules(core))
     pipe = core.redis.pipeline(transaction=False)
-    pipe.lpush(core.keys.session_queue(session_key), *reversed(raws))  # the oldest messages pending
     update = UpdatePayload(ref=offer_ref(run_id), text=f"🔁 Retried by {who}")
     core.add_outbound(pipe, render.outbound(event.coords, session_key, update, f"retry-done:{run_id}"))
     core.add_timeline(pipe, session_key, "run", f"run {run_id} retried by {who}")
-    start = phase == "idle"
-    if start:  # a running turn or a pending start takes the queue anyway
-        pipe.hset(core.keys.session_state(session_key), "state", "debouncing")
-        # started below; the timer only guards against a crash before that
-        timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + START_SAFETY_MS, nudge=False)
-    await pipe.execute()
+    await turns.apply(core, session_key, before, decision, turns.Material(stored=raws), pipe=pipe)
     log.info("lost run retried", extra={"session_key": session_key, "run_id": run_id})
-    if start:
-        await core.start_turn(session_key)
     return True

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from codex_broker.libs import run_fence
 from codex_broker.libs.contracts import (
@@ -29,17 +28,18 @@ from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import (
     audit_hooks,
     budget_gate,
+    machine,
     metrics,
     render,
     retry,
     samples,
     steering,
     timers,
+    turns,
     workspace,
 )
 from codex_broker.orchestrator.core import (
     ENDED_FIELD,
-    START_SAFETY_MS,
     USER_USAGE_TTL_S,
     Core,
     QueueEntry,
@@ -48,7 +48,6 @@ from codex_broker.orchestrator.core import (
     text,
     today,
 )
-from codex_broker.orchestrator.decide import Phase, after_run
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,6 @@ OUTBOUND_SCOPE = "outbound"
 LAST_FINAL_FIELD = "last_final_action"
 ANSWERS_FIELD = "answers_posted"  # the run's earlier answers already posted as messages
 FINAL_ORDER_POLL_S = 0.25
-
-RequeueAction = Literal["queue", "debounce", "start"]
 
 
 def ended(run: dict[str, str]) -> bool:
@@ -97,6 +94,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     elif event.kind == "turn_started":
         pipe.hget(core.keys.session(event.session_key), "epoch")
         pipe.lrange(core.keys.session_queue(event.session_key), 0, -1)
+        pipe.hgetall(core.keys.session_state(event.session_key))
     raw_run, *session_reads = await pipe.execute()
     run = as_str_dict(raw_run)
     if not run or "platform" not in run:
@@ -127,6 +125,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     pipe = core.redis.pipeline(transaction=False)
     run_key = core.keys.run(event.run_id)
     session_key = run["session_key"]
+    started: tuple[machine.Session, machine.Decision, turns.Material] | None = None
     if event.kind == "accepted":
         pipe.hset(
             run_key,
@@ -137,7 +136,7 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
             run_key,
             mapping={k: v for k, v in (("turn_id", event.turn_id), ("thread_id", event.thread_id)) if v},
         )
-        pipe.hset(core.keys.session_state(session_key), "turn_active", "1")
+        started = await _turn_started(core, run, event, session_reads if same_session else None)
         if event.thread_id:
             epoch = (
                 session_reads[0]
@@ -154,38 +153,54 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
     audit_hooks.run_event(core, pipe, run, event)
     _progress(core, pipe, run, event)
     pipe.hset(run_key, "last_seq", str(event.seq))
-    await pipe.execute()
-    if event.kind == "turn_started" and same_session and session_reads[1]:
-        await _steer_waiting(core, run, event, session_reads[1])
-
-
-async def _steer_waiting(core: Core, run: dict[str, str], event: RunEvent, raw_queue: list[Any]) -> None:
-    """Messages that came while the run waited for its turn join it now (MESSAGE_DURING_RUN=steer).
-
-    After `last_seq` is recorded: a crash in between leaves them queued for the next turn."""
-    runner_id = run.get("runner_id") or event.runner_id
-    if core.settings.message_during_run != "steer" or not runner_id or run.get("cancel_requested") == "1":
+    if started is None:
+        await pipe.execute()
         return
-    steered = await steering.flush_queue(core, event.run_id, runner_id, raw_queue)
-    if steered:
-        log.info("queued messages steered into the turn", extra={"run_id": event.run_id, "count": steered})
+    # messages that came while the run waited for its turn join it now, after `last_seq` is
+    # recorded: a crash in between leaves them queued for the next turn
+    await turns.apply(core, session_key, *started, pipe=pipe)
+
+
+async def _turn_started(
+    core: Core, run: dict[str, str], event: RunEvent, reads: list[Any] | None
+) -> tuple[machine.Session, machine.Decision, turns.Material]:
+    """The turn machine's TurnStarted: the turn can be steered now."""
+    session_key = run["session_key"]
+    if reads is None:  # an event naming another session than its run's: read the run's own
+        pipe = core.redis.pipeline(transaction=False)
+        pipe.lrange(core.keys.session_queue(session_key), 0, -1)
+        pipe.hgetall(core.keys.session_state(session_key))
+        raw_queue, raw_state = await pipe.execute()
+    else:
+        raw_queue, raw_state = reads[1], reads[2]
+    before = turns.session_of(raw_state, len(raw_queue))
+    runner_id = run.get("runner_id") or event.runner_id or ""
+    steerable = sum(1 for raw in raw_queue if steering.steerable(QueueEntry.load(raw)))
+    fact = machine.TurnStarted(
+        event.run_id,
+        run_claimed=bool(runner_id),
+        run_stopping=run.get("cancel_requested") == "1",
+        steerable_queued=steerable,
+    )
+    material = turns.Material(raw_queue=list(raw_queue), runner_id=runner_id, run_id=event.run_id)
+    return before, machine.decide(before, fact, turns.rules(core)), material
 
 
 async def post_answer(core: Core, run: dict[str, str], event: RunEvent) -> None:
     """An earlier complete answer of the turn (a steer took over after it): it goes to the
     thread as a message of its own, now, in order with the thread's other answers."""
     session_key = run["session_key"]
-    previous = await core.redis.hget(core.keys.session_state(session_key), LAST_FINAL_FIELD)
-    await wait_previous_final(core, session_key, text(previous) if previous else None, event.run_id)
-    action_id = f"answer:{event.run_id}:{event.seq}"
+    before = await turns.read(core, session_key)
+    decision = machine.decide(before, machine.AnswerReady(event.run_id, event.seq), turns.rules(core))
     pipe = core.redis.pipeline(transaction=False)
-    payload = PostPayload(text=event.text or "")
-    core.add_outbound(pipe, render.outbound(run_coords(run), session_key, payload, action_id))
-    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, action_id)
+    for effect in decision.effects:
+        if isinstance(effect, machine.PostInOrder):
+            payload = PostPayload(text=event.text or "")
+            core.add_outbound(pipe, render.outbound(run_coords(run), session_key, payload, effect.action_id))
     pipe.hincrby(core.keys.run(event.run_id), ANSWERS_FIELD, 1)
     pipe.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
     core.add_timeline(pipe, session_key, "answer", (event.text or "")[:200])
-    await pipe.execute()
+    await turns.apply(core, session_key, before, decision, turns.Material(run_id=event.run_id), pipe=pipe)
     metrics.ANSWERS_POSTED.inc()
 
 
@@ -314,28 +329,27 @@ async def finish_run(
     `session_now`: the session's state and queue length, when the caller read them already."""
     session_key = run["session_key"]
     coords = run_coords(run)
-    if session_now is None:
-        pipe = core.redis.pipeline(transaction=False)
-        pipe.hgetall(core.keys.session_state(session_key))
-        pipe.llen(core.keys.session_queue(session_key))
-        raw_state, raw_queue_len = await pipe.execute()
-        session_now = as_str_dict(raw_state), int(raw_queue_len)
-    state, queue_len = session_now
-    await wait_previous_final(core, session_key, state.get(LAST_FINAL_FIELD), run_id)
-    final_posted = state.get("codex_final_posted_run") == run_id
+    if session_now is not None:
+        before = turns.session_of(*session_now)
+    else:
+        before = await turns.read(core, session_key)
+    final_posted = before.turn.codex_final_posted_run == run_id
     answered = int(run.get(ANSWERS_FIELD) or 0) > 0
     final_text = render.final_text_for(
         outcome, reason, final_posted_by_codex=final_posted, answers_posted=answered
     )
     view = load_view(run)
-    pipe = core.redis.pipeline(transaction=False)
+    # earlier answers went out as messages: the last one follows them as a message too (a
+    # view's answer area sits above them), the view keeps only its outcome
+    answer_message = answered and outcome == "completed"
     last_action = f"final:{run_id}"
-    if answered and outcome == "completed":
-        # earlier answers went out as messages: the last one follows them as a message too
-        # (a view's answer area sits above them), the view keeps only its outcome
+    if answer_message and final_text is not None:
+        last_action = f"answer:{run_id}:last"
+    decision = machine.decide(before, machine.RunEnded(run_id, now_ms(), last_action), turns.rules(core))
+    pipe = core.redis.pipeline(transaction=False)
+    if answer_message:
         view = view.model_copy(update={"answer": ""})
         if final_text is not None:
-            last_action = f"answer:{run_id}:last"
             answer = render.outbound(coords, session_key, PostPayload(text=final_text), last_action)
             core.add_outbound(pipe, answer)
             final_text = None
@@ -343,7 +357,6 @@ async def finish_run(
     if usage is None and run.get("usage"):
         usage = TokenUsage.model_validate_json(run["usage"])
     core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
-    pipe.hset(core.keys.session_state(session_key), LAST_FINAL_FIELD, last_action)
     status = render.status_payload(outcome, run.get("message_id"))
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
     run_fields = {
@@ -362,7 +375,6 @@ async def finish_run(
     if (reason or "").startswith("thread_not_found"):
         pipe.hdel(core.keys.session(session_key), "thread_id")
     pipe.hset(core.keys.session(session_key), "status", "resumable" if lost else "active")
-    start_next = state.get("active_run_id") == run_id and _next_phase(core, pipe, session_key, int(queue_len))
     timers.add_cancel(pipe, core.keys, "flush", session_key)
     last_answer = reason if outcome == "completed" else None
     if last_answer:
@@ -371,15 +383,17 @@ async def finish_run(
         core.add_timeline(pipe, session_key, "answer", last_answer)
     detail = f": {reason[:200]}" if reason and not last_answer else ""
     core.add_timeline(pipe, session_key, "run", f"run {run_id} {outcome}{detail}")
-    await pipe.execute()
+    # the next turn starts once the slot is freed and the line woken (below)
+    now, later = turns.split_start(decision)
+    await turns.apply(core, session_key, before, now, turns.Material(run_id=run_id), pipe=pipe)
     metrics.RUNS_FINISHED.labels(outcome=outcome).inc()
     log.info("run finished", extra={"session_key": session_key, "run_id": run_id, "outcome": outcome})
     core.in_background(samples.sample(core, run), "latency and queue sample")
     if usage is not None:
         core.in_background(budget_gate.after_run(core, run), "budget notice")
     await core.wake_waiters()
-    if start_next:
-        await core.start_turn(session_key)
+    if later:
+        await turns.start_queued(core, session_key)
     await workspace.on_run_finished(core, run, run_id, outcome, reason)
 
 
@@ -410,23 +424,6 @@ async def wait_previous_final(core: Core, session_key: str, previous: str | None
         await asyncio.sleep(FINAL_ORDER_POLL_S)
 
 
-def _next_phase(core: Core, pipe: Any, session_key: str, queue_len: int) -> bool:
-    """The session after its run; True: the caller starts the next turn now (no timer between)."""
-    state_key = core.keys.session_state(session_key)
-    pipe.hdel(state_key, "active_run_id", "turn_active", "run_started_ms")
-    nxt = after_run(queue_len, debounce_ms=core.settings.debounce_ms)
-    if nxt == "idle":
-        pipe.hset(state_key, "state", "idle")
-        return False
-    pipe.hset(state_key, "state", "debouncing")
-    if nxt == "debounce":
-        timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
-        return False
-    # started by the caller; the timer only guards against a crash before that
-    timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + START_SAFETY_MS, nudge=False)
-    return True
-
-
 def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage | None) -> None:
     if usage is None:
         return
@@ -442,21 +439,6 @@ def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage |
     budget_gate.count(core, pipe, run, usage)
 
 
-def requeue_action(phase: Phase, *, debounce_ms: int) -> RequeueAction:
-    """Where a rejected steer's message goes: like a message arriving while a turn runs (into
-    the queue the run's end flushes), or, once the session went idle, into a new turn. No busy
-    bound: the message was accepted already."""
-    if phase != "idle":
-        return "queue"  # a running turn or a pending start flushes the queue
-    return "start" if debounce_ms <= 0 else "debounce"
-
-
-def insert_position(queued: list[datetime], received_at: datetime) -> int | None:
-    """Index of the first queued message that arrived after this one (None: append), so a
-    message put back keeps its place among those that came after it."""
-    return next((i for i, at in enumerate(queued) if at > received_at), None)
-
-
 async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
     """The runner could not steer a message into the turn: it becomes part of the next turn."""
     field = event.control_id or ""
@@ -464,54 +446,38 @@ async def requeue_rejected_steer(core: Core, event: RunEvent) -> None:
         log.warning("steer_rejected without a steer control id", extra={"run_id": event.run_id})
         return
     session_key = event.session_key
-    run_key = core.keys.run(event.run_id)
-    queue_key = core.keys.session_queue(session_key)
     pipe = core.redis.pipeline(transaction=False)
-    pipe.hmget(run_key, field, "cancel_requested")
-    pipe.hget(core.keys.session_state(session_key), "state")
-    pipe.lrange(queue_key, 0, -1)
-    (stored, cancelled), phase, raw_queue = await pipe.execute()
+    pipe.hmget(core.keys.run(event.run_id), field, "cancel_requested")
+    pipe.hgetall(core.keys.session_state(session_key))
+    pipe.lrange(core.keys.session_queue(session_key), 0, -1)
+    (stored, cancelled), raw_state, raw_queue = await pipe.execute()
     if stored is None:
         return  # put back already (a redelivery), or the run record expired
     entry = QueueEntry.load(stored)
+    before = turns.session_of(raw_state, len(raw_queue))
+    fact = machine.SteerRejected(
+        message=entry.event.received_at,
+        run_stopping=text(cancelled or b"") == "1",
+        queued_arrivals=tuple(QueueEntry.load(raw).event.received_at for raw in raw_queue),
+        now_ms=now_ms(),
+    )
+    decision = machine.decide(before, fact, turns.rules(core))
     who = entry.event.actor.display_name or entry.event.actor.id
     pipe = core.redis.pipeline(transaction=False)
-    pipe.hdel(run_key, field)
-    if text(cancelled or b"") == "1":
-        # sent before the user stopped the turn: dropped like the queue (a later one is queued)
+    if machine.DropSteer() in decision.effects:
         core.add_timeline(pipe, session_key, "steer", f"steer not applied, turn stopped: {who}")
-        await pipe.execute()
         metrics.STEERS_REJECTED.labels(result="dropped_stopped").inc()
-        return
-    position = insert_position(
-        [QueueEntry.load(raw).event.received_at for raw in raw_queue], entry.event.received_at
-    )
-    if position is None:
-        pipe.rpush(queue_key, stored)
     else:
-        pipe.linsert(queue_key, "BEFORE", raw_queue[position], stored)
-    action = requeue_action(text(phase or b"idle"), debounce_ms=core.settings.debounce_ms)  # type: ignore[arg-type]
-    if action != "queue":
-        state_key = core.keys.session_state(session_key)
-        pipe.hset(state_key, "state", "debouncing")
-        if action == "debounce":
-            timers.add_schedule(pipe, core.keys, "start", session_key, now_ms() + core.settings.debounce_ms)
-        else:  # started below; the timer only guards against a crash before that
-            timers.add_schedule(
-                pipe, core.keys, "start", session_key, now_ms() + START_SAFETY_MS, nudge=False
-            )
-    reason = (event.text or "")[:120]
-    core.add_timeline(
-        pipe, session_key, "steer", f"steer rejected ({reason}); queued for the next turn: {who}"
-    )
-    await pipe.execute()
-    metrics.STEERS_REJECTED.labels(result="requeued").inc()
-    log.info(
-        "rejected steer queued for the next turn",
-        extra={"session_key": session_key, "run_id": event.run_id, "control_id": field, "action": action},
-    )
-    if action == "start":
-        await core.start_turn(session_key)
+        reason = (event.text or "")[:120]
+        summary = f"steer rejected ({reason}); queued for the next turn: {who}"
+        core.add_timeline(pipe, session_key, "steer", summary)
+        metrics.STEERS_REJECTED.labels(result="requeued").inc()
+        log.info(
+            "rejected steer queued for the next turn",
+            extra={"session_key": session_key, "run_id": event.run_id, "control_id": field},
+        )
+    material = turns.Material(stored=stored, raw_queue=list(raw_queue), run_id=event.run_id, control_id=field)
+    await turns.apply(core, session_key, before, decision, material, pipe=pipe)
 
 
 async def handle_run_lost(core: Core, run_id: str, reason: str, mode: FenceMode = "gone") -> None:

@@ -13,10 +13,9 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from codex_broker.libs.run_fence import FenceMode
-from codex_broker.orchestrator import metrics, run_events
+from codex_broker.orchestrator import machine, metrics, run_events, turns
 from codex_broker.orchestrator.config import Settings
-from codex_broker.orchestrator.core import Core, as_str_dict, now_ms
-from codex_broker.orchestrator.decide import SessionFacts, on_start_tick
+from codex_broker.orchestrator.core import Core, now_ms
 from codex_broker.orchestrator.dispatch import SessionDispatcher, ShardReader, WorkItem
 from codex_broker.orchestrator.inbound import handle_inbound
 from codex_broker.orchestrator.leases import ShardLeases
@@ -97,19 +96,10 @@ class Orchestrator:
         pipe.llen(keys.session_queue(session_key))
         pipe.zscore(keys.orchestrator_timers(item.shard), member_of("start", session_key))
         raw_state, queue_len, due = await pipe.execute()
-        state = as_str_dict(raw_state)
-        facts = SessionFacts(
-            phase=state.get("state", "idle"),  # type: ignore[arg-type]
-            queue_len=int(queue_len),
-            turn_active=state.get("turn_active") == "1",
-        )
-        decision = on_start_tick(facts, due_ms=due, now_ms=now_ms())
-        if decision == "start":
-            await self.core.start_turn(session_key)
-        elif decision == "drop":
-            await self.redis.zrem(keys.orchestrator_timers(item.shard), item.member)
-            if facts.phase == "debouncing":
-                await self.core.go_idle(session_key)
+        before = turns.session_of(raw_state, queue_len)
+        tick = machine.StartTick(now_ms(), due_ms=due)
+        decision = machine.decide(before, tick, turns.rules(self.core))
+        await turns.apply(self.core, session_key, before, decision, turns.Material())
 
     async def _item_done(self, item: WorkItem) -> None:
         if item.kind == "tick":
