@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from codex_broker.libs.keys import shard_of
-from codex_broker.orchestrator.config import Settings
 from codex_broker.libs.records import TurnState
 from codex_broker.orchestrator import machine
+from codex_broker.orchestrator.config import Settings
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, FakeRunnerScript, message
 

@@ -20,7 +20,7 @@ PHASES: tuple[str, ...] = get_args(Phase)
 R = TypeVar("R", bound="HashRecord")
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -28,10 +28,11 @@ def _decode(annotation: Any, raw: str) -> Any:
     """`annotation` is the field's type as written (a string: annotations are postponed)."""
     if annotation == "bool":
         return raw == "1"
-    if annotation == "int":
-        return int(raw) if raw else 0
-    if annotation == "int | None":
-        return int(raw) if raw else None
+    if annotation in ("int", "int | None"):
+        try:
+            return int(raw)
+        except ValueError:  # a hand-edited or foreign value is absent, never a crash
+            return 0 if annotation == "int" else None
     return raw
 
 
@@ -50,7 +51,7 @@ class HashRecord:
 
     @classmethod
     def from_hash(cls: type[R], raw: Mapping[Any, Any] | None) -> R:
-        values = {_text(k): _text(v) for k, v in (raw or {}).items()}
+        values = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
         kwargs: dict[str, Any] = {}
         for f in fields(cls):
             if f.name in values:
@@ -60,6 +61,17 @@ class HashRecord:
     def to_hash(self) -> dict[str, str]:
         encoded = ((f.name, _encode(getattr(self, f.name))) for f in fields(self))
         return {name: value for name, value in encoded if value not in (None, "")}
+
+    @classmethod
+    def encode_fields(cls, **values: Any) -> dict[str, str]:
+        """An HSET mapping of some of the record's fields, for a writer that owns only those (a
+        name the record does not have is a bug: KeyError)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise KeyError(f"{cls.__name__} has no field {sorted(unknown)}")
+        encoded = {name: _encode(value) for name, value in values.items()}
+        return {name: value for name, value in encoded.items() if value is not None}
 
     def replace(self: R, **changes: Any) -> R:
         return dataclasses.replace(self, **changes)
@@ -91,6 +103,21 @@ class TurnState(HashRecord):
     codex_state_run: str = ""
     codex_state_at_ms: int | None = None
 
+    @staticmethod
+    def final_posted(run_id: str) -> dict[Any, Any]:
+        """The http-api's write when Codex posted the run's answer itself (HSET mapping)."""
+        return {"codex_final_posted_run": run_id}
+
+    @staticmethod
+    def codex_report(kind: str, reason: str, *, run_id: str, at_ms: int) -> dict[Any, Any]:
+        """The http-api's write when Codex reports its state (blocked, done …) for the run."""
+        return {
+            "codex_state": kind,
+            "codex_state_reason": reason[:2000],
+            "codex_state_run": run_id,
+            "codex_state_at_ms": str(at_ms),
+        }
+
     @property
     def phase(self) -> Phase:
         return self.state if self.state in PHASES else "idle"  # type: ignore[return-value]
@@ -98,3 +125,82 @@ class TurnState(HashRecord):
     @property
     def running(self) -> bool:
         return self.phase == "running"
+
+
+@dataclass(frozen=True)
+class SessionRecord(HashRecord):
+    """`session:<key>`: one chat thread's session (written by the orchestrator when the thread's
+    first message arrives; the http-api's admin and job routes read it)."""
+
+    platform: str = ""
+    conversation_id: str = ""
+    root_message_id: str = ""
+    workspace: str = ""
+    auth_profile: str = ""
+    status: str = "active"  # active | resumable (its last run was reported lost)
+    is_direct: bool = False
+    created_at_ms: int | None = None
+    last_activity_ms: int | None = None
+    epoch: int = 0  # bumped by /new and /cd: a run started before keeps no thread for later
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    thread_id: str = ""  # the Codex thread the next turn resumes
+    last_run_id: str = ""
+    backfill_reply: str = ""  # the history RPC's reply key, until the first turn took it
+    backfill_requested_ms: int | None = None
+    # the thread's own settings (/config, -model, -repo); empty: the channel's or deployment's
+    cfg_sandbox: str = ""
+    cfg_network: str = ""  # "1" | "0"
+    cfg_approval: str = ""
+    cfg_model: str = ""
+    pick_model: str = ""
+    pick_repo: str = ""
+
+    def to_hash(self) -> dict[str, str]:
+        stored = super().to_hash()
+        # counters and the epoch exist from the start (HINCRBY targets, the admin page's columns)
+        for name in ("epoch", "input_tokens", "output_tokens", "total_tokens"):
+            stored[name] = str(getattr(self, name))
+        return stored
+
+
+@dataclass(frozen=True)
+class RunRecord(HashRecord):
+    """`run:<id>`: one turn, from the orchestrator's RunRequest to its end. Besides these fields
+    the hash keeps one field per open approval (`approval:<request id>`) and per steer in flight
+    (`steer:<event id>`), written and removed by the orchestrator alone."""
+
+    session_key: str = ""
+    status: str = ""  # queued | running | completed | failed | interrupted (the runner's view)
+    created_at_ms: int | None = None
+    platform: str = ""
+    conversation_id: str = ""
+    root_message_id: str = ""
+    requester: str = ""
+    requester_name: str = ""
+    message_id: str = ""
+    epoch: int = 0
+    model: str = ""
+    auth_profile: str = ""
+    inputs: str = ""  # the messages it was built from (the Retry button), JSON
+    view: str = ""  # the live view's ProgressView, JSON
+    last_seq: int = -1
+    runner_id: str = ""  # the runner that claimed it (run_fence.CLAIM_RUN), with these two
+    runner_boot: str = ""
+    started_at_ms: int | None = None
+    finished_at_ms: int | None = None  # the runner's terminal event went out
+    turn_id: str = ""
+    thread_id: str = ""
+    cancel_requested: bool = False
+    usage: str = ""  # TokenUsage JSON
+    answers_posted: int = 0
+    orchestrator_outcome: str = ""  # the orchestrator finished it (libs/run_fence.ENDED_FIELD)
+    ended_at_ms: int | None = None
+    error: str = ""
+    fenced: str = ""  # why the orchestrator gave up on it: unclaimed | gone (run_fence)
+
+    def to_hash(self) -> dict[str, str]:
+        stored = super().to_hash()
+        stored["last_seq"] = str(self.last_seq)  # -1: no event handled yet
+        return stored

@@ -48,6 +48,7 @@ from codex_broker.libs.contracts import (
     Sandbox,
 )
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.run_fence import ClaimResult
 
 log = logging.getLogger(__name__)
@@ -523,9 +524,9 @@ class TurnRun:
         if not final:
             self.publisher.publish(self.stream, event)
             return
-        fields = {"status": emit.kind, "finished_at_ms": str(int(time.time() * 1000))}
-        if self.thread_id:
-            fields["thread_id"] = self.thread_id
+        fields = RunRecord.encode_fields(
+            status=emit.kind, finished_at_ms=int(time.time() * 1000), thread_id=self.thread_id or None
+        )
         self._terminal_published = self.publisher.publish(
             self.stream, event, hash_key=self.keys.run(self.run_id), hash_fields=fields, wait=True
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from codex_broker.http_api.context import AppContext
 from codex_broker.libs import audit
 from codex_broker.libs.contracts import Coordinates, OutboundAction, OutboundResult
+from codex_broker.libs.records import TurnState
 
 CODEX_ACTOR = "codex"
 
@@ -19,13 +20,13 @@ async def file_posted(
 ) -> None:
     """One record per post request (each has its own action id): the file's name, never its
     content; `delivered` is false while the ingress has not answered."""
-    run_id = await ctx.redis.hget(ctx.keys.session_state(coords.session_key), "active_run_id")
+    turn = TurnState.from_hash(await ctx.redis.hgetall(ctx.keys.session_state(coords.session_key)))
     record = audit.make(
         "file",
         CODEX_ACTOR,
         platform=coords.platform,
         session_key=coords.session_key,
-        run_id=run_id.decode() if isinstance(run_id, bytes) else (run_id or ""),
+        run_id=turn.active_run_id,
         summary=filename,
         action="posted" if result is not None and result.ok else "queued" if result is None else "failed",
         details={"content_type": content_type, "action_id": action.action_id},

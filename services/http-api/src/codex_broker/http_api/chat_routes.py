@@ -26,6 +26,7 @@ from codex_broker.libs.contracts import (
     new_id,
 )
 from codex_broker.libs.paths import repos_root, session_workspace
+from codex_broker.libs.records import TurnState, text_of
 
 POST_FORMAT = {"markdown": "markdown", "text": "text", "rich_text": "rich_text", "card": "card"}
 
@@ -90,20 +91,15 @@ class ChatApi:
         state_key = self.ctx.keys.session_state(session_key)
         run_id = await self.ctx.redis.hget(state_key, "active_run_id")
         if run_id:
-            await self.ctx.redis.hset(state_key, "codex_final_posted_run", run_id)
+            await self.ctx.redis.hset(state_key, mapping=TurnState.final_posted(text_of(run_id)))
 
     async def _record_state(self, session_key: str, kind: str, reason: str | None) -> None:
         state_key = self.ctx.keys.session_state(session_key)
         run_id = await self.ctx.redis.hget(state_key, "active_run_id")
-        await self.ctx.redis.hset(
-            state_key,
-            mapping={
-                "codex_state": kind,
-                "codex_state_reason": (reason or "")[:2000],
-                "codex_state_run": run_id or "",
-                "codex_state_at_ms": int(time.time() * 1000),
-            },
+        report = TurnState.codex_report(
+            kind, reason or "", run_id=text_of(run_id) if run_id else "", at_ms=int(time.time() * 1000)
         )
+        await self.ctx.redis.hset(state_key, mapping=report)
 
     async def post_state(self, request: Request) -> Response:
         state = params.post_state(await self._input(request))

@@ -42,6 +42,7 @@ from codex_broker.libs.contracts import (
 )
 from codex_broker.libs.idempotency import Idempotency
 from codex_broker.libs.keys import Keys, shard_of
+from codex_broker.libs.records import RunRecord, SessionRecord
 from codex_broker.libs.rpc import RpcTimeout, wait_reply
 from codex_broker.libs.usage_counters import OverrideSwitch
 from codex_broker.orchestrator import audit_hooks, channel_defaults, metrics, prompt, render, timers
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 RUN_TTL_S = 7 * 24 * 3600
 ENDED_FIELD = run_fence.ENDED_FIELD  # set once the orchestrator has finished the run
-RUN_INPUTS_FIELD = "inputs"
+RUN_INPUTS_FIELD = "inputs"  # RunRecord.inputs
 USER_USAGE_TTL_S = 40 * 24 * 3600
 SEEN_KEEP = 500
 TIMELINE_KEEP = 500
@@ -271,27 +272,21 @@ class Core:
         # an ingress saving a download) — no file-system work on the routing path
         workspace = paths.session_workspace(self.data_root, session_key)
         now = now_ms()
-        record = {
-            "platform": event.platform,
-            "conversation_id": event.conversation_id,
-            "root_message_id": event.root_message_id,
-            "workspace": str(workspace),
-            "auth_profile": profile,
-            "status": "active",
-            "is_direct": "1" if event.is_direct else "0",
-            "created_at_ms": str(now),
-            "last_activity_ms": str(now),
-            "epoch": "0",
-            "input_tokens": "0",
-            "output_tokens": "0",
-            "total_tokens": "0",
-        }
+        record = SessionRecord(
+            platform=event.platform,
+            conversation_id=event.conversation_id,
+            root_message_id=event.root_message_id,
+            workspace=str(workspace),
+            auth_profile=profile,
+            is_direct=event.is_direct,
+            created_at_ms=now,
+            last_activity_ms=now,
+        )
         backfill = self._wants_backfill(event)
         pipe = defer if defer is not None and not backfill else self.redis.pipeline(transaction=False)
         if backfill:
             reply_key = self.keys.rpc_reply(new_id())
-            record["backfill_reply"] = reply_key
-            record["backfill_requested_ms"] = str(now)
+            record = record.replace(backfill_reply=reply_key, backfill_requested_ms=now)
             history = HistoryPayload(
                 before_message_id=event.message_id, limit=self.settings.slack_initial_thread_history_count
             )
@@ -301,12 +296,13 @@ class Core:
                     event.coords, session_key, history, f"history:{event.event_id}", reply_to=reply_key
                 ),
             )
-        pipe.hset(self.keys.session(session_key), mapping=dict[Any, Any](record))
+        stored = record.to_hash()
+        pipe.hset(self.keys.session(session_key), mapping=dict[Any, Any](stored))
         pipe.zadd(self.keys.sessions_index, {session_key: now})
         self.add_timeline(pipe, session_key, "session", "session created")
         if pipe is not defer:
             await pipe.execute()
-        return record
+        return stored
 
     def _wants_backfill(self, event: InboundEvent) -> bool:
         """The first mention inside an existing thread (not its root, not a DM) looks back once."""
@@ -452,28 +448,25 @@ class Core:
         view = render.ProgressView()
         start = render.snapshot(view, run_id, phase="start")
         view = render.emitted(view, now)
-        pipe.hset(
-            self.keys.run(run_id),
-            mapping={
-                "session_key": session_key,
-                "status": "queued",
-                "created_at_ms": str(now),
-                "platform": coords.platform,
-                "conversation_id": coords.conversation_id,
-                "root_message_id": coords.root_message_id,
-                "requester": requester.id,
-                "requester_name": requester.display_name or requester.id,
-                "message_id": last.message_id,
-                "epoch": session.get("epoch", "0"),
-                # what the run's usage is priced and charted by (budget_gate.count)
-                "model": request.model or "",
-                "auth_profile": request.auth_profile,
-                # the messages, for the Retry button of a lost turn (orchestrator/retry.py)
-                RUN_INPUTS_FIELD: json.dumps([QueueEntry(e.event).dump() for e in entries]),
-                "view": view.model_dump_json(),
-                "last_seq": "-1",
-            },
+        record = RunRecord(
+            session_key=session_key,
+            status="queued",
+            created_at_ms=now,
+            platform=coords.platform,
+            conversation_id=coords.conversation_id,
+            root_message_id=coords.root_message_id,
+            requester=requester.id,
+            requester_name=requester.display_name or requester.id,
+            message_id=last.message_id,
+            epoch=int(session.get("epoch") or 0),
+            # what the run's usage is priced and charted by (budget_gate.count)
+            model=request.model or "",
+            auth_profile=request.auth_profile,
+            # the messages, for the Retry button of a lost turn (orchestrator/retry.py)
+            inputs=json.dumps([QueueEntry(e.event).dump() for e in entries]),
+            view=view.model_dump_json(),
         )
+        pipe.hset(self.keys.run(run_id), mapping=dict[Any, Any](record.to_hash()))
         pipe.expire(self.keys.run(run_id), RUN_TTL_S)
         if session.get("backfill_reply"):
             pipe.hdel(self.keys.session(session_key), "backfill_reply", "backfill_requested_ms")

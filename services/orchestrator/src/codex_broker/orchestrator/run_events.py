@@ -9,9 +9,7 @@ and removed in the round trip that puts it back, so a second delivery finds noth
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from codex_broker.libs import run_fence
@@ -23,7 +21,7 @@ from codex_broker.libs.contracts import (
     TokenUsage,
     UpdatePayload,
 )
-from codex_broker.libs.idempotency import DONE_PREFIX
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import (
     audit_hooks,
@@ -51,11 +49,7 @@ from codex_broker.orchestrator.core import (
 
 log = logging.getLogger(__name__)
 
-# the ingresses' idempotency scope for outbound actions: `done:<result>` once an action is posted
-OUTBOUND_SCOPE = "outbound"
-LAST_FINAL_FIELD = "last_final_action"
 ANSWERS_FIELD = "answers_posted"  # the run's earlier answers already posted as messages
-FINAL_ORDER_POLL_S = 0.25
 
 
 def ended(run: dict[str, str]) -> bool:
@@ -334,7 +328,7 @@ async def finish_run(
     else:
         before = await turns.read(core, session_key)
     final_posted = before.turn.codex_final_posted_run == run_id
-    answered = int(run.get(ANSWERS_FIELD) or 0) > 0
+    answered = RunRecord.from_hash(run).answers_posted > 0
     final_text = render.final_text_for(
         outcome, reason, final_posted_by_codex=final_posted, answers_posted=answered
     )
@@ -359,16 +353,14 @@ async def finish_run(
     core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
     status = render.status_payload(outcome, run.get("message_id"))
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
-    run_fields = {
-        ENDED_FIELD: outcome,
-        "status": outcome,
-        "ended_at_ms": str(now_ms()),
-        "view": render.emitted(view, now_ms()).model_dump_json(),
-    }
-    if seq is not None:
-        run_fields["last_seq"] = str(seq)
-    if reason and outcome == "failed":
-        run_fields["error"] = reason[:1000]
+    run_fields = RunRecord.encode_fields(
+        orchestrator_outcome=outcome,
+        status=outcome,
+        ended_at_ms=now_ms(),
+        view=render.emitted(view, now_ms()).model_dump_json(),
+        last_seq=seq,
+        error=reason[:1000] if reason and outcome == "failed" else None,
+    )
     pipe.hset(core.keys.run(run_id), mapping=dict[Any, Any](run_fields))
     pipe.zrem(core.keys.active_runs, run_id)
     _count_usage(core, pipe, run, usage)
@@ -395,33 +387,6 @@ async def finish_run(
     if later:
         await turns.start_queued(core, session_key)
     await workspace.on_run_finished(core, run, run_id, outcome, reason)
-
-
-async def wait_previous_final(core: Core, session_key: str, previous: str | None, run_id: str) -> None:
-    """Keep a thread's answers in order across ingress replicas.
-
-    Each ingress replica keeps order only among the actions it handles; if one dies while
-    posting an answer, the next answer could go out through another replica before the first is
-    reclaimed. So an answer is published only once the previous one of the thread is done (its
-    idempotency marker `done:`). Normally the previous answer went out a whole turn ago and one
-    GET says so; the short sleeps below only run while an ingress recovers, bounded by
-    FINAL_ORDER_WAIT_S.
-    """
-    if not previous or previous == f"final:{run_id}":
-        return
-    marker = core.keys.idempotency(OUTBOUND_SCOPE, previous)
-    deadline = time.monotonic() + core.settings.final_order_wait_s
-    while True:
-        value = await core.redis.get(marker)
-        if value is not None and text(value).startswith(DONE_PREFIX):
-            return
-        if time.monotonic() >= deadline:
-            log.warning(
-                "previous answer of the thread not confirmed; posting this one anyway",
-                extra={"session_key": session_key, "previous": previous, "run_id": run_id},
-            )
-            return
-        await asyncio.sleep(FINAL_ORDER_POLL_S)
 
 
 def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage | None) -> None:

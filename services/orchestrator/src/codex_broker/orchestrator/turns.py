@@ -12,18 +12,25 @@ Order matters only in step 3, and only between effects of one decision.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from codex_broker.libs.contracts import InboundEvent, RunControl, new_id
+from codex_broker.libs.idempotency import DONE_PREFIX
 from codex_broker.libs.records import TurnState, changes
 from codex_broker.orchestrator import commands, machine, steering, timers
 from codex_broker.orchestrator.core import Core, QueueEntry, as_str_dict, now_ms, text
 from codex_broker.orchestrator.machine import Decision, Effect, Session
 
 log = logging.getLogger(__name__)
+
+# the ingresses' idempotency scope for outbound actions: `done:<result>` once an action is posted
+OUTBOUND_SCOPE = "outbound"
+FINAL_ORDER_POLL_S = 0.25
 
 
 def rules(core: Core) -> machine.Rules:
@@ -74,11 +81,34 @@ def write_state(core: Core, pipe: Any, session_key: str, before: TurnState, afte
 
 async def wait_for_order(core: Core, session_key: str, decision: Decision, run_id: str) -> None:
     """Step 1: an answer goes out only once the thread's previous answer did."""
-    from codex_broker.orchestrator.run_events import wait_previous_final  # builds on this module
-
     for effect in decision.effects:
         if isinstance(effect, machine.PostInOrder) and effect.after:
-            await wait_previous_final(core, session_key, effect.after, run_id)
+            await _wait_for_answer(core, session_key, effect.after, run_id)
+
+
+async def _wait_for_answer(core: Core, session_key: str, previous: str, run_id: str) -> None:
+    """Keep a thread's answers in order across ingress replicas.
+
+    Each ingress replica keeps order only among the actions it handles; if one dies while
+    posting an answer, the next answer could go out through another replica before the first is
+    reclaimed. So an answer is published only once the previous one of the thread is done (its
+    idempotency marker `done:`). Normally the previous answer went out a whole turn ago and one
+    GET says so; the short sleeps below only run while an ingress recovers, bounded by
+    FINAL_ORDER_WAIT_S.
+    """
+    marker = core.keys.idempotency(OUTBOUND_SCOPE, previous)
+    deadline = time.monotonic() + core.settings.final_order_wait_s
+    while True:
+        value = await core.redis.get(marker)
+        if value is not None and text(value).startswith(DONE_PREFIX):
+            return
+        if time.monotonic() >= deadline:
+            log.warning(
+                "previous answer of the thread not confirmed; posting this one anyway",
+                extra={"session_key": session_key, "previous": previous, "run_id": run_id},
+            )
+            return
+        await asyncio.sleep(FINAL_ORDER_POLL_S)
 
 
 def stage(

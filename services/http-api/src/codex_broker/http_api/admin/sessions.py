@@ -19,6 +19,7 @@ from codex_broker.http_api.errors import ApiError
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.logs import Redactor
 from codex_broker.libs.paths import is_within, session_dir
+from codex_broker.libs.records import TurnState
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ def summarize(
     session_key: str, session: dict[str, str], state: dict[str, str], queue_length: int, data_root: Path
 ) -> dict[str, Any]:
     """The list/overview view of one session (pure)."""
+    turn = TurnState.from_hash(state)
     row: dict[str, Any] = {
         "session_key": session_key,
         "platform": session.get("platform") or platform_of(session_key),
@@ -71,8 +73,8 @@ def summarize(
         "auth_profile": session.get("auth_profile") or None,
         "workspace": display_path(session.get("workspace"), data_root),
         "status": session.get("status"),
-        "state": state.get("state") or "idle",
-        "active_run_id": state.get("active_run_id") or None,
+        "state": turn.state,
+        "active_run_id": turn.active_run_id or None,
         "queue_length": queue_length,
     }
     for name in _INT_FIELDS:
