@@ -1,7 +1,10 @@
-"""The orchestrator's shared context and the turn lifecycle: enqueue, debounce, admit, start.
+"""The orchestrator's shared context: settings, Redis, keys, policy, and the small writes every
+handler makes (outbound actions, timeline, seen marks, controls), sessions, run-slot admission.
 
-Every method that changes a session runs inside that session's worker (see dispatch.py), so a
-read-decide-write sequence here is never interleaved with another one of the same session.
+The turn lifecycle is decided in machine.py and applied by turns.py; a RunRequest is built in
+run_request.py. Everything that changes a session runs inside that session's worker (see
+dispatch.py), so a read-decide-write sequence is never interleaved with another one of the same
+session.
 Writes go out as one pipeline per step, effects first and the bookkeeping that makes them
 idempotent last; streams are written in the same round trip but never inside a transaction.
 """
@@ -25,27 +28,24 @@ from codex_broker.libs import channel_defaults as stored_defaults
 from codex_broker.libs.audit import AuditLog
 from codex_broker.libs.bus import StreamBus, xadd_trim
 from codex_broker.libs.contracts import (
-    Attachment,
     Coordinates,
     DownloadPayload,
-    HistoryMessage,
     HistoryPayload,
     InboundEvent,
     OutboundAction,
     OutboundResult,
     PostPayload,
     RunControl,
-    RunRequest,
     decode,
     encode,
     new_id,
 )
 from codex_broker.libs.idempotency import Idempotency
 from codex_broker.libs.keys import Keys, shard_of
-from codex_broker.libs.records import RunRecord, SessionRecord
+from codex_broker.libs.records import SessionRecord
 from codex_broker.libs.rpc import RpcTimeout, wait_reply
 from codex_broker.libs.usage_counters import OverrideSwitch
-from codex_broker.orchestrator import audit_hooks, channel_defaults, metrics, prompt, render, timers
+from codex_broker.orchestrator import metrics, render, timers
 from codex_broker.orchestrator.config import Settings
 from codex_broker.orchestrator.policy import Policy
 from codex_broker.orchestrator.workspace_rules import WorkspaceConfig, parse_homes
@@ -200,14 +200,6 @@ class Core:
         if random.random() < TRIM_CHANCE:  # capped on average; saves a command per write
             pipe.ltrim(self.keys.session_timeline(session_key), 0, TIMELINE_KEEP - 1)
 
-    def add_backfilled(self, pipe: Any, session_key: str, messages: list[HistoryMessage]) -> None:
-        """The messages a turn's backfill gave Codex as history: their own late delivery (a
-        mention whose first delivery died with an ingress, re-sent after a later message of the
-        thread started the session) must not make Codex answer them a second time."""
-        marked = {backfilled_member(m.message_id): now_ms() for m in messages if m.message_id}
-        if marked:
-            pipe.zadd(self.keys.session_seen(session_key), marked)
-
     def add_seen(self, pipe: Any, session_key: str, event_id: str) -> None:
         pipe.zadd(self.keys.session_seen(session_key), {event_id: now_ms()})
         if random.random() < TRIM_CHANCE:
@@ -314,17 +306,6 @@ class Core:
             and event.message_id != event.root_message_id
         )
 
-    def session_context(self, session: dict[str, str], coords: Coordinates) -> prompt.SessionContext:
-        return prompt.SessionContext(
-            platform=coords.platform,
-            conversation_id=coords.conversation_id,
-            root_message_id=coords.root_message_id,
-            workspace=session.get("workspace", ""),
-            repos_root=str(paths.repos_root(self.data_root)),
-            api_base=self.settings.api_base,
-            token_file=str(session_token.token_file(self.data_root, coords.session_key)),
-        )
-
     # ---- enqueue -----------------------------------------------------------------------------
     def download_request(self, pipe: Any, event: InboundEvent, session: dict[str, str]) -> str | None:
         """Ask the ingress to fetch the message's files now, so they are ready when the turn starts."""
@@ -378,158 +359,6 @@ class Core:
         metrics.RUNS_WAITING.inc()
         return False
 
-    def count_run_started(self, request: RunRequest, received_at: float | None) -> None:
-        metrics.RUNS_STARTED.labels(thread="resume" if request.thread_id else "new").inc()
-        if received_at is not None:
-            metrics.INBOUND_TO_RUN_SECONDS.observe(max(0.0, time.monotonic() - received_at))
-        log.info("run started", extra={"session_key": request.session_key, "run_id": request.run_id})
-
-    async def build_request(
-        self, run_id: str, session_key: str, session: dict[str, str], entries: list[QueueEntry], pipe: Any
-    ) -> RunRequest:
-        coords = coords_of(session, session_key)
-        params = await self.run_params(session, session_key, coords)
-        session = {**session, "workspace": params.workspace}  # the prompt names where Codex works
-        ctx = self.session_context(session, coords)
-        files = await self.collect_downloads(entries)
-        backfill = await self.collect_backfill(session_key, session)
-        if backfill:
-            self.add_backfilled(pipe, session_key, backfill)
-        thread_id = session.get("thread_id") or None
-        instructions = None
-        if thread_id is None:
-            instructions = prompt.developer_instructions(ctx, self.team_memory())
-        events = [e.event for e in entries]
-        inputs = prompt.run_inputs(prompt.turn_text(ctx, events, files, backfill), files)
-        from codex_broker.orchestrator import workspace  # it builds on Core: imported late
-
-        operator = await workspace.run_tools(self, coords, instructions)
-        instructions = operator.pop("developer_instructions", instructions)
-        request = RunRequest(
-            run_id=run_id,
-            session_key=session_key,
-            coords=coords,
-            thread_id=thread_id,
-            workspace=params.workspace,
-            repo_url=params.repo_url,
-            auth_profile=session.get("auth_profile") or self.settings.auth_profile,
-            sandbox=params.sandbox,  # type: ignore[arg-type]
-            network_access=_flag(session.get("cfg_network"), self.settings.network_access),
-            approval_policy=session.get("cfg_approval") or self.settings.approval_policy,  # type: ignore[arg-type]
-            developer_instructions=instructions,
-            model=params.model,
-            input=inputs,
-            **operator,
-        )
-        return request
-
-    async def run_params(
-        self, session: dict[str, str], session_key: str, coords: Coordinates
-    ) -> channel_defaults.RunParams:
-        """Workspace, model and sandbox from the channel's defaults (cached, see Cache) and the
-        thread's picks."""
-        defaults = await self.defaults_cache.get(
-            self.redis, self.keys, coords.platform, coords.conversation_id
-        )
-        deployment = channel_defaults.Deployment(
-            data_root=self.data_root, model=self.settings.codex_model, sandbox=self.settings.sandbox
-        )
-        return channel_defaults.resolve(defaults, session, session_key, deployment)
-
-    def add_publish(
-        self, pipe: Any, request: RunRequest, session: dict[str, str], entries: list[QueueEntry]
-    ) -> None:
-        """The run record, the RunRequest, then status and progress (the session's state change
-        goes into the same round trip: turns.py)."""
-        session_key, run_id, coords = request.session_key, request.run_id, request.coords
-        last = entries[-1].event
-        requester = next((e.event.actor for e in entries if e.event.kind != "job_callback"), last.actor)
-        now = now_ms()
-        view = render.ProgressView()
-        start = render.snapshot(view, run_id, phase="start")
-        view = render.emitted(view, now)
-        record = RunRecord(
-            session_key=session_key,
-            status="queued",
-            created_at_ms=now,
-            platform=coords.platform,
-            conversation_id=coords.conversation_id,
-            root_message_id=coords.root_message_id,
-            requester=requester.id,
-            requester_name=requester.display_name or requester.id,
-            message_id=last.message_id,
-            epoch=int(session.get("epoch") or 0),
-            # what the run's usage is priced and charted by (budget_gate.count)
-            model=request.model or "",
-            auth_profile=request.auth_profile,
-            # the messages, for the Retry button of a lost turn (orchestrator/retry.py)
-            inputs=json.dumps([QueueEntry(e.event).dump() for e in entries]),
-            view=view.model_dump_json(),
-        )
-        pipe.hset(self.keys.run(run_id), mapping=dict[Any, Any](record.to_hash()))
-        pipe.expire(self.keys.run(run_id), RUN_TTL_S)
-        if session.get("backfill_reply"):
-            pipe.hdel(self.keys.session(session_key), "backfill_reply", "backfill_requested_ms")
-        pipe.hset(self.keys.session(session_key), "last_run_id", run_id)
-        pipe.xadd(
-            self.keys.runs_stream,
-            {"data": encode(request)},
-            maxlen=self.settings.stream_maxlen,
-            approximate=True,
-        )
-        status = render.status_payload("running", last.message_id)
-        self.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:running"))
-        self.add_outbound(pipe, render.outbound(coords, session_key, start, f"progress:{run_id}:0"))
-        self.add_timeline(pipe, session_key, "run", f"run {run_id} started ({len(entries)} message(s))")
-        audit_hooks.turn(self, pipe, request, [e.event for e in entries])
-
-    # ---- inputs that come from other services -------------------------------------------------
-    async def collect_downloads(self, entries: list[QueueEntry]) -> dict[str, list[Attachment]]:
-        async def one(entry: QueueEntry) -> tuple[str, list[Attachment]]:
-            if not entry.download_reply:
-                return entry.event.event_id, list(entry.event.attachments)
-            try:
-                result = await wait_result(
-                    self.redis, entry.download_reply, timeout_s=self.settings.download_timeout_s
-                )
-            except RpcTimeout:
-                metrics.RPC_TIMEOUTS.labels(kind="download").inc()
-                return entry.event.event_id, list(entry.event.attachments)
-            if not result.ok:
-                log.warning("attachment download failed", extra={"error": result.error})
-            return entry.event.event_id, result.files or list(entry.event.attachments)
-
-        results = await asyncio.gather(*(one(e) for e in entries))
-        return dict(results)
-
-    async def collect_backfill(
-        self, session_key: str, session: dict[str, str]
-    ) -> list[HistoryMessage] | None:
-        reply_key = session.get("backfill_reply")
-        if not reply_key:
-            return None
-        waited_s = (now_ms() - int(session.get("backfill_requested_ms") or now_ms())) / 1000
-        timeout_s = max(0.05, self.settings.backfill_timeout_s - waited_s)
-        try:
-            result = await wait_result(self.redis, reply_key, timeout_s=timeout_s)
-        except RpcTimeout:
-            metrics.RPC_TIMEOUTS.labels(kind="history").inc()
-            log.warning("history backfill timed out", extra={"session_key": session_key})
-            return None
-        messages = [m for m in result.messages if m.text.strip() or m.attachments]
-        if not any(not m.actor.is_bot for m in messages):
-            return None
-        return messages[-self.settings.slack_initial_thread_history_count :]
-
-    def team_memory(self) -> str | None:
-        path = paths.team_home(self.data_root) / "AGENT.md"
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(self.settings.team_memory_max_bytes)
-        except OSError:
-            return None
-        return data.decode("utf-8", errors="replace")
-
     async def revoke_token(self, session_key: str) -> None:
         """`/new`: the old thread's commands lose the broker API now; the runner mints the new
         thread's token into the session's token file when its first run starts."""
@@ -559,7 +388,7 @@ class Core:
         return await Idempotency(self.redis, self.keys, "orchestrator").first_time(key, ttl_s=ttl_s)
 
 
-def _flag(value: str | None, default: bool) -> bool:
+def flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value in ("1", "true", "on", "yes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from codex_broker.libs import channel_defaults as stored
 from codex_broker.libs.contracts import Coordinates, InboundEvent
+from codex_broker.orchestrator import run_request
 from codex_broker.orchestrator.channel_defaults import (
     PICK_MODEL,
     PICK_REPO,
@@ -25,7 +26,7 @@ async def pick(core: Core, event: InboundEvent, session: dict[str, str], what: s
     defaults = await stored.load(core.redis, core.keys, event.platform, event.conversation_id)
     value = args.strip()
     if not value:
-        current = await core.run_params(session, event.session_key, event.coords)
+        current = await run_request.run_params(core, session, event.session_key, event.coords)
         return choices_text(defaults, what, current.repo if what == "repo" else current.model)
     problem = pick_problem(defaults, what, value)
     if problem is not None:
@@ -43,4 +44,4 @@ async def pick(core: Core, event: InboundEvent, session: dict[str, str], what: s
 
 
 async def status(core: Core, session: dict[str, str], session_key: str, coords: Coordinates) -> list[str]:
-    return status_lines(await core.run_params(session, session_key, coords))
+    return status_lines(await run_request.run_params(core, session, session_key, coords))

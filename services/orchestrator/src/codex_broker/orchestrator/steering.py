@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from codex_broker.libs.contracts import InboundEvent, RunControl
-from codex_broker.orchestrator import audit_hooks, prompt
+from codex_broker.orchestrator import audit_hooks, prompt, run_request
 from codex_broker.orchestrator.core import Core, QueueEntry
 
 STEER_PREFIX = "steer:"  # control ids of steers; the run field holding the message
@@ -36,7 +36,7 @@ async def send(
     files = []
     stored = event
     if entry.download_reply:
-        files = (await core.collect_downloads([entry]))[event.event_id]
+        files = (await run_request.collect_downloads(core, [entry]))[event.event_id]
         stored = event.model_copy(update={"attachments": files})  # put back, it needs no new download
     inputs = prompt.run_inputs(prompt.steer_text(event, files), {event.event_id: files})
     control = RunControl(

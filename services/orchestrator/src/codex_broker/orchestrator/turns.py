@@ -22,7 +22,7 @@ from typing import Any
 from codex_broker.libs.contracts import InboundEvent, RunControl, new_id
 from codex_broker.libs.idempotency import DONE_PREFIX
 from codex_broker.libs.records import TurnState, changes
-from codex_broker.orchestrator import commands, machine, steering, timers
+from codex_broker.orchestrator import commands, machine, run_request, steering, timers
 from codex_broker.orchestrator.core import Core, QueueEntry, as_str_dict, now_ms, text
 from codex_broker.orchestrator.machine import Decision, Effect, Session
 
@@ -227,14 +227,14 @@ async def start_queued(core: Core, session_key: str, *, received_at: float | Non
         return None
     entries = [QueueEntry.load(raw) for raw in raw_queue]
     try:
-        request = await core.build_request(run_id, session_key, session, entries, pipe)
+        request = await run_request.build(core, run_id, session_key, session, entries, pipe)
     except BaseException:
         await core.redis.zrem(core.keys.active_runs, run_id)
         raise
-    core.add_publish(pipe, request, session, entries)
+    run_request.add_publish(core, pipe, request, session, entries)
     started = machine.RunAdmitted(run_id, now_ms(), flushed=len(raw_queue))
     await apply(core, session_key, before, machine.decide(before, started, rule_set), Material(), pipe=pipe)
-    core.count_run_started(request, received_at)
+    run_request.count_started(request, received_at)
     return run_id
 
 
@@ -265,18 +265,18 @@ async def start_direct(
         if entry.download_reply:
             await pipe.execute()  # the download must start before we wait for it
             pipe = core.redis.pipeline(transaction=False)
-        request = await core.build_request(run_id, session_key, session, [entry], pipe)
+        request = await run_request.build(core, run_id, session_key, session, [entry], pipe)
     except BaseException:
         await core.redis.zrem(core.keys.active_runs, run_id)
         raise
     core.touch(pipe, event, new_session=session.get("created_at_ms") == session.get("last_activity_ms"))
     who = event.actor.display_name or event.actor.id
     core.add_timeline(pipe, session_key, "message", f"{who}: {event.text}")
-    core.add_publish(pipe, request, session, [entry])
+    run_request.add_publish(core, pipe, request, session, [entry])
     core.add_seen(pipe, session_key, event.event_id)
     started = machine.decide(before, machine.RunAdmitted(run_id, now_ms(), flushed=0), rule_set)
     await apply(core, session_key, before, started, Material(), pipe=pipe)
-    core.count_run_started(request, received_at)
+    run_request.count_started(request, received_at)
 
 
 # ---- SteerIn and Interrupt ----------------------------------------------------------------------
