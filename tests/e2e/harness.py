@@ -51,7 +51,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -60,7 +60,11 @@ from redis import Redis
 
 from codex_broker.cli import embedded_redis
 from codex_broker.cli.plan import canonical_service
+from codex_broker.libs import paths
 from codex_broker.libs.keys import DEFAULT_SHARD_COUNT, Keys
+from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
+from tests.fakes.fake_model import FakeModelClient, function_call_reply, text_reply, tool_outputs, user_texts
+from tests.helpers import free_port
 
 ALL_SERVICES: tuple[str, ...] = (
     "ingress-slack",
@@ -75,6 +79,7 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "CODEX_BIN"
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 _STARTED = re.compile(r"^\[up\]\s+started (\S+) \(pid (\d+)(?:, metrics :(\d+))?\)")
 LOG_TAIL_LINES = 150
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class BrokerError(AssertionError):
@@ -515,3 +520,99 @@ class BrokerProcess:
         lines = self.log_text().splitlines()[-LOG_TAIL_LINES:]
         sys.stderr.write(f"\n---- {why}: last {len(lines)} lines of {self.log_path} ----\n")
         sys.stderr.write("\n".join(lines) + "\n---- end of broker log ----\n")
+
+
+# ---- shared end-to-end setup -------------------------------------------------------------------
+# What every platform's e2e module needs around `BrokerProcess`: the fake model as a process, a
+# broker on the tests' Redis under its own key prefix, and workspace mode's scripted turns.
+
+
+@contextlib.contextmanager
+def fake_model_process() -> Iterator[FakeModelClient]:
+    """`python -m tests.fakes.fake_model` on a free loopback port, until it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    client = FakeModelClient(port)
+    try:
+        deadline = time.monotonic() + 20
+        while not client.ready():
+            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
+            time.sleep(0.05)
+        yield client
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def e2e_broker(
+    tmp_path_factory: Any, name: str, model: FakeModelClient, env: Mapping[str, str]
+) -> Iterator[BrokerProcess]:
+    """`codex-broker up` on the tests' Redis (a fresh key prefix, deleted afterwards) with a
+    private DATA_ROOT whose Codex home talks to the fake model."""
+    from tests.conftest import REDIS_URL
+
+    data_root = tmp_path_factory.mktemp(name) / "data"
+    config = write_codex_home(paths.codex_home(data_root), model.base_url)
+    # the operator's own file, put in privately: what the broker creates must be private by itself
+    for path, mode in ((data_root, 0o700), (config.parent, 0o700), (config, 0o600)):
+        path.chmod(mode)
+    prefix = f"e{uuid.uuid4().hex[:10]}"
+    broker = BrokerProcess(
+        data_root=data_root,
+        redis_url=REDIS_URL,
+        key_prefix=prefix,
+        env={"OPENAI_API_KEY": FAKE_API_KEY, **env},
+    )
+    try:
+        with broker:
+            yield broker
+    finally:
+        client = Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+WORKSPACE_TASK = "TASK-e2e"  # the delegated prompt's marker: the task session's turns match it
+WORKSPACE_TASK_ANSWER = "REPORT-E2E DONE"
+WORKSPACE_OPERATOR_ANSWER = "Operator: the report is done."
+
+
+def workspace_env(platform: str, home: str, root: Path) -> dict[str, str]:
+    """Workspace mode with one home channel (every service reads the same two settings)."""
+    return {"WORKSPACE_HOME_CHANNELS": f"{platform}:{home}", "WORKSPACE_ROOT": str(root)}
+
+
+def workspace_root(tmp_path_factory: Any) -> Path:
+    """A WORKSPACE_ROOT with the one project directory the scripted delegation runs in."""
+    root: Path = tmp_path_factory.mktemp("workspaces")
+    (root / "proj").mkdir()
+    return root
+
+
+def delegation_turns() -> tuple[dict[str, Any], ...]:
+    """The model's side of one delegation: the operator (asked "please delegate the report")
+    starts a task in `proj`; the task session tries a delegation tool itself (refused) and then
+    answers; the operator, woken by the result, answers the home channel."""
+    return (
+        function_call_reply(
+            "start_delegation",
+            {"cwd": "proj", "prompt": f"{WORKSPACE_TASK}: write the report", "title": "the report"},
+            match="please delegate",
+        ),
+        text_reply("Delegated it.", match="please delegate"),
+        function_call_reply("start_delegation", {"cwd": "proj", "prompt": "again"}, match=WORKSPACE_TASK),
+        text_reply(WORKSPACE_TASK_ANSWER, match=WORKSPACE_TASK),
+        text_reply(WORKSPACE_OPERATOR_ANSWER, match="<delegation_results>"),
+    )
+
+
+def task_tool_outputs(model: FakeModelClient) -> list[str]:
+    """What the task session's model got back from its own tool calls (the refusal)."""
+    requests = [r for r in model.requests if any(WORKSPACE_TASK in t for t in user_texts(r))]
+    return [o for r in requests for o in tool_outputs(r)]

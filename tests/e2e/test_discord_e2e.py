@@ -6,29 +6,22 @@ so tests do not see each other's work."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from redis import Redis
 
-from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
+from tests.e2e import harness
 from tests.e2e.harness import BrokerProcess
-from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_model import FakeModelClient, slow_reply, text_reply, user_texts
-from tests.helpers import free_port, wait_for
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -58,10 +51,12 @@ class World:
     def model_saw(self, phrase: str) -> list[dict]:
         return [r for r in self.model.requests if any(phrase in t for t in user_texts(r))]
 
-    def session(self, thread: str) -> dict[str, str]:
+    def session(self, thread: str, conversation: str | None = None) -> dict[str, str]:
+        """A session's record: a thread's own (thread, thread), or (conversation, thread)."""
+        key = session_key_of("discord", conversation or thread, thread)
         client = Redis.from_url(self.broker.redis_url)
         try:
-            raw = client.hgetall(self.broker.keys.session(session_key_of("discord", thread, thread)))
+            raw = client.hgetall(self.broker.keys.session(key))
         finally:
             client.close()
         return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
@@ -69,51 +64,17 @@ class World:
 
 @pytest.fixture(scope="module")
 def fake_model_process() -> Iterator[FakeModelClient]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    client = FakeModelClient(port)
-    try:
-        import time
-
-        deadline = time.monotonic() + 20
-        while not client.ready():
-            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
-            time.sleep(0.05)
-        yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with harness.fake_model_process() as model:
+        yield model
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeModelClient) -> Iterator[World]:
-    from tests.conftest import REDIS_URL
-
-    root = tmp_path_factory.mktemp("discord-e2e")
-    data_root = root / "data"
-    config = write_codex_home(paths.codex_home(data_root), fake_model_process.base_url)
-    for path, mode in ((data_root, 0o700), (config.parent, 0o700), (config, 0o600)):
-        path.chmod(mode)
-    prefix = f"e{uuid.uuid4().hex[:10]}"
     with FakeDiscord() as discord:
-        env = {
-            **discord.env,
-            "OPENAI_API_KEY": FAKE_API_KEY,
-            "SHARD_LEASE_MS": "3000",
-            "SHARD_RENEW_INTERVAL_S": "1",
-        }
-        broker = BrokerProcess(data_root=data_root, redis_url=REDIS_URL, key_prefix=prefix, env=env)
-        with broker:
+        env = {**discord.env, "SHARD_LEASE_MS": "3000", "SHARD_RENEW_INTERVAL_S": "1"}
+        with harness.e2e_broker(tmp_path_factory, "discord-e2e", fake_model_process, env) as broker:
             discord.wait_connected(timeout_s=60)
             yield World(broker=broker, discord=discord, model=fake_model_process)
-        client = Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
 
 
 async def until(probe: Any, what: str, timeout_s: float = 120) -> Any:

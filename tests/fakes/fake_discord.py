@@ -210,6 +210,11 @@ class FakeDiscord:
             self.roles[user_id] = list(roles or [])
             return user_id
 
+    def add_channel(self, name: str) -> str:
+        """Another text channel of the guild (before `start()`: READY's guild lists it)."""
+        with self._lock:
+            return self._add_channel(name, CHANNEL_TYPE_TEXT)
+
     def user_id(self, name: str) -> str:
         return str(self.users[name]["id"])
 
@@ -265,11 +270,12 @@ class FakeDiscord:
         return message
 
     def click(self, channel_id: str, message_id: str, custom_id: str, user: str) -> str:
-        """A press of a button of one of the bot's messages; returns the interaction id."""
+        """A press of a button of one of the bot's messages (an ephemeral follow-up's too);
+        returns the interaction id."""
         return str(self._call(self._click, channel_id, message_id, custom_id, user))
 
     def _click(self, channel_id: str, message_id: str, custom_id: str, user: str) -> str:
-        message = self._find(channel_id, message_id)
+        message = self._find(channel_id, message_id) or self._find_followup(message_id)
         assert message is not None, f"no message {message_id} in {channel_id}"
         return self._interaction(
             3, channel_id, user, {"custom_id": custom_id, "component_type": 2}, message=message
@@ -469,6 +475,13 @@ class FakeDiscord:
         for message in self.messages.get(channel_id, []):
             if message["id"] == message_id:
                 return message
+        return None
+
+    def _find_followup(self, message_id: str) -> dict[str, Any] | None:
+        for found in self.interactions.values():
+            for message in found["followups"]:
+                if message["id"] == message_id:
+                    return dict(message)
         return None
 
     # ---- gateway ---------------------------------------------------------------------------------------

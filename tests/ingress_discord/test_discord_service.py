@@ -73,34 +73,44 @@ class Running:
         return await wait_for(check, timeout_s=30, interval_s=0.05, what=what)
 
 
+@contextlib.asynccontextmanager
+async def running_service(
+    redis: Redis, redis_url: str, key_prefix: str, tmp_path: Path, fake: FakeDiscord, **settings_: Any
+) -> AsyncIterator[Running]:
+    """ingress-discord's two loops in this process against `fake` (started), until the block ends."""
+    settings = Settings(
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        shard_count=4,
+        data_root=tmp_path / "data",
+        discord_progress_interval_s=0.2,
+        outbound_block_ms=100,
+        claim_idle_ms=2000,
+        **{k.lower(): v for k, v in fake.env.items()},
+        **settings_,
+    )
+    service = DiscordService(settings, redis)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(service.run_gateway(stop)),
+        asyncio.create_task(service.run_outbound(stop)),
+    ]
+    try:
+        await asyncio.to_thread(fake.wait_connected)
+        await wait_for(service.ready, timeout_s=30, interval_s=0.05, what="ready")
+        yield Running(fake, service, redis, settings.keys)
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 15)
+
+
 @pytest_asyncio.fixture
 async def running(redis: Redis, redis_url: str, key_prefix: str, tmp_path: Path) -> AsyncIterator[Running]:
     with FakeDiscord() as fake:
-        settings = Settings(
-            redis_url=redis_url,
-            key_prefix=key_prefix,
-            shard_count=4,
-            data_root=tmp_path / "data",
-            discord_progress_interval_s=0.2,
-            outbound_block_ms=100,
-            claim_idle_ms=2000,
-            **{k.lower(): v for k, v in fake.env.items()},
-        )
-        service = DiscordService(settings, redis)
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(service.run_gateway(stop)),
-            asyncio.create_task(service.run_outbound(stop)),
-        ]
-        try:
-            await asyncio.to_thread(fake.wait_connected)
-            await wait_for(service.ready, timeout_s=30, interval_s=0.05, what="ready")
-            yield Running(fake, service, redis, settings.keys)
-        finally:
-            stop.set()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(task, 15)
+        async with running_service(redis, redis_url, key_prefix, tmp_path, fake) as service:
+            yield service
 
 
 async def test_a_mention_opens_a_thread_and_a_session_replies_continue_it(running: Running) -> None:

@@ -55,7 +55,7 @@ def test_ignored_messages() -> None:
 
 def test_a_mention_in_a_channel_opens_a_thread_on_that_message() -> None:
     mention = message(content=f"<@{BOT}> fix it", mentions=[{"id": BOT}])
-    place = place_of(mention, bot_id=BOT, our_thread_parent=None, thread_parent=None)
+    place = place_of(mention, bot_id=BOT, our_thread=None, thread_parent=None)
     assert place is not None and place.opens_thread
     assert (place.session_channel, place.parent_channel) == ("50", "10")
     event = message_event(mention, place, BOT)
@@ -66,15 +66,15 @@ def test_a_mention_in_a_channel_opens_a_thread_on_that_message() -> None:
 
 def test_thread_replies_dms_and_foreign_threads() -> None:
     reply = message(id="51", channel_id="50")
-    place = place_of(reply, bot_id=BOT, our_thread_parent="10", thread_parent=None)
+    place = place_of(reply, bot_id=BOT, our_thread={"parent": "10"}, thread_parent=None)
     assert place is not None and not place.opens_thread and place.session_channel == "50"
     assert message_event(reply, place, BOT).root_message_id == "50"
-    assert place_of(message(), bot_id=BOT, our_thread_parent=None, thread_parent=None) is None  # no mention
+    assert place_of(message(), bot_id=BOT, our_thread=None, thread_parent=None) is None  # no mention
     dm = message(guild_id=None, member=None, channel_id="77")
-    place = place_of(dm, bot_id=BOT, our_thread_parent=None, thread_parent=None)
+    place = place_of(dm, bot_id=BOT, our_thread=None, thread_parent=None)
     assert place is not None and message_event(dm, place, BOT).is_direct
     inside = message(channel_id="60", content=f"<@!{BOT}> look")
-    place = place_of(inside, bot_id=BOT, our_thread_parent=None, thread_parent="10")
+    place = place_of(inside, bot_id=BOT, our_thread=None, thread_parent="10")
     assert place is not None and place.session_channel == "60" and place.parent_channel == "10"
 
 
@@ -94,7 +94,7 @@ def test_allow_lists_and_admin_roles() -> None:
 
 def test_an_admin_role_makes_the_actor_an_admin_to_the_orchestrator() -> None:
     admins = Access(admin_roles=frozenset({"boss"}))
-    place = place_of(message(channel_id="10"), bot_id=BOT, our_thread_parent="1", thread_parent=None)
+    place = place_of(message(channel_id="10"), bot_id=BOT, our_thread={"parent": "1"}, thread_parent=None)
     assert place is not None
     boss = message(member={"roles": ["boss"]})
     assert with_role_admin(message_event(boss, place, BOT), boss, admins).actor.platform_admin
@@ -128,10 +128,10 @@ def test_buttons_and_commands() -> None:
     assert event is not None and event.kind == "action" and event.action is not None
     assert (event.action.action, event.action.run_id, event.action.message_id) == ("stop", "run1", "61")
     slash = {**click, "type": 2, "data": {"name": "codex", "options": [{"name": "usage", "type": 1}]}}
-    event = command_event(slash, in_session=False)
+    event = command_event(slash, coords=None)
     assert event is not None and event.text == "/usage" and event.reply_ephemeral
     assert event.root_message_id == CHANNEL_SCOPE
-    inside = command_event(slash, in_session=True)
+    inside = command_event(slash, coords=("50", "50"))
     assert inside is not None and inside.root_message_id == "50"
 
 

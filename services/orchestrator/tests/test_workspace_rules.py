@@ -134,3 +134,19 @@ def test_half_a_workspace_configuration_is_refused() -> None:
     ).workspace_home_channels == [  # type: ignore[arg-type]
         "slack:C1"
     ]
+
+
+def test_the_threads_list_has_an_open_button_per_delegation_newest_first_kept() -> None:
+    many = [delegation(f"d{i}").model_copy(update={"created_ms": i}) for i in range(30)]
+    buttons = rules.thread_buttons(many)
+    assert len(buttons) == rules.MAX_THREAD_BUTTONS
+    assert [b.value for b in buttons] == [f"d{i}" for i in range(5, 30)]  # the 25 newest, in order
+    assert {b.action for b in buttons} == {"open_thread"} and buttons[0].label == "d5 · d5"
+    assert rules.thread_buttons([]) == []
+
+
+def test_the_open_answer_links_a_discord_thread_and_names_it_elsewhere() -> None:
+    d = delegation("d1", status="completed").model_copy(update={"root_message_id": "88"})
+    assert "<#88>" in rules.open_text(d, "discord") and "`d1`" in rules.open_text(d, "discord")
+    slack = rules.open_text(d, "slack")
+    assert "<#" not in slack and "Delegation `d1`" in slack

@@ -97,7 +97,9 @@ class ActionPayload(BaseModel):
     """A button press or view submission on one of our messages."""
 
     model_config = ConfigDict(extra="forbid")
-    action: Literal["stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit", "other"]
+    action: Literal[
+        "stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit", "open_thread", "other"
+    ]
     value: str = ""
     run_id: str | None = None
     request_id: str | None = None
@@ -161,7 +163,7 @@ class InboundEvent(Contract):
 
 class Button(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    action: Literal["stop", "approve", "deny", "retry", "coauthor_open"]
+    action: Literal["stop", "approve", "deny", "retry", "coauthor_open", "open_thread"]
     label: str
     value: str = ""
     style: Literal["primary", "danger", "default"] = "default"

@@ -6,6 +6,13 @@ the message that opened it: the inbound side tries at once, and every post first
 exists (Discord answers "already created" to a second try, which is fine), so a crash between
 storing the mention and creating the thread loses nothing.
 
+Workspace mode asks for a task thread with a `post` at the channel scope (root `channel`): a
+top-level message of the home channel and a Discord thread opened on it, whose id (the
+message's) is the task thread's root. The orchestrator's coordinates of that task are (home
+channel, thread id) — a root that is not the conversation itself — and every action with them
+goes into the thread (`channel_of`); the operator's own root is a person's message in the home
+channel, so its posts stay top-level there.
+
 Long posts are split at 2,000 characters; the ids of the pieces already sent are kept under the
 post's `parts_id`, so a redelivered action sends only the missing pieces.
 """
@@ -22,9 +29,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from codex_broker.ingress_discord import files
-from codex_broker.ingress_discord.render import components, split_message, stop_button, view_text
+from codex_broker.ingress_discord.normalize import thread_name
+from codex_broker.ingress_discord.render import components, plain_title, split_message, stop_button, view_text
 from codex_broker.ingress_discord.rest import Rest
 from codex_broker.libs.contracts import (
+    CHANNEL_SCOPE,
     Actor,
     Attachment,
     Button,
@@ -106,8 +115,26 @@ class DiscordPlatform:
         self.archive_minutes = archive_minutes
         self._threads_ready: set[str] = set()
         self._thread_locks: dict[str, asyncio.Lock] = {}
+        self._home_threads: set[str] = set()  # task threads of home channels (never change)
 
     # ---- the session channel ------------------------------------------------------------------
+
+    async def _meta(self, channel_id: str) -> dict[str, Any]:
+        raw = await self.redis.get(self.keys.discord_channel(channel_id))
+        return json.loads(_text(raw)) if raw else {}
+
+    async def channel_of(self, target: Target) -> str:
+        """The channel a target's messages go to: a home channel's task thread for its (home,
+        thread) coordinates, else the conversation (a session channel, or the home channel)."""
+        root, conversation = target.root_message_id, target.conversation_id
+        if root in (conversation, CHANNEL_SCOPE):
+            return conversation
+        if root in self._home_threads:
+            return root
+        if (await self._meta(root)).get("home") == conversation:
+            self._home_threads.add(root)
+            return root
+        return conversation
 
     async def ensure_thread(self, channel_id: str) -> None:
         """Create the task thread `channel_id` names if it is one we opened and it is not there yet."""
@@ -117,16 +144,17 @@ class DiscordPlatform:
         async with lock:
             if channel_id in self._threads_ready:
                 return
-            raw = await self.redis.get(self.keys.discord_channel(channel_id))
-            meta = json.loads(_text(raw)) if raw else {}
+            meta = await self._meta(channel_id)
             if meta.get("opens_thread") and not meta.get("created"):
-                await self.rest.start_thread(
+                thread = await self.rest.start_thread(
                     meta["parent"],
                     channel_id,
                     name=meta.get("name") or "Codex",
                     archive_minutes=self.archive_minutes,
                 )
                 meta["created"] = True
+                # REST history does not name the guild: the backfill takes it from here
+                meta["guild"] = meta.get("guild") or str((thread or {}).get("guild_id") or "")
                 await self.redis.set(
                     self.keys.discord_channel(channel_id), json.dumps(meta), ex=CHANNEL_TTL_S
                 )
@@ -158,38 +186,65 @@ class DiscordPlatform:
 
     async def post(self, target: Target, payload: PostPayload, *, parts_id: str) -> list[str]:
         pieces = split_message(payload.text) or ["\u200b"]
-        return await self._send_pieces(target.conversation_id, pieces, payload.buttons, parts_id)
+        if target.root_message_id == CHANNEL_SCOPE:
+            return await self._post_opening_thread(target, pieces, payload, parts_id)
+        return await self._send_pieces(await self.channel_of(target), pieces, payload.buttons, parts_id)
+
+    async def _post_opening_thread(
+        self, target: Target, pieces: Sequence[str], payload: PostPayload, parts_id: str
+    ) -> list[str]:
+        """A top-level message of the channel with a thread opened on it; the first id is the
+        thread's. Its record goes in before the thread is created (SET NX: a redelivery keeps
+        `created`), so a post that fails in between creates it on the next try."""
+        home = target.conversation_id
+        ids = await self._send_pieces(home, pieces, payload.buttons, parts_id)
+        thread_id = ids[0]
+        meta = {
+            "parent": home,
+            "guild": (await self._meta(home)).get("guild", ""),
+            "opens_thread": True,
+            "home": home,
+            "name": thread_name(plain_title(payload.text), "Codex"),
+        }
+        key = self.keys.discord_channel(thread_id)
+        await self.redis.set(key, json.dumps(meta), ex=CHANNEL_TTL_S, nx=True)
+        await self.ensure_thread(thread_id)
+        self._home_threads.add(thread_id)
+        return ids
 
     async def update(self, target: Target, message_id: str, text: str, buttons: Sequence[Button]) -> str:
         pieces = split_message(text) or ["\u200b"]
-        await self.rest.edit(target.conversation_id, message_id, message_body(pieces[0], buttons))
+        await self.rest.edit(await self.channel_of(target), message_id, message_body(pieces[0], buttons))
         return message_id
 
     async def set_status(self, target: Target, status: StatusPayload) -> str:
         """Discord's 'working' indicator is the typing notice (about 10 s); nothing else to show."""
         if status.state != "running":
             return "none"
-        await self.ensure_thread(target.conversation_id)
-        await self.rest.typing(target.conversation_id)
+        channel = await self.channel_of(target)
+        await self.ensure_thread(channel)
+        await self.rest.typing(channel)
         return "typing"
 
     async def react(self, target: Target, message_id: str, emoji: str, *, remove: bool) -> None:
         name = EMOJI.get(emoji.strip(":"), emoji.strip(":"))
-        await self.rest.react(target.conversation_id, message_id, name, remove=remove)
+        await self.rest.react(await self.channel_of(target), message_id, name, remove=remove)
 
     async def upload(self, target: Target, payload: UploadPayload) -> dict[str, Any]:
         roots = [self.data_root / "outbox", self.data_root / "sessions", self.data_root / "repos"]
         file = await asyncio.to_thread(files.upload_file, payload, roots, self.max_upload_bytes)
-        await self.ensure_thread(target.conversation_id)
+        channel = await self.channel_of(target)
+        await self.ensure_thread(channel)
         body = message_body(payload.initial_comment or "")
-        created = await self.rest.send(target.conversation_id, body, files=[file])
+        created = await self.rest.send(channel, body, files=[file])
         attachments = created.get("attachments") or [{}]
         return {"message_id": str(created["id"]), "file_id": str(attachments[0].get("id", ""))}
 
     async def ephemeral(self, target: Target, user_id: str, text: str, buttons: Sequence[Button]) -> str:
         """The follow-up of the user's `/codex` interaction when there is one (only they see it);
         otherwise a message in the channel that names them."""
-        token = await self._interaction_token(target.conversation_id, user_id)
+        channel = await self.channel_of(target)
+        token = await self._interaction_token(channel, user_id)
         pieces = split_message(text) or ["\u200b"]
         if token is not None:
             body = {**message_body(pieces[0], buttons), "flags": EPHEMERAL}
@@ -197,8 +252,8 @@ class DiscordPlatform:
             return str((created or {}).get("id", ""))
         body = message_body(f"<@{user_id}> {pieces[0]}"[:2000], buttons)
         body["allowed_mentions"] = {"users": [user_id]}
-        await self.ensure_thread(target.conversation_id)
-        created = await self.rest.send(target.conversation_id, body)
+        await self.ensure_thread(channel)
+        created = await self.rest.send(channel, body)
         return str(created["id"])
 
     async def _interaction_token(self, channel: str, user_id: str) -> dict[str, Any] | None:
@@ -224,9 +279,10 @@ class DiscordPlatform:
         """Newest first from Discord, page by page; returned oldest first."""
         found: list[dict[str, Any]] = []
         before = before_message_id
+        channel = await self.channel_of(target)
         while len(found) < limit:
             page = await self.rest.history(
-                target.conversation_id, limit=min(HISTORY_PAGE, limit - len(found)), before=before
+                channel, limit=min(HISTORY_PAGE, limit - len(found)), before=before
             )
             if not page:
                 break
@@ -249,7 +305,7 @@ class DiscordPlatform:
 
     async def view_open(self, target: Target, snapshot: ProgressPayload) -> ViewHandle:
         ids = await self._send_pieces(
-            target.conversation_id,
+            await self.channel_of(target),
             [view_text(snapshot)],
             stop_button(snapshot),
             f"view:{snapshot.progress_id}",
@@ -258,7 +314,7 @@ class DiscordPlatform:
 
     async def view_update(self, target: Target, handle: ViewHandle, snapshot: ProgressPayload) -> ViewHandle:
         body = message_body(view_text(snapshot), stop_button(snapshot))
-        await self.rest.edit(target.conversation_id, handle["message_id"], body)
+        await self.rest.edit(await self.channel_of(target), handle["message_id"], body)
         return handle
 
     async def view_finish(
@@ -268,7 +324,7 @@ class DiscordPlatform:
             await self.view_update(target, handle, snapshot)
         if snapshot.final_text:
             ids = await self._send_pieces(
-                target.conversation_id,
+                await self.channel_of(target),
                 split_message(snapshot.final_text),
                 (),
                 f"answer:{snapshot.progress_id}",

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from codex_broker.libs.settings import CommonSettings
+from codex_broker.libs.workspace_homes import homes_of, parse_homes
 
 MB = 1024 * 1024
 DISCORD_API = "https://discord.com/api/v10"
@@ -77,6 +78,13 @@ class Settings(CommonSettings):
     discord_register_commands: bool = Field(
         default=True, description="Register the /codex application command when the bot connects"
     )
+    workspace_home_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Workspace mode: home channels as <platform>:<channel id>, comma-separated "
+        "(e.g. slack:C123,discord:456); the orchestrator routes every message there to the channel's "
+        "operator session (with WORKSPACE_ROOT), and ingress-discord forwards every message of its "
+        "discord: ones, mention or not",
+    )
     outbound_concurrency: int = Field(
         default=8, ge=1, le=256, description="Threads (sessions) whose outbound actions run concurrently"
     )
@@ -89,11 +97,22 @@ class Settings(CommonSettings):
         "discord_allowed_channels",
         "discord_allowed_roles",
         "discord_admin_roles",
+        "workspace_home_channels",
         mode="before",
     )
     @classmethod
     def _split(cls, value: object) -> object:
         return _csv(value)
+
+    @field_validator("workspace_home_channels")
+    @classmethod
+    def _homes(cls, value: list[str]) -> list[str]:
+        parse_homes(value)  # the orchestrator refuses a malformed entry: so does the ingress
+        return value
+
+    @property
+    def home_channels(self) -> frozenset[str]:
+        return homes_of("discord", self.workspace_home_channels)
 
     @field_validator("discord_api_base_url", "discord_gateway_url")
     @classmethod

@@ -39,6 +39,7 @@ from codex_broker.ingress_discord.normalize import (
     command_event,
     component_event,
     ignore_reason,
+    interaction_coords,
     message_event,
     place_of,
     thread_name,
@@ -217,8 +218,9 @@ class Inbound:
         place = place_of(
             message,
             bot_id=self.bot_id,
-            our_thread_parent=meta["parent"] if meta else None,
+            our_thread=meta,
             thread_parent=None if meta else self._foreign_thread_parent(channel),
+            homes=self.access.homes,
         )
         if place is None:
             metrics.INBOUND.labels(kind="message", result="ignored").inc()
@@ -236,6 +238,7 @@ class Inbound:
                 "guild": str(message.get("guild_id") or ""),
                 "opens_thread": place.opens_thread,
                 "name": thread_name(event.text, event.actor.display_name) if place.opens_thread else "",
+                "home_channel": place.session_channel in self.access.homes,
             }
             also[self.keys.discord_channel(place.session_channel)] = (json.dumps(new_meta), CHANNEL_TTL_S)
         if not await self._persist(event, also, kind="message"):
@@ -311,11 +314,12 @@ class Inbound:
         kind = interaction.get("type")
         channel = str(interaction.get("channel_id") or "")
         meta = await self._meta(channel) if channel else None
+        coords = interaction_coords(channel, meta, self.access.homes)
         if kind == INTERACTION_COMPONENT:
-            event = component_event(interaction)
+            event = component_event(interaction, coords)
             label = "component"
         elif kind == INTERACTION_COMMAND:
-            event = command_event(interaction, in_session=meta is not None)
+            event = command_event(interaction, coords=coords)
             label = "command"
         else:
             return

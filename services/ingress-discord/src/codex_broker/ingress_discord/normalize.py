@@ -5,6 +5,13 @@ bot; a thread started from a message has that message's id), a thread the bot wa
 or a DM channel. So `conversation_id` and `root_message_id` are both that channel's id, and the
 kit posts into the thread by its id alone. The mention that opens a thread becomes the session's
 first event with the new thread's id, before the thread exists (the adapter creates it).
+
+Workspace mode's home channels (WORKSPACE_HOME_CHANNELS, `discord:<id>` entries) differ: every
+message there, mention or not, is forwarded as the channel's own (conversation = the home
+channel, root = the message, as a top-level Slack message; the orchestrator routes it to the
+operator session) and opens no thread. A task thread the operator opened there keeps the
+orchestrator's coordinates for it, (home channel, thread id): the channel record the adapter
+wrote when it opened the thread says so (`home`), and `session_coords` reads it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ USER_MESSAGE_TYPES = frozenset({0, 19})
 INTERACTION_COMMAND = 2
 INTERACTION_COMPONENT = 3
 COMMAND_NAME = "codex"
-SUBCOMMANDS = ("status", "new", "stop", "usage", "help")
+SUBCOMMANDS = ("status", "new", "stop", "usage", "help", "threads")
 CUSTOM_ID_PREFIX = "cb:"
 ADMIN_WORDS = frozenset({"-cd", "/cd", "-config", "/config"})
 THREAD_NAME_CHARS = 90
@@ -43,16 +50,34 @@ class Access:
     roles: frozenset[str] = frozenset()
     admin_roles: frozenset[str] = frozenset()
     dms_allowed: bool = True
+    homes: frozenset[str] = frozenset()  # workspace home channels: allowed, as their configuration says
 
 
 @dataclass(frozen=True)
 class Place:
     """Where a message lands as a session: the session's channel, and the channel the allow-list
-    judges (a task thread is judged by the channel it was opened in)."""
+    judges (a task thread is judged by the channel it was opened in). The session's coordinates
+    are the session channel's id twice, unless given (a home channel, its task threads)."""
 
     session_channel: str
     parent_channel: str
     opens_thread: bool = False
+    conversation_id: str = ""
+    root_message_id: str = ""
+
+    @property
+    def coords(self) -> tuple[str, str]:
+        return (
+            self.conversation_id or self.session_channel,
+            self.root_message_id or self.session_channel,
+        )
+
+
+def session_coords(channel: str, meta: Mapping[str, Any] | None) -> tuple[str, str]:
+    """(conversation, root) of a session channel: a task thread of a workspace home channel is
+    (home, thread), as the orchestrator made it; every other session is (channel, channel)."""
+    home = (meta or {}).get("home")
+    return (str(home), channel) if home else (channel, channel)
 
 
 def event_id_for_message(message_id: str) -> str:
@@ -106,7 +131,7 @@ def access_denial(payload: Mapping[str, Any], access: Access, parent_channel: st
         return None if access.dms_allowed else "dm"
     if access.guilds and str(payload.get("guild_id")) not in access.guilds:
         return "guild"
-    if access.channels and parent_channel not in access.channels:
+    if access.channels and parent_channel not in access.channels | access.homes:
         return "channel"
     if access.roles and not roles_of(payload) & (access.roles | access.admin_roles):
         return "role"
@@ -128,17 +153,27 @@ def admin_only_refused(text: str, payload: Mapping[str, Any], access: Access) ->
 
 
 def place_of(
-    message: Mapping[str, Any], *, bot_id: str, our_thread_parent: str | None, thread_parent: str | None
+    message: Mapping[str, Any],
+    *,
+    bot_id: str,
+    our_thread: Mapping[str, Any] | None,
+    thread_parent: str | None,
+    homes: frozenset[str] = frozenset(),
 ) -> Place | None:
     """Which session a message belongs to, or None when it is not addressed to us.
 
-    `our_thread_parent`: the channel is a session thread we know (its parent channel);
-    `thread_parent`: the channel is some other thread (from the gateway cache)."""
+    `our_thread`: the record of a session channel we know (its `parent` channel, and `home` for
+    a home channel's task thread); `thread_parent`: the channel is some other thread (from the
+    gateway cache); `homes`: the workspace home channels."""
     channel = str(message["channel_id"])
     if is_dm(message):
         return Place(channel, channel)
-    if our_thread_parent is not None:
-        return Place(channel, our_thread_parent)
+    if channel in homes:  # mention or not, and no task thread: the orchestrator routes it
+        return Place(channel, channel, conversation_id=channel, root_message_id=str(message["id"]))
+    if our_thread is not None and not our_thread.get("home_channel"):  # (a home no more: mentions only)
+        conversation, root = session_coords(channel, our_thread)
+        parent = str(our_thread.get("parent") or channel)
+        return Place(channel, parent, conversation_id=conversation, root_message_id=root)
     if not mentions_bot(message, bot_id):
         return None
     if thread_parent is not None:  # a mention inside someone else's thread: that thread is the session
@@ -171,12 +206,12 @@ def attachments_of(message: Mapping[str, Any]) -> list[Attachment]:
 
 
 def message_event(message: Mapping[str, Any], place: Place, bot_id: str) -> InboundEvent:
-    channel = place.session_channel
+    conversation, root = place.coords
     return InboundEvent(
         event_id=event_id_for_message(str(message["id"])),
         platform="discord",
-        conversation_id=channel,
-        root_message_id=channel,
+        conversation_id=conversation,
+        root_message_id=root,
         message_id=str(message["id"]),
         kind="message",
         actor=actor_of(message),
@@ -208,8 +243,8 @@ def action_from_custom_id(raw: str) -> ActionPayload | None:
     if action in ("approve", "deny"):
         run_id, _, request_id = value.partition(":")
         return ActionPayload(action=action, value=value, run_id=run_id or None, request_id=request_id or None)  # type: ignore[arg-type]
-    if action == "coauthor_open":
-        return ActionPayload(action="coauthor_open", value=value)
+    if action in ("coauthor_open", "open_thread"):
+        return ActionPayload(action=action, value=value)  # type: ignore[arg-type]
     return None
 
 
@@ -218,8 +253,28 @@ def interaction_actor(interaction: Mapping[str, Any]) -> Actor:
     return actor_of({"author": user, "member": interaction.get("member") or {}})
 
 
-def component_event(interaction: Mapping[str, Any]) -> InboundEvent | None:
-    """A press of one of our buttons (Stop, Approve, Deny, Retry) in a session channel."""
+# answered to the presser alone: the click is deferred as an ephemeral reply, as a command is
+EPHEMERAL_ACTIONS = frozenset({"open_thread"})
+
+
+def interaction_coords(
+    channel: str, meta: Mapping[str, Any] | None, homes: frozenset[str]
+) -> tuple[str, str] | None:
+    """The session coordinates of a command or click given in `channel`: a home channel's are
+    the channel scope (the orchestrator routes them to its operator session), a session
+    channel's its own, any other channel has none."""
+    if channel in homes:
+        return channel, CHANNEL_SCOPE
+    if meta is None or meta.get("home_channel"):
+        return None
+    return session_coords(channel, meta)
+
+
+def component_event(
+    interaction: Mapping[str, Any], coords: tuple[str, str] | None = None
+) -> InboundEvent | None:
+    """A press of one of our buttons (Stop, Approve, Deny, Retry, a threads list's Open) in a
+    session channel (`coords`: its session coordinates, else the channel's own)."""
     data = interaction.get("data") or {}
     payload = action_from_custom_id(str(data.get("custom_id") or ""))
     channel = str(interaction.get("channel_id") or "")
@@ -227,16 +282,18 @@ def component_event(interaction: Mapping[str, Any]) -> InboundEvent | None:
     if payload is None or not channel or not interaction.get("id"):
         return None
     payload.message_id = message_id or None
+    conversation, root = coords or (channel, channel)
     return InboundEvent(
         event_id=event_id_for_interaction(str(interaction["id"])),
         platform="discord",
-        conversation_id=channel,
-        root_message_id=channel,
+        conversation_id=conversation,
+        root_message_id=root,
         message_id=message_id,
         kind="action",
         actor=interaction_actor(interaction),
         is_direct=is_dm(interaction),
         action=payload,
+        reply_ephemeral=payload.action in EPHEMERAL_ACTIONS,
     )
 
 
@@ -249,19 +306,21 @@ def subcommand_of(interaction: Mapping[str, Any]) -> str | None:
     return name if name in SUBCOMMANDS else "help"
 
 
-def command_event(interaction: Mapping[str, Any], *, in_session: bool) -> InboundEvent | None:
-    """`/codex status` → the orchestrator's `/status` for the session channel it was given in (a
-    channel outside any session: the channel scope), answered ephemerally."""
+def command_event(interaction: Mapping[str, Any], *, coords: tuple[str, str] | None) -> InboundEvent | None:
+    """`/codex status` → the orchestrator's `/status` for the session it was given in (`coords`;
+    a DM channel is its own session, any other channel outside a session the channel scope),
+    answered ephemerally."""
     sub = subcommand_of(interaction)
     channel = str(interaction.get("channel_id") or "")
     if sub is None or not channel or not interaction.get("id"):
         return None
     direct = is_dm(interaction)
+    conversation, root = coords or (channel, channel if direct else CHANNEL_SCOPE)
     return InboundEvent(
         event_id=event_id_for_interaction(str(interaction["id"])),
         platform="discord",
-        conversation_id=channel,
-        root_message_id=channel if in_session or direct else CHANNEL_SCOPE,
+        conversation_id=conversation,
+        root_message_id=root,
         kind="message",
         actor=interaction_actor(interaction),
         text=f"/{sub}",
@@ -272,13 +331,14 @@ def command_event(interaction: Mapping[str, Any], *, in_session: bool) -> Inboun
 
 
 def command_definition() -> dict[str, Any]:
-    """The one global application command, `/codex <status|new|stop|usage|help>`."""
+    """The one global application command, `/codex <status|new|stop|usage|help|threads>`."""
     descriptions = {
         "status": "What is running, queued messages, Codex thread, workspace, tokens",
         "new": "The next message starts a fresh Codex thread",
         "stop": "Interrupt the running turn and drop queued messages",
         "usage": "Tokens used by this session and by you today",
         "help": "What the bot understands",
+        "threads": "Workspace mode: the delegated sessions of this home channel",
     }
     return {
         "name": COMMAND_NAME,

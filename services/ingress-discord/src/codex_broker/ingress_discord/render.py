@@ -9,6 +9,7 @@ language) in the next piece.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,6 +116,12 @@ def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     if current.strip():
         pieces.append(current)
     return pieces
+
+
+def plain_title(text: str) -> str:
+    """A post's first line without Markdown marks: a thread's name shows them literally."""
+    first = text.strip().split("\n", 1)[0]
+    return re.sub(r"[*_`~]", "", first)
 
 
 def components(buttons: Sequence[Button]) -> list[dict[str, Any]]:

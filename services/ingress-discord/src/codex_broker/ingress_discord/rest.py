@@ -98,8 +98,9 @@ class Rest:
 
     async def start_thread(
         self, channel_id: str, message_id: str, *, name: str, archive_minutes: int
-    ) -> None:
-        """A thread on the message; one that already exists (another replica, a redelivery) is fine."""
+    ) -> dict[str, Any] | None:
+        """A thread on the message (the created thread channel); one that already exists (another
+        replica, a redelivery) is fine (None)."""
         route = Route(
             "POST",
             "/channels/{channel_id}/messages/{message_id}/threads",
@@ -108,14 +109,16 @@ class Rest:
         )
         body = {"name": name, "auto_archive_duration": archive_minutes}
 
-        async def make() -> None:
+        async def make() -> dict[str, Any] | None:
             try:
-                await self._request(route, json=body)
+                created = await self._request(route, json=body)
             except discord.HTTPException as exc:
                 if exc.code != THREAD_ALREADY_CREATED:
                     raise
+                return None
+            return created if isinstance(created, dict) else None
 
-        await call("threads.create", make)
+        return await call("threads.create", make)
 
     async def typing(self, channel_id: str) -> None:
         route = Route("POST", "/channels/{channel_id}/typing", channel_id=channel_id)

@@ -47,6 +47,7 @@ def access_of(settings: Settings) -> Access:
         roles=frozenset(settings.discord_allowed_roles),
         admin_roles=frozenset(settings.discord_admin_roles),
         dms_allowed=settings.discord_dms_allowed,
+        homes=settings.home_channels,
     )
 
 

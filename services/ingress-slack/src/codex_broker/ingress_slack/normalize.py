@@ -212,8 +212,8 @@ def action_from_button(action_id: str, value: str) -> ActionPayload:
     if name in ("approve", "deny"):
         run_id, _, request_id = value.partition(":")
         return ActionPayload(action=name, value=value, run_id=run_id or None, request_id=request_id or None)  # type: ignore[arg-type]
-    if name == "coauthor_open":
-        return ActionPayload(action="coauthor_open", value=value)
+    if name in ("coauthor_open", "open_thread"):
+        return ActionPayload(action=name, value=value)  # type: ignore[arg-type]
     return ActionPayload(action="other", value=value, values={"action_id": action_id})
 
 

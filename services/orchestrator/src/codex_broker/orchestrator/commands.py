@@ -68,7 +68,9 @@ _DESCRIPTIONS: tuple[tuple[CommandName, str, str], ...] = (
 
 
 # the subcommands of Discord's `/codex` application command (ingress-discord registers them)
-DISCORD_APP_COMMANDS: frozenset[CommandName] = frozenset({"status", "new", "stop", "usage", "help"})
+DISCORD_APP_COMMANDS: frozenset[CommandName] = frozenset(
+    {"status", "new", "stop", "usage", "help", "threads"}
+)
 
 
 def help_text(platform: str) -> str:

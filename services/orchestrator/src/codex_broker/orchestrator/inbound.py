@@ -373,6 +373,8 @@ async def handle_action(
         await retry.handle_retry(core, event, state, queued)
     elif action.action in ("coauthor_open", "coauthor_submit"):
         await coauthor_actions.handle_coauthor_action(core.redis, core.keys, core.bus, event)
+    elif action.action == "open_thread":
+        await workspace.open_thread(core, event)
 
 
 def approval_targets(run: dict[str, str], run_id: str, session_key: str, state: dict[str, str]) -> bool:

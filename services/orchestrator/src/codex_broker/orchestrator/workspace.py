@@ -21,10 +21,13 @@ from typing import Any, TypeVar
 from codex_broker.libs.contracts import (
     CHANNEL_SCOPE,
     Actor,
+    Button,
     Coordinates,
     DynamicTool,
+    EphemeralPayload,
     InboundEvent,
     JobCallback,
+    OutboundPayload,
     PostPayload,
     RpcReply,
     RunEvent,
@@ -49,30 +52,39 @@ WAKE_ACTOR = "workspace"  # the actor of a wake (a job callback of our own)
 
 
 async def route(core: Core, event: InboundEvent) -> InboundEvent:
-    """A home channel's message, as the operator session's (or unchanged: elsewhere, buttons,
-    task threads)."""
+    """A home channel's message, as the operator session's (or unchanged: elsewhere, task
+    threads). A message may open the home thread; a command or a button given at the channel
+    scope (a platform command outside a thread, a click in a home channel that is the operator's
+    own surface, as on Discord) only joins the home thread there is."""
     cfg = core.workspace
     if (
         not cfg.enabled
-        or event.kind != "message"
+        or event.kind == "job_callback"
         or event.actor.is_bot  # our own posts echoed back must not claim the home thread
         or not cfg.is_home(event.platform, event.conversation_id)
     ):
         return event
     root = event.root_message_id
+    if event.kind == "action" and root != CHANNEL_SCOPE:
+        return event  # buttons keep their own thread
     if root != CHANNEL_SCOPE:
         task_key = core.keys.workspace_task(session_key_of(event.platform, event.conversation_id, root))
         if await core.redis.exists(task_key):
             return event
-    own_root = event.message_id if root == CHANNEL_SCOPE else root
-    if not own_root:
-        return event
+    # only a message may open the home thread: its own id at the channel scope, else its thread's
+    claim = (event.message_id if root == CHANNEL_SCOPE else root) if event.kind == "message" else ""
     home_key = core.keys.workspace_home(event.platform, event.conversation_id)
     pipe = core.redis.pipeline(transaction=False)
-    pipe.set(home_key, own_root, nx=True)
+    if claim:
+        pipe.set(home_key, claim, nx=True)
     pipe.get(home_key)
-    _, home = await pipe.execute()
-    return event.model_copy(update={"root_message_id": text(home), "is_mention": True})
+    *_, home = await pipe.execute()
+    if not home:
+        return event
+    update: dict[str, Any] = {"root_message_id": text(home)}
+    if event.kind == "message":
+        update["is_mention"] = True
+    return event.model_copy(update=update)
 
 
 async def operator_root(core: Core, coords: Coordinates) -> str | None:
@@ -431,9 +443,44 @@ async def _wake(
     await core.bus.publish(core.keys.inbound_stream_for(operator_key), wake)
 
 
-async def threads_body(core: Core, event: InboundEvent) -> str:
+async def threads_body(core: Core, event: InboundEvent) -> str | None:
+    """The `threads` command. Outside a home channel its answer text; in one, the list is posted
+    here with an Open button per delegation (a command's text answer carries no buttons) and
+    None is returned: nothing more to answer."""
     home = await operator_root(core, event.coords)
     if home is None:
         return "`threads` lists delegated sessions of a workspace home channel; this is not one."
     operator_key = session_key_of(event.platform, event.conversation_id, home)
-    return rules.threads_text(await load_all(core, operator_key))
+    delegations = await load_all(core, operator_key)
+    await _answer_with_buttons(
+        core, event, rules.threads_text(delegations), rules.thread_buttons(delegations)
+    )
+    return None
+
+
+async def open_thread(core: Core, event: InboundEvent) -> None:
+    """A threads list's Open button: the delegation's thread, linked for the presser alone."""
+    delegation_id = event.action.value if event.action else ""
+    home = await operator_root(core, event.coords)
+    operator_key = session_key_of(event.platform, event.conversation_id, home) if home else None
+    found = await load(core, operator_key, delegation_id) if operator_key else None
+    body = (
+        rules.open_text(found, event.platform)
+        if found is not None
+        else f"No delegation `{delegation_id}` in this home channel."
+    )
+    await _answer_with_buttons(core, event, body, [], ephemeral=True)
+
+
+async def _answer_with_buttons(
+    core: Core, event: InboundEvent, body: str, buttons: list[Button], *, ephemeral: bool | None = None
+) -> None:
+    """Ephemeral for a platform command (or when asked), else in the thread; the action ids
+    are those of a command's answer, so a redelivered event answers once."""
+    if event.reply_ephemeral if ephemeral is None else ephemeral:
+        payload: OutboundPayload = EphemeralPayload(user_id=event.actor.id, text=body, buttons=buttons)
+        action_id = f"ephemeral:{event.event_id}"
+    else:
+        payload, action_id = PostPayload(text=body, buttons=buttons), f"reply:{event.event_id}"
+    action = render.outbound(event.coords, event.session_key, payload, action_id)
+    await core.bus.publish(core.keys.outbound_stream(event.platform), action)

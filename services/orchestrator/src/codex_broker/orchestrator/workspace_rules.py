@@ -15,7 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from codex_broker.libs import paths
-from codex_broker.libs.contracts import DynamicTool
+from codex_broker.libs.contracts import Button, DynamicTool
+from codex_broker.libs.workspace_homes import parse_homes as parse_homes  # re-exported: core.py reads it here
 
 Mode = Literal["wake_on_done", "wake_on_group", "record_only", "manual", "detached"]
 MODES: tuple[Mode, ...] = ("wake_on_done", "wake_on_group", "record_only", "manual", "detached")
@@ -38,18 +39,6 @@ class WorkspaceConfig:
 
     def is_home(self, platform: str, conversation_id: str) -> bool:
         return (platform, conversation_id) in self.homes
-
-
-def parse_homes(entries: list[str]) -> frozenset[tuple[str, str]]:
-    """`slack:C123,discord:456` → {("slack", "C123"), ("discord", "456")}; the platform is any
-    name an ingress uses, so a new platform needs only its entry here."""
-    homes = set()
-    for entry in entries:
-        platform, sep, conversation = entry.strip().partition(":")
-        if not sep or not platform or not conversation:
-            raise ValueError(f"WORKSPACE_HOME_CHANNELS entry {entry!r} is not <platform>:<channel id>")
-        homes.add((platform, conversation))
-    return frozenset(homes)
 
 
 class Delegation(BaseModel):
@@ -166,6 +155,22 @@ def threads_text(delegations: list[Delegation]) -> str:
     lines = ["*Delegated sessions*"]
     lines.extend(status_line(d) for d in sorted(delegations, key=lambda d: d.created_ms))
     return "\n".join(lines)
+
+
+MAX_THREAD_BUTTONS = 25  # Discord's five rows of five; Slack's actions block holds as many
+
+
+def thread_buttons(delegations: list[Delegation]) -> list[Button]:
+    """An Open button per delegation (the newest ones when there are more than fit)."""
+    newest = sorted(delegations, key=lambda d: d.created_ms)[-MAX_THREAD_BUTTONS:]
+    return [Button(action="open_thread", label=f"{d.id} · {d.title}"[:80], value=d.id) for d in newest]
+
+
+def open_text(d: Delegation, platform: str) -> str:
+    """Where a delegation's thread is. Discord links a thread by its id (`<#id>`, clickable);
+    elsewhere the thread is named by its first message, the delegation's title line."""
+    where = f"<#{d.root_message_id}>" if platform == "discord" else f"the thread of “Delegation `{d.id}`”"
+    return f"{status_line(d)}\n🧵 {where}"
 
 
 OPERATOR_INSTRUCTIONS = """\
