@@ -220,3 +220,10 @@ def test_coauthor_form_submission_carries_the_form_fields() -> None:
         "github_email": "me@example.com",
         "allow_missing": True,
     }
+
+
+def test_a_threads_list_open_click_reaches_the_orchestrator() -> None:
+    """Workspace mode's `threads` list carries an Open button per delegation on every platform."""
+    event = as_event(card_action_to_inbound(card({"cb": "open_thread", "v": "d-3", "root": "om_root"})))
+    assert event.action is not None
+    assert (event.action.action, event.action.value) == ("open_thread", "d-3")

@@ -7,7 +7,7 @@ and a Stop button. The same layout serves the CardKit streaming card and the pat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from codex_broker.ingress_feishu.markdown import TEXT_LIMIT, split_text
 from codex_broker.libs.buttons import FEISHU_VALUE_FIELD
@@ -27,8 +27,8 @@ STOP_ELEMENT = "stop"
 BUTTON_ACTION_FIELD = FEISHU_VALUE_FIELD  # marks a callback value as ours; refused in cards Codex posts
 MAX_TASK_LINES = 6
 
-ButtonAction = Literal["stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit"]
-_BUTTON_ACTIONS = frozenset({"stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit"})
+ButtonAction = Literal["stop", "approve", "deny", "retry", "coauthor_open", "coauthor_submit", "open_thread"]
+_BUTTON_ACTIONS: frozenset[str] = frozenset(get_args(ButtonAction))
 _TASK_ICON = {"in_progress": "⏳", "complete": "✅", "error": "❌"}
 _OUTCOME = {"completed": "✅ Done", "interrupted": "⏹ Stopped", "failed": "❌ Failed"}
 # a run's status as a reaction on the user's message, and Slack-ish emoji names → Feishu's

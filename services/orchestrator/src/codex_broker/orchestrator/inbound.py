@@ -212,7 +212,8 @@ async def command_body(
     queue_len: int,
 ) -> str | None:
     """Do the command; its answer (None: the run's end answers, as for a stop)."""
-    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage", "budget"):
+    # `threads` answers at a home channel's scope too (before anyone opened its home thread)
+    if event.root_message_id == CHANNEL_SCOPE and command.name not in ("help", "usage", "budget", "threads"):
         return commands.IN_A_THREAD.format(name=command.name)  # a slash command outside a thread
     if command.name == "stop":
         return await stop_session(core, event.session_key, state, queue_len)
