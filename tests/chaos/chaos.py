@@ -21,6 +21,7 @@ The verdict, per thread, from what the fake Slack shows at the end:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
 import signal
@@ -326,11 +327,10 @@ def _judge(world: SlackWorld, roots: dict[int, str], sent: dict[int, list[str]],
             f"answers {[tokens_in(m['text']) for m in finals]}; "
             f"lost {sorted(t for t in tokens if t in lost)}; state {state}; notices {notices}"
         )
-        order = [t for t in dict.fromkeys(seen) if t in tokens]
-        expected = [t for t in accepted if t in counts and t in tokens]
-        if order != expected:
+        groups = [[t for t in tokens_in(m["text"]) if t in tokens] for m in finals]
+        if not answers_follow_acceptance(groups, accepted):
             mine = [t for t in accepted if t in tokens]
-            report.out_of_order.append(f"thread {thread}: sent {tokens}, accepted {mine}, answered {seen}")
+            report.out_of_order.append(f"thread {thread}: sent {tokens}, accepted {mine}, answered {groups}")
         for message in messages:
             text = str(message.get("text") or "")
             if RUNNER_GONE_TEXT in text:
@@ -339,6 +339,23 @@ def _judge(world: SlackWorld, roots: dict[int, str], sent: dict[int, list[str]],
                 not is_final_answer(message) and not text.startswith(":") and _is_failure_notice(text)
             ):
                 report.other_notices.append(text[:200])
+
+
+def answers_follow_acceptance(groups: list[list[str]], accepted: list[str]) -> bool:
+    """The order claim (docs/architecture.md, "The order of a thread's messages"): a thread's
+    answers follow the order the broker accepted its messages. Messages answered by one turn
+    (queued together, or one given as the thread history of a later one) form one step with no
+    order inside it; every message of a later answer was accepted after every message of an
+    earlier one. A token's first answer counts (a second one is a duplicate, reported apart)."""
+    rank = {token: i for i, token in enumerate(accepted)}
+    seen: set[str] = set()
+    steps: list[list[int]] = []
+    for group in groups:
+        fresh = [rank[t] for t in dict.fromkeys(group) if t not in seen and t in rank]
+        seen.update(group)
+        if fresh:
+            steps.append(fresh)
+    return all(max(earlier) < min(later) for earlier, later in itertools.pairwise(steps))
 
 
 def _is_failure_notice(text: str) -> bool:

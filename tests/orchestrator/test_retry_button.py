@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from codex_broker.libs.contracts import PostPayload, ProgressPayload, UpdatePayload
 from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
+from codex_broker.libs.records import RunRecord
 from codex_broker.orchestrator.retry import can_retry
 from tests.helpers import wait_for
 from tests.orchestrator.harness import Driver, button, make_settings, message
@@ -49,8 +50,8 @@ async def test_retry_reruns_a_lost_turn_once(
 
 
 def test_what_can_be_retried() -> None:
-    run = {"session_key": "s", "fenced": "unclaimed", "inputs": "[]"}
+    run = RunRecord(session_key="s", fenced="unclaimed", inputs="[]")
     assert can_retry(run, "s")
     assert not can_retry(run, "other-thread")
-    assert not can_retry({**run, "fenced": ""}, "s")  # not reported lost: it may still run
-    assert not can_retry({"session_key": "s", "fenced": "gone"}, "s")  # an older run: no input kept
+    assert not can_retry(run.replace(fenced=""), "s")  # not reported lost: it may still run
+    assert not can_retry(RunRecord(session_key="s", fenced="gone"), "s")  # an older run: no input kept

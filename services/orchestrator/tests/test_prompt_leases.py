@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 from codex_broker.libs.contracts import Actor, Attachment, HistoryMessage, InboundEvent, JobCallback
-from codex_broker.orchestrator import prompt
+from codex_broker.libs.records import RunRecord
+from codex_broker.orchestrator import prompt, reconcile
 from codex_broker.orchestrator.leases import plan_changes, target_count
-from codex_broker.orchestrator.reconcile import judge
 
 CTX = prompt.SessionContext(
     platform="slack",
@@ -14,6 +16,11 @@ CTX = prompt.SessionContext(
     api_base="http://127.0.0.1:3000",
     token_file="/data/sessions/s/.broker-api-token",
 )
+
+
+def judge(run: dict[str, str], **facts: Any) -> reconcile.Verdict:
+    """The pure verdict on a run hash as Redis holds it."""
+    return reconcile.judge(RunRecord.from_hash(run), **facts)
 
 
 def msg(text: str, user: str = "U1", name: str = "Alice", **fields: object) -> InboundEvent:

@@ -4,9 +4,17 @@ tests/replicas and tests/chaos, where `codex-broker up` restarts a SIGKILLed run
 
 from __future__ import annotations
 
-from codex_broker.orchestrator.reconcile import judge
+from typing import Any
+
+from codex_broker.libs.records import RunRecord
+from codex_broker.orchestrator import reconcile
 
 RUNNING = {"session_key": "s", "created_at_ms": "1000", "status": "running", "runner_id": "r"}
+
+
+def judge(run: dict[str, str], **facts: Any) -> reconcile.Verdict:
+    """The pure verdict on a run hash as Redis holds it."""
+    return reconcile.judge(RunRecord.from_hash(run), **facts)
 
 
 def verdict(run: dict[str, str], boot: str | None) -> str:

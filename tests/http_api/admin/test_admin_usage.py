@@ -12,6 +12,7 @@ import httpx
 from redis.asyncio import Redis
 
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.usage_counters import Subjects, TurnUsage, add_turn, read_facts
 from codex_broker.orchestrator import samples
 from tests.http_api.admin.conftest import ClientFactory
@@ -28,7 +29,7 @@ async def seed_usage(redis: Redis, keys: Keys) -> None:
     core: Any = SimpleNamespace(redis=redis, keys=keys)
     await redis.zadd(keys.runs_waiting, {"slack:C9:1": 1, "slack:C9:2": 2})
     for latency_ms in (1200, 3400):
-        await samples.sample(core, {"created_at_ms": str(int(time.time() * 1000) - latency_ms)})
+        await samples.sample(core, RunRecord(created_at_ms=int(time.time() * 1000) - latency_ms))
 
 
 async def test_usage_over_time_and_samples(api: httpx.AsyncClient, redis: Redis, keys: Keys) -> None:

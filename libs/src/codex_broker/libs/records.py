@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar, get_args
+
+from codex_broker.libs.contracts import Coordinates
 
 Phase = Literal["idle", "debouncing", "running"]
 PHASES: tuple[str, ...] = get_args(Phase)
 
 R = TypeVar("R", bound="HashRecord")
+EXTRA = "extra"  # the field of a record that keeps the hash's per-item fields (approval:<id> …)
 
 
 def text_of(value: Any) -> str:
@@ -53,20 +56,23 @@ class HashRecord:
     def from_hash(cls: type[R], raw: Mapping[Any, Any] | None) -> R:
         values = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
         kwargs: dict[str, Any] = {}
+        names = {f.name for f in fields(cls)}
         for f in fields(cls):
-            if f.name in values:
+            if f.name in values and f.name != EXTRA:
                 kwargs[f.name] = _decode(f.type, values[f.name])
+        if EXTRA in names:  # a record with per-item fields keeps them, read-only
+            kwargs[EXTRA] = {k: v for k, v in values.items() if k not in names}
         return cls(**kwargs)
 
     def to_hash(self) -> dict[str, str]:
-        encoded = ((f.name, _encode(getattr(self, f.name))) for f in fields(self))
+        encoded = ((f.name, _encode(getattr(self, f.name))) for f in fields(self) if f.name != EXTRA)
         return {name: value for name, value in encoded if value not in (None, "")}
 
     @classmethod
     def encode_fields(cls, **values: Any) -> dict[str, str]:
         """An HSET mapping of some of the record's fields, for a writer that owns only those (a
         name the record does not have is a bug: KeyError)."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {EXTRA}
         unknown = set(values) - known
         if unknown:
             raise KeyError(f"{cls.__name__} has no field {sorted(unknown)}")
@@ -199,8 +205,47 @@ class RunRecord(HashRecord):
     ended_at_ms: int | None = None
     error: str = ""
     fenced: str = ""  # why the orchestrator gave up on it: unclaimed | gone (run_fence)
+    retried_by: str = ""  # who clicked the Retry button of its lost-turn notice (the first click)
+    # per-item fields as read: `approval:<request id>` (+ `:summary`), `steer:<event id>`
+    extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
         stored = super().to_hash()
         stored["last_seq"] = str(self.last_seq)  # -1: no event handled yet
         return stored
+
+    @property
+    def exists(self) -> bool:
+        """A run record the orchestrator wrote (not an expired or foreign key)."""
+        return bool(self.platform and self.session_key)
+
+    @property
+    def ended(self) -> bool:
+        """The orchestrator finished it (the runner's own `status` may say so earlier)."""
+        return bool(self.orchestrator_outcome)
+
+    @property
+    def coords(self) -> Coordinates:
+        return Coordinates(
+            platform=self.platform,  # type: ignore[arg-type]
+            conversation_id=self.conversation_id,
+            root_message_id=self.root_message_id,
+        )
+
+    def approval(self, request_id: str) -> str:
+        """pending | accept | decline | … ("" when the run never asked)."""
+        return self.extra.get(f"{APPROVAL_PREFIX}{request_id}", "")
+
+    def approval_summary(self, request_id: str) -> str:
+        return self.extra.get(f"{APPROVAL_PREFIX}{request_id}:summary", "")
+
+
+APPROVAL_PREFIX = "approval:"
+
+
+def approval_fields(request_id: str, state: str, summary: str | None = None) -> dict[str, str]:
+    """The run hash's fields of one approval request (RunRecord.approval reads them)."""
+    fields_ = {f"{APPROVAL_PREFIX}{request_id}": state}
+    if summary is not None:
+        fields_[f"{APPROVAL_PREFIX}{request_id}:summary"] = summary[:300]
+    return fields_

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from codex_broker.libs import audit
 from codex_broker.libs.contracts import Actor, InboundEvent, RunEvent, RunRequest
+from codex_broker.libs.records import RunRecord
 
 if TYPE_CHECKING:  # core calls in here for a turn's record
     from codex_broker.orchestrator.core import Core
@@ -51,9 +52,9 @@ def steer(core: Core, pipe: Any, event: InboundEvent, run_id: str) -> None:
     core.audit.add(pipe, record)
 
 
-def run_event(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+def run_event(core: Core, pipe: Any, run: RunRecord, event: RunEvent) -> None:
     """Commands Codex ran and approvals it asked for, from the runner's translated events."""
-    common = {"platform": run.get("platform", ""), "session_key": run["session_key"], "run_id": event.run_id}
+    common = {"platform": run.platform, "session_key": run.session_key, "run_id": event.run_id}
     item = event.item
     if event.kind == "item_completed" and item is not None and item.kind == "command":
         record = audit.make(
@@ -62,7 +63,7 @@ def run_event(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> No
             summary=item.command or item.summary,
             exit_code=item.exit_code,
             action=item.status,
-            details={"requester": run.get("requester", "")},
+            details={"requester": run.requester},
             **common,
         )
         core.audit.add(pipe, record)
@@ -70,8 +71,8 @@ def run_event(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> No
         approval = event.approval
         record = audit.make(
             "approval_requested",
-            run.get("requester", ""),
-            actor_name=run.get("requester_name", ""),
+            run.requester,
+            actor_name=run.requester_name,
             action=approval.kind,
             summary=approval.command or approval.summary,
             details={"request_id": approval.request_id},
@@ -80,7 +81,7 @@ def run_event(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> No
         core.audit.add(pipe, record)
     elif event.kind == "approval_resolved" and event.decision is not None:
         decision = event.decision
-        if run.get(f"approval:{decision.request_id}") != "pending":
+        if run.approval(decision.request_id) != "pending":
             return  # a person decided: that click is on the trail already
         record = audit.make(
             "approval_decided",

@@ -24,6 +24,7 @@ from codex_broker.libs.budgets import (
     to_stored,
 )
 from codex_broker.libs.contracts import Coordinates, InboundEvent, TokenUsage
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.usage_counters import (
     Subjects,
     TurnUsage,
@@ -57,11 +58,11 @@ def event_subjects(event: InboundEvent, profile: str = "") -> Subjects:
     )
 
 
-def run_subjects(run: dict[str, str]) -> Subjects:
+def run_subjects(run: RunRecord) -> Subjects:
     return Subjects(
-        user=f"{run['platform']}:{run.get('requester', '')}" if run.get("requester") else "",
-        channel=f"{run['platform']}:{run['conversation_id']}",
-        profile=run.get("auth_profile", ""),
+        user=f"{run.platform}:{run.requester}" if run.requester else "",
+        channel=f"{run.platform}:{run.conversation_id}",
+        profile=run.auth_profile,
     )
 
 
@@ -158,10 +159,10 @@ async def give_notices(
 
 
 # ---- at a run's end -----------------------------------------------------------------------------
-def count(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage) -> None:
+def count(core: Core, pipe: Any, run: RunRecord, usage: TokenUsage) -> None:
     """The run's tokens and estimated cost, in the round trip that ends the run (so exactly once)."""
     micro = cost_micro_usd(
-        core.settings.price_of(run.get("model") or core.settings.codex_model),
+        core.settings.price_of(run.model or core.settings.codex_model),
         input_tokens=usage.input_tokens,
         cached_input_tokens=usage.cached_input_tokens,
         output_tokens=usage.output_tokens,
@@ -176,7 +177,7 @@ def count(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage) -> None
     add_turn(pipe, core.keys, run_subjects(run), turn, utc_now())
 
 
-async def after_run(core: Core, run: dict[str, str]) -> None:
+async def after_run(core: Core, run: RunRecord) -> None:
     """The turn that just ended may have crossed the notice mark: tell its thread."""
     subjects = run_subjects(run)
     if not subjects.user or not (core.settings.limits or core.budget_overrides.present):
@@ -185,11 +186,11 @@ async def after_run(core: Core, run: dict[str, str]) -> None:
     facts = await read_facts(core.redis, core.keys, subjects, now)
     applying = budget.uses(facts, subjects, core.settings.limits)
     coords = Coordinates(
-        platform=run["platform"],  # type: ignore[arg-type]
-        conversation_id=run["conversation_id"],
-        root_message_id=run["root_message_id"],
+        platform=run.platform,  # type: ignore[arg-type]
+        conversation_id=run.conversation_id,
+        root_message_id=run.root_message_id,
     )
-    await give_notices(core, coords, run["session_key"], subjects, applying, now)
+    await give_notices(core, coords, run.session_key, subjects, applying, now)
 
 
 # ---- -usage, -budget ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from codex_broker.libs.contracts import (
     RunControl,
     UpdatePayload,
 )
+from codex_broker.libs.records import RunRecord, approval_fields
 from codex_broker.orchestrator import (
     audit_hooks,
     budget_gate,
@@ -29,7 +30,6 @@ from codex_broker.orchestrator import (
 )
 from codex_broker.orchestrator.commands import Command
 from codex_broker.orchestrator.core import (
-    ENDED_FIELD,
     Core,
     as_str_dict,
     backfilled_member,
@@ -378,9 +378,9 @@ async def handle_action(
         await workspace.open_thread(core, event)
 
 
-def approval_targets(run: dict[str, str], run_id: str, session_key: str, state: dict[str, str]) -> bool:
+def approval_targets(run: RunRecord, run_id: str, session_key: str, state: dict[str, str]) -> bool:
     """An Approve / Deny click acts only on the active run of the thread the click came from."""
-    return bool(run) and run.get("session_key") == session_key and run_id == state.get("active_run_id")
+    return run.exists and run.session_key == session_key and run_id == state.get("active_run_id")
 
 
 async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str], *, approve: bool) -> None:
@@ -389,15 +389,14 @@ async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str]
     run_id, _, request_id = (action.value or "").partition(":")
     run_id = action.run_id or run_id
     request_id = action.request_id or request_id
-    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id))) if run_id else {}
+    run = RunRecord.from_hash(await core.redis.hgetall(core.keys.run(run_id)) if run_id else {})
     if not request_id or not approval_targets(run, run_id, event.session_key, state):
         await _ephemeral(core, event, "That approval request is no longer open.")
         return
-    if event.actor.id != run.get("requester") and not core.policy.is_admin(event.actor):
+    if event.actor.id != run.requester and not core.policy.is_admin(event.actor):
         await _ephemeral(core, event, "Only the person who asked for this turn or an admin can decide.")
         return
-    field = f"approval:{request_id}"
-    if run.get(field) != "pending" or run.get(ENDED_FIELD):
+    if run.approval(request_id) != "pending" or run.ended:
         await _ephemeral(core, event, "That approval request was already decided.")
         return
     decision = ApprovalDecision(
@@ -410,16 +409,17 @@ async def decide_approval(core: Core, event: InboundEvent, state: dict[str, str]
         kind="approval",
         approval=decision,
     )
-    runner_id = run.get("runner_id")
+    runner_id = run.runner_id
     if runner_id:
         await core.publish_control(runner_id, control)
     who = event.actor.display_name or event.actor.id
     verdict = "✅ Approved" if approve else "🚫 Denied"
     update = UpdatePayload(
-        ref=f"approval:{run_id}:{request_id}", text=f"{verdict} by {who}: {run.get(field + ':summary', '')}"
+        ref=f"approval:{run_id}:{request_id}", text=f"{verdict} by {who}: {run.approval_summary(request_id)}"
     )
     pipe = core.redis.pipeline(transaction=False)
-    pipe.hset(core.keys.run(run_id), field, "accept" if approve else "decline")
+    decided = approval_fields(request_id, "accept" if approve else "decline")
+    pipe.hset(core.keys.run(run_id), mapping=dict[Any, Any](decided))
     core.add_outbound(
         pipe,
         render.outbound(event.coords, event.session_key, update, f"approval-decided:{run_id}:{request_id}"),

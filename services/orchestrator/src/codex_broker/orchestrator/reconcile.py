@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from codex_broker.libs.heartbeat import redis_seconds, seen_at
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator.core import ENDED_FIELD, Core, now_ms, text
 
@@ -41,7 +42,7 @@ RUNNER_GONE_REASON = (
 
 
 def judge(
-    run: dict[str, str],
+    run: RunRecord,
     *,
     runner_seen_at: float | None,
     now_s: float,
@@ -55,14 +56,14 @@ def judge(
     heartbeat: a runner restarted under the same instance id (a supervisor or a pod restart)
     heartbeats again, but the run died with the old process. `reachable_since_s`: since when
     Redis has been reachable and whole — silence before that is the outage's, not the runner's."""
-    if run.get(ENDED_FIELD):
+    if run.ended:
         return "drop"
-    runner_id = run.get("runner_id")
+    runner_id = run.runner_id
     if not runner_id:
-        created_s = int(run.get("created_at_ms") or 0) / 1000
+        created_s = int(run.created_at_ms or 0) / 1000
         waited_s = now_s - max(created_s, reachable_since_s)
         return "unclaimed" if waited_s > claim_timeout_s else "keep"
-    claimed_by = run.get("runner_boot")
+    claimed_by = run.runner_boot
     if claimed_by and runner_boot and claimed_by != runner_boot:
         return "runner_gone"  # proof, not silence: no window needed
     if now_s - reachable_since_s <= dead_after_s:
@@ -121,18 +122,20 @@ class Reconciler:
         for run_id in run_ids:
             pipe.hmget(core.keys.run(run_id), RUN_FIELDS)
         runs = [
-            {name: text(value) for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
+            RunRecord.from_hash(
+                {name: value for name, value in zip(RUN_FIELDS, values, strict=True) if value is not None}
+            )
             for values in await pipe.execute()
         ]
-        beats = await self._runner_heartbeats({r["runner_id"] for r in runs if r.get("runner_id")}, now_s)
+        beats = await self._runner_heartbeats({r.runner_id for r in runs if r.runner_id}, now_s)
         for run_id, run in zip(run_ids, runs, strict=True):
-            if not run.get("session_key"):
+            if not run.session_key:
                 if now_ms() - scores[run_id] > ORPHAN_GRACE_MS:
                     await core.redis.zrem(core.keys.active_runs, run_id)
                 continue
-            if core.shard(run["session_key"]) not in held:
+            if core.shard(run.session_key) not in held:
                 continue
-            seen_at, boot = beats.get(run.get("runner_id", ""), (None, None))
+            seen_at, boot = beats.get(run.runner_id, (None, None))
             verdict = judge(
                 run,
                 runner_seen_at=seen_at,
@@ -149,10 +152,10 @@ class Reconciler:
                 reason = UNCLAIMED_REASON if verdict == "unclaimed" else RUNNER_GONE_REASON
                 log.warning(
                     "run lost",
-                    extra={"run_id": run_id, "verdict": verdict, "session_key": run["session_key"]},
+                    extra={"run_id": run_id, "verdict": verdict, "session_key": run.session_key},
                 )
                 self.report_lost(
-                    run["session_key"], run_id, reason, "unclaimed" if verdict == "unclaimed" else "gone"
+                    run.session_key, run_id, reason, "unclaimed" if verdict == "unclaimed" else "gone"
                 )
         self.reported &= set(run_ids)
         await self._clean_waiting(held)

@@ -22,9 +22,9 @@ from codex_broker.libs.contracts import (
     PostPayload,
     UpdatePayload,
 )
-from codex_broker.libs.run_fence import FENCED_FIELD
+from codex_broker.libs.records import RunRecord
 from codex_broker.orchestrator import machine, render, turns
-from codex_broker.orchestrator.core import RUN_INPUTS_FIELD, Core, as_str_dict, now_ms, text
+from codex_broker.orchestrator.core import RUN_INPUTS_FIELD, Core, now_ms, text
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,9 @@ def offer(coords: Coordinates, session_key: str, run_id: str) -> OutboundAction:
     return render.outbound(coords, session_key, payload, f"retry-offer:{run_id}")
 
 
-def can_retry(run: dict[str, str], session_key: str) -> bool:
+def can_retry(run: RunRecord, session_key: str) -> bool:
     """Pure: a run of this thread that the orchestrator gave up on and that kept its input."""
-    return (
-        bool(run.get(FENCED_FIELD)) and run.get("session_key") == session_key and bool(run.get(INPUTS_FIELD))
-    )
+    return bool(run.fenced) and run.session_key == session_key and bool(run.inputs)
 
 
 async def handle_retry(core: Core, event: InboundEvent, state: dict[str, str], queued: int) -> bool:
@@ -58,12 +56,12 @@ async def handle_retry(core: Core, event: InboundEvent, state: dict[str, str], q
     assert action is not None
     run_id = action.run_id or action.value
     run_key = core.keys.run(run_id)
-    run = as_str_dict(await core.redis.hgetall(run_key)) if run_id else {}
+    run = RunRecord.from_hash(await core.redis.hgetall(run_key) if run_id else {})
     if not can_retry(run, event.session_key):
         return False
     if not await core.redis.hsetnx(run_key, RETRIED_FIELD, event.actor.id):
         return False  # clicked before: nothing to do
-    raws = [text(raw) for raw in json.loads(run[INPUTS_FIELD])]
+    raws = [text(raw) for raw in json.loads(run.inputs)]
     who = event.actor.display_name or event.actor.id
     session_key = event.session_key
     before = turns.session_of(state, queued)

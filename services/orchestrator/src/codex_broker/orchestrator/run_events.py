@@ -15,13 +15,12 @@ from typing import Any
 from codex_broker.libs import run_fence
 from codex_broker.libs.contracts import (
     Button,
-    Coordinates,
     PostPayload,
     RunEvent,
     TokenUsage,
     UpdatePayload,
 )
-from codex_broker.libs.records import RunRecord
+from codex_broker.libs.records import RunRecord, approval_fields
 from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import (
     audit_hooks,
@@ -37,7 +36,6 @@ from codex_broker.orchestrator import (
     workspace,
 )
 from codex_broker.orchestrator.core import (
-    ENDED_FIELD,
     USER_USAGE_TTL_S,
     Core,
     QueueEntry,
@@ -49,24 +47,11 @@ from codex_broker.orchestrator.core import (
 
 log = logging.getLogger(__name__)
 
-ANSWERS_FIELD = "answers_posted"  # the run's earlier answers already posted as messages
+ANSWERS_FIELD = "answers_posted"  # RunRecord.answers_posted: earlier answers already posted
 
 
-def ended(run: dict[str, str]) -> bool:
-    """The orchestrator already finished this run (the runner's own `status` may say so earlier)."""
-    return bool(run.get(ENDED_FIELD))
-
-
-def run_coords(run: dict[str, str]) -> Coordinates:
-    return Coordinates(
-        platform=run["platform"],  # type: ignore[arg-type]
-        conversation_id=run["conversation_id"],
-        root_message_id=run["root_message_id"],
-    )
-
-
-def load_view(run: dict[str, str]) -> render.ProgressView:
-    raw = run.get("view")
+def load_view(run: RunRecord) -> render.ProgressView:
+    raw = run.view
     return render.ProgressView.model_validate_json(raw) if raw else render.ProgressView()
 
 
@@ -90,16 +75,16 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         pipe.lrange(core.keys.session_queue(event.session_key), 0, -1)
         pipe.hgetall(core.keys.session_state(event.session_key))
     raw_run, *session_reads = await pipe.execute()
-    run = as_str_dict(raw_run)
-    if not run or "platform" not in run:
+    run = RunRecord.from_hash(raw_run)
+    if not run.exists:
         log.warning("run event for an unknown run", extra={"run_id": event.run_id, "kind": event.kind})
         return
-    if event.seq <= int(run.get("last_seq", "-1")):
+    if event.seq <= run.last_seq:
         return
-    if ended(run):
+    if run.ended:
         await core.redis.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
         return  # already ended (e.g. reported lost); a late event changes nothing
-    same_session = run["session_key"] == event.session_key
+    same_session = run.session_key == event.session_key
     if event.kind == "answer":
         await post_answer(core, run, event)
         return
@@ -118,18 +103,15 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
         return
     pipe = core.redis.pipeline(transaction=False)
     run_key = core.keys.run(event.run_id)
-    session_key = run["session_key"]
+    session_key = run.session_key
     started: tuple[machine.Session, machine.Decision, turns.Material] | None = None
     if event.kind == "accepted":
-        pipe.hset(
-            run_key,
-            mapping={"status": "running", **({"runner_id": event.runner_id} if event.runner_id else {})},
-        )
+        accepted = RunRecord.encode_fields(status="running", runner_id=event.runner_id or None)
+        pipe.hset(run_key, mapping=dict[Any, Any](accepted))
     elif event.kind == "turn_started":
-        pipe.hset(
-            run_key,
-            mapping={k: v for k, v in (("turn_id", event.turn_id), ("thread_id", event.thread_id)) if v},
-        )
+        ids = RunRecord.encode_fields(turn_id=event.turn_id or None, thread_id=event.thread_id or None)
+        if ids:
+            pipe.hset(run_key, mapping=dict[Any, Any](ids))
         started = await _turn_started(core, run, event, session_reads if same_session else None)
         if event.thread_id:
             epoch = (
@@ -156,10 +138,10 @@ async def handle_run_event(core: Core, event: RunEvent) -> None:
 
 
 async def _turn_started(
-    core: Core, run: dict[str, str], event: RunEvent, reads: list[Any] | None
+    core: Core, run: RunRecord, event: RunEvent, reads: list[Any] | None
 ) -> tuple[machine.Session, machine.Decision, turns.Material]:
     """The turn machine's TurnStarted: the turn can be steered now."""
-    session_key = run["session_key"]
+    session_key = run.session_key
     if reads is None:  # an event naming another session than its run's: read the run's own
         pipe = core.redis.pipeline(transaction=False)
         pipe.lrange(core.keys.session_queue(session_key), 0, -1)
@@ -168,46 +150,46 @@ async def _turn_started(
     else:
         raw_queue, raw_state = reads[1], reads[2]
     before = turns.session_of(raw_state, len(raw_queue))
-    runner_id = run.get("runner_id") or event.runner_id or ""
+    runner_id = run.runner_id or event.runner_id or ""
     steerable = sum(1 for raw in raw_queue if steering.steerable(QueueEntry.load(raw)))
     fact = machine.TurnStarted(
         event.run_id,
         run_claimed=bool(runner_id),
-        run_stopping=run.get("cancel_requested") == "1",
+        run_stopping=run.cancel_requested == "1",
         steerable_queued=steerable,
     )
     material = turns.Material(raw_queue=list(raw_queue), runner_id=runner_id, run_id=event.run_id)
     return before, machine.decide(before, fact, turns.rules(core)), material
 
 
-async def post_answer(core: Core, run: dict[str, str], event: RunEvent) -> None:
+async def post_answer(core: Core, run: RunRecord, event: RunEvent) -> None:
     """An earlier complete answer of the turn (a steer took over after it): it goes to the
     thread as a message of its own, now, in order with the thread's other answers."""
-    session_key = run["session_key"]
+    session_key = run.session_key
     before = await turns.read(core, session_key)
     decision = machine.decide(before, machine.AnswerReady(event.run_id, event.seq), turns.rules(core))
     pipe = core.redis.pipeline(transaction=False)
     for effect in decision.effects:
         if isinstance(effect, machine.PostInOrder):
             payload = PostPayload(text=event.text or "")
-            core.add_outbound(pipe, render.outbound(run_coords(run), session_key, payload, effect.action_id))
+            core.add_outbound(pipe, render.outbound(run.coords, session_key, payload, effect.action_id))
     pipe.hincrby(core.keys.run(event.run_id), ANSWERS_FIELD, 1)
-    pipe.hset(core.keys.run(event.run_id), "last_seq", str(event.seq))
+    pipe.hset(core.keys.run(event.run_id), mapping=RunRecord.encode_fields(last_seq=event.seq))
     core.add_timeline(pipe, session_key, "answer", (event.text or "")[:200])
     await turns.apply(core, session_key, before, decision, turns.Material(run_id=event.run_id), pipe=pipe)
     metrics.ANSWERS_POSTED.inc()
 
 
 def _remember_thread(
-    core: Core, pipe: Any, run: dict[str, str], session_key: str, thread_id: str, epoch: Any
+    core: Core, pipe: Any, run: RunRecord, session_key: str, thread_id: str, epoch: Any
 ) -> None:
     """Keep the Codex thread for the next turn — unless /new or /cd came after this run started."""
     current = epoch.decode() if isinstance(epoch, bytes) else str(epoch or "0")
-    if current == run.get("epoch", "0"):
+    if current == str(run.epoch):
         pipe.hset(core.keys.session(session_key), "thread_id", thread_id)
 
 
-def _progress(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+def _progress(core: Core, pipe: Any, run: RunRecord, event: RunEvent) -> None:
     view, change = render.apply_event(load_view(run), event)
     if change == "none":
         return
@@ -218,15 +200,13 @@ def _progress(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> No
     view = view.model_copy(update={"dirty": True})
     pipe.hset(core.keys.run(event.run_id), "view", view.model_dump_json())
     due = view.last_emit_ms + core.settings.progress_interval_ms
-    timers.add_schedule(pipe, core.keys, "flush", run["session_key"], due, only_earlier=True)
+    timers.add_schedule(pipe, core.keys, "flush", run.session_key, due, only_earlier=True)
 
 
-def _emit(
-    core: Core, pipe: Any, run: dict[str, str], run_id: str, view: render.ProgressView, now: int
-) -> None:
+def _emit(core: Core, pipe: Any, run: RunRecord, run_id: str, view: render.ProgressView, now: int) -> None:
     payload = render.snapshot(view, run_id, phase="update")
     core.add_outbound(
-        pipe, render.outbound(run_coords(run), run["session_key"], payload, f"progress:{run_id}:{view.seq}")
+        pipe, render.outbound(run.coords, run.session_key, payload, f"progress:{run_id}:{view.seq}")
     )
     pipe.hset(core.keys.run(run_id), "view", render.emitted(view, now).model_dump_json())
     metrics.PROGRESS_SNAPSHOTS.inc()
@@ -241,8 +221,8 @@ async def flush_progress(core: Core, session_key: str) -> None:
     if not run_id:
         return
     run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
-    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
-    if not run or ended(run):
+    run = RunRecord.from_hash(await core.redis.hgetall(core.keys.run(run_id)))
+    if not run.exists or run.ended:
         return
     view = load_view(run)
     if view.dirty:
@@ -251,7 +231,7 @@ async def flush_progress(core: Core, session_key: str) -> None:
         await pipe.execute()
 
 
-def _approval_prompt(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+def _approval_prompt(core: Core, pipe: Any, run: RunRecord, event: RunEvent) -> None:
     approval = event.approval
     assert approval is not None
     ref = f"approval:{event.run_id}:{approval.request_id}"
@@ -262,7 +242,7 @@ def _approval_prompt(core: Core, pipe: Any, run: dict[str, str], event: RunEvent
         lines.append("Files: " + ", ".join(f"`{p}`" for p in approval.paths[:10]))
     if approval.reason:
         lines.append(f"Reason: {approval.reason[:500]}")
-    lines.append(f"Only {run.get('requester_name') or 'the requester'} or an admin can decide.")
+    lines.append(f"Only {run.requester_name or 'the requester'} or an admin can decide.")
     value = f"{event.run_id}:{approval.request_id}"
     payload = PostPayload(
         text="\n".join(lines),
@@ -272,43 +252,38 @@ def _approval_prompt(core: Core, pipe: Any, run: dict[str, str], event: RunEvent
         ],
         ref=ref,
     )
-    core.add_outbound(pipe, render.outbound(run_coords(run), run["session_key"], payload, ref))
-    pipe.hset(
-        core.keys.run(event.run_id),
-        mapping={
-            f"approval:{approval.request_id}": "pending",
-            f"approval:{approval.request_id}:summary": approval.summary[:300],
-        },
-    )
+    core.add_outbound(pipe, render.outbound(run.coords, run.session_key, payload, ref))
+    fields = approval_fields(approval.request_id, "pending", approval.summary)
+    pipe.hset(core.keys.run(event.run_id), mapping=dict[Any, Any](fields))
 
 
-def _approval_resolved(core: Core, pipe: Any, run: dict[str, str], event: RunEvent) -> None:
+def _approval_resolved(core: Core, pipe: Any, run: RunRecord, event: RunEvent) -> None:
     decision = event.decision
     assert decision is not None
-    field = f"approval:{decision.request_id}"
-    if run.get(field) != "pending":
+    if run.approval(decision.request_id) != "pending":
         return  # a person decided; that update is already out
     verdict = "✅ Approved" if decision.decision == "accept" else "🚫 Declined"
     by = f" by {decision.decided_by}" if decision.decided_by else " (no decision in time)"
     update = UpdatePayload(
         ref=f"approval:{event.run_id}:{decision.request_id}",
-        text=f"{verdict}{by}: {run.get(field + ':summary', '')}",
+        text=f"{verdict}{by}: {run.approval_summary(decision.request_id)}",
     )
     core.add_outbound(
         pipe,
         render.outbound(
-            run_coords(run),
-            run["session_key"],
+            run.coords,
+            run.session_key,
             update,
             f"approval-decided:{event.run_id}:{decision.request_id}",
         ),
     )
-    pipe.hset(core.keys.run(event.run_id), field, decision.decision)
+    fields = approval_fields(decision.request_id, decision.decision)
+    pipe.hset(core.keys.run(event.run_id), mapping=dict[Any, Any](fields))
 
 
 async def finish_run(
     core: Core,
-    run: dict[str, str],
+    run: RunRecord,
     run_id: str,
     outcome: render.Outcome,
     reason: str | None,
@@ -321,14 +296,14 @@ async def finish_run(
     """The run ended: answer, status, usage, free the slot, and move the session on.
 
     `session_now`: the session's state and queue length, when the caller read them already."""
-    session_key = run["session_key"]
-    coords = run_coords(run)
+    session_key = run.session_key
+    coords = run.coords
     if session_now is not None:
         before = turns.session_of(*session_now)
     else:
         before = await turns.read(core, session_key)
     final_posted = before.turn.codex_final_posted_run == run_id
-    answered = RunRecord.from_hash(run).answers_posted > 0
+    answered = run.answers_posted > 0
     final_text = render.final_text_for(
         outcome, reason, final_posted_by_codex=final_posted, answers_posted=answered
     )
@@ -348,10 +323,10 @@ async def finish_run(
             core.add_outbound(pipe, answer)
             final_text = None
     finish = render.snapshot(view, run_id, phase="finish", outcome=outcome, final_text=final_text)
-    if usage is None and run.get("usage"):
-        usage = TokenUsage.model_validate_json(run["usage"])
+    if usage is None and run.usage:
+        usage = TokenUsage.model_validate_json(run.usage)
     core.add_outbound(pipe, render.outbound(coords, session_key, finish, f"final:{run_id}"))
-    status = render.status_payload(outcome, run.get("message_id"))
+    status = render.status_payload(outcome, run.message_id)
     core.add_outbound(pipe, render.outbound(coords, session_key, status, f"status:{run_id}:{outcome}"))
     run_fields = RunRecord.encode_fields(
         orchestrator_outcome=outcome,
@@ -389,15 +364,15 @@ async def finish_run(
     await workspace.on_run_finished(core, run, run_id, outcome, reason)
 
 
-def _count_usage(core: Core, pipe: Any, run: dict[str, str], usage: TokenUsage | None) -> None:
+def _count_usage(core: Core, pipe: Any, run: RunRecord, usage: TokenUsage | None) -> None:
     if usage is None:
         return
-    session_key = run["session_key"]
+    session_key = run.session_key
     for name in ("input_tokens", "output_tokens", "total_tokens"):
         pipe.hincrby(core.keys.session(session_key), name, getattr(usage, name))
-    requester = run.get("requester")
+    requester = run.requester
     if requester:
-        user_key = core.keys.user_usage(run["platform"], requester, today())
+        user_key = core.keys.user_usage(run.platform, requester, today())
         for name in ("input_tokens", "output_tokens", "total_tokens"):
             pipe.hincrby(user_key, name, getattr(usage, name))
         pipe.expire(user_key, USER_USAGE_TTL_S)
@@ -450,8 +425,8 @@ async def handle_run_lost(core: Core, run_id: str, reason: str, mode: FenceMode 
     resumable. The fence (libs/run_fence.py) is what makes the notice true: a runner that reads
     the run's stream entry afterwards refuses it. An unclaimed run that a runner claimed after
     the reconciler looked is alive, not lost: it is left alone."""
-    run = as_str_dict(await core.redis.hgetall(core.keys.run(run_id)))
-    if not run or "platform" not in run or ended(run):
+    run = RunRecord.from_hash(await core.redis.hgetall(core.keys.run(run_id)))
+    if not run.exists or run.ended:
         await core.redis.zrem(core.keys.active_runs, run_id)
         return
     fenced = await core.redis.eval(run_fence.FENCE_RUN, 1, core.keys.run(run_id), *run_fence.fence_args(mode))  # type: ignore[misc]
@@ -460,6 +435,6 @@ async def handle_run_lost(core: Core, run_id: str, reason: str, mode: FenceMode 
         return
     metrics.RUNS_LOST.labels(reason="unclaimed" if mode == "unclaimed" else "runner_gone").inc()
     await finish_run(core, run, run_id, "failed", reason, None, seq=None, lost=True)
-    if run.get(retry.INPUTS_FIELD):  # runs from before the field: no button
-        offer = retry.offer(run_coords(run), run["session_key"], run_id)
+    if run.inputs:  # runs from before the field: no button
+        offer = retry.offer(run.coords, run.session_key, run_id)
         await core.bus.publish(core.keys.outbound_stream(offer.platform), offer)

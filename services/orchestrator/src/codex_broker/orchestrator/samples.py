@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from codex_broker.libs.keys import Keys
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.usage_counters import SLOT_S, SLOT_TTL_S
 from codex_broker.orchestrator.core import Core
 
@@ -36,10 +37,10 @@ def sample_keys(keys: Keys, now_s: float) -> list[str]:
     return [keys.active_runs, keys.runs_waiting, keys.metrics_bucket(int(now_s) // SLOT_S)]
 
 
-async def sample(core: Core, run: dict[str, str]) -> None:
+async def sample(core: Core, run: RunRecord) -> None:
     """A run ended: its latency (request to end) and how full the run slots are now."""
     now_s = time.time()
-    created = int(run.get("created_at_ms") or 0)
+    created = int(run.created_at_ms or 0)
     latency = max(0, int(now_s * 1000) - created) if created else -1
     script = core.redis.register_script(SAMPLE_LUA)
     await script(keys=sample_keys(core.keys, now_s), args=[latency, SLOT_TTL_S])

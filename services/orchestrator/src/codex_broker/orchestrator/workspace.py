@@ -35,6 +35,7 @@ from codex_broker.libs.contracts import (
     encode,
 )
 from codex_broker.libs.keys import session_key_of
+from codex_broker.libs.records import RunRecord
 from codex_broker.libs.rpc import RpcTimeout, send_reply
 from codex_broker.orchestrator import render
 from codex_broker.orchestrator import workspace_rules as rules
@@ -376,15 +377,11 @@ _TOOLS: dict[str, Any] = {
 # ---- results ----------------------------------------------------------------------------------
 
 
-async def on_run_finished(
-    core: Core, run: dict[str, str], run_id: str, outcome: str, answer: str | None
-) -> None:
+async def on_run_finished(core: Core, run: RunRecord, run_id: str, outcome: str, answer: str | None) -> None:
     """A run ended: if it was a delegation's, record its result and return it by the mode."""
-    if not core.workspace.enabled or not core.workspace.is_home(
-        run.get("platform", ""), run.get("conversation_id", "")
-    ):
+    if not core.workspace.enabled or not core.workspace.is_home(run.platform, run.conversation_id):
         return
-    link = await core.redis.get(core.keys.workspace_task(run["session_key"]))
+    link = await core.redis.get(core.keys.workspace_task(run.session_key))
     if link is None:
         return
     owner = json.loads(text(link))
@@ -412,7 +409,7 @@ async def on_run_finished(
         await _wake(core, operator, operator_key, members, f"ws-wake:{d.id}:{run_id}")
 
 
-def _operator_coords(run: dict[str, str], operator_key: str) -> Coordinates:
+def _operator_coords(run: RunRecord, operator_key: str) -> Coordinates:
     platform, conversation, root = operator_key.split(":", 2)
     return Coordinates(platform=platform, conversation_id=conversation, root_message_id=root)  # type: ignore[arg-type]
 
