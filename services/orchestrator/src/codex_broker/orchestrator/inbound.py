@@ -233,7 +233,7 @@ async def command_body(
     if command.name in ("model", "repo"):
         return await picks.pick(core, event, session, command.name, command.args)
     if command.name == "threads":
-        return await workspace.threads_body(core, event)
+        return await workspace.answer_threads(core, event)
     return commands.help_text(event.platform)
 
 

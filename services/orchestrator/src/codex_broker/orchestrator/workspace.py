@@ -440,7 +440,7 @@ async def _wake(
     await core.bus.publish(core.keys.inbound_stream_for(operator_key), wake)
 
 
-async def threads_body(core: Core, event: InboundEvent) -> str | None:
+async def answer_threads(core: Core, event: InboundEvent) -> str | None:
     """The `threads` command. Outside a home channel its answer text; in one, the list is posted
     here with an Open button per delegation (a command's text answer carries no buttons) and
     None is returned: nothing more to answer."""
