@@ -59,9 +59,8 @@ async def read(core: Core, session_key: str) -> Session:
 class Material:
     """What the effects act on, as the handler read it."""
 
-    event: Any = None  # the arriving InboundEvent (Enqueue, SteerIn, Say)
+    event: InboundEvent | None = None  # the arriving message (Enqueue, SteerIn, Say)
     session: dict[str, str] = field(default_factory=dict)  # the session record (downloads)
-    entry: QueueEntry | None = None  # Enqueue: the entry to store (None: built from `event`)
     stored: Any = None  # Requeue / RestoreInputs: the raw entry (or entries) to put back
     raw_queue: list[Any] = field(default_factory=list)  # the queue as read (Requeue, SteerQueued)
     runner_id: str = ""  # SteerIn / SteerQueued: the runner holding the run
@@ -124,7 +123,8 @@ def _stage_one(core: Core, pipe: Any, session_key: str, effect: Effect, material
     keys = core.keys
     if isinstance(effect, machine.Enqueue):
         event = material.event
-        entry = material.entry or QueueEntry(event, core.download_request(pipe, event, material.session))
+        assert event is not None  # an Enqueue is always of an arriving message
+        entry = QueueEntry(event, core.download_request(pipe, event, material.session))
         pipe.rpush(keys.session_queue(session_key), entry.dump())
         core.touch(pipe, event)
         who = event.actor.display_name or event.actor.id
@@ -151,7 +151,7 @@ def _stage_one(core: Core, pipe: Any, session_key: str, effect: Effect, material
         pipe.zrem(keys.runs_waiting, session_key)
     elif isinstance(effect, machine.DropQueue):
         pipe.delete(keys.session_queue(session_key))
-    elif isinstance(effect, machine.Say) and effect.what == "busy":
+    elif isinstance(effect, machine.Say) and effect.what == "busy" and material.event is not None:
         core.add_seen(pipe, session_key, material.event.event_id)  # refused, and done with
     # the rest run after the commit (`follow_up`); PostInOrder's post is the handler's own write
 
@@ -284,6 +284,7 @@ async def start_direct(
 
 async def _steer_in(core: Core, material: Material) -> None:
     event = material.event
+    assert event is not None  # a SteerIn is always of an arriving message
     pipe = core.redis.pipeline(transaction=False)
     entry = QueueEntry(event, core.download_request(pipe, event, material.session))
     if entry.download_reply:
