@@ -182,8 +182,9 @@ def wait_http(url: str, timeout_s: float = 30.0) -> None:
     raise AssertionError(f"{url} not up within {timeout_s}s")
 
 
-def inbound_events(redis: SyncRedis, keys: Keys, session_key: str) -> list[dict[str, Any]]:
-    entries = redis.xrange(keys.inbound_stream_for(session_key))
+def job_callback_events(redis: SyncRedis, keys: Keys, session_key: str) -> list[dict[str, Any]]:
+    """What the http-api and the worker told the session: its job-callback stream's events."""
+    entries = redis.xrange(keys.job_callback_stream_for(session_key))
     return [json.loads(fields[b"data"]) for _, fields in entries]  # type: ignore[union-attr]
 
 
