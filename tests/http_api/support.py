@@ -78,6 +78,7 @@ class Responder:
     redis_url: str
     keys: Keys
     mode: str = "ok"  # ok | error | silent
+    history: list[HistoryMessage] = field(default_factory=lambda: list(HISTORY))  # what a history RPC gets
     actions: list[OutboundAction] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -117,7 +118,9 @@ class Responder:
         if self.mode == "error":
             result = OutboundResult(action_id=action.action_id, ok=False, error="channel_not_found")
         elif payload.kind == "history":
-            result = OutboundResult(action_id=action.action_id, ok=True, messages=HISTORY[: payload.limit])
+            result = OutboundResult(
+                action_id=action.action_id, ok=True, messages=self.history[: payload.limit]
+            )
         else:
             result = OutboundResult(
                 action_id=action.action_id, ok=True, message_ids=[f"m-{len(self.actions)}"]

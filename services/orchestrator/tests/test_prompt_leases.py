@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from codex_broker.libs import quoting
 from codex_broker.libs.contracts import Actor, Attachment, HistoryMessage, InboundEvent, JobCallback
 from codex_broker.orchestrator import prompt
 from codex_broker.orchestrator.leases import plan_changes, target_count
@@ -137,5 +138,5 @@ def test_every_prompt_draws_a_boundary_no_message_contains(monkeypatch) -> None:
     assert len(marker) == 16 and marker not in second
     assert first.count(f'\n</earlier_thread_messages boundary="{marker}">') == 1
     drawn = iter(["aaaa1111", "bbbb2222"])
-    monkeypatch.setattr(prompt.secrets, "token_hex", lambda _n: next(drawn))
+    monkeypatch.setattr(quoting.secrets, "token_hex", lambda _n: next(drawn))
     assert prompt.new_boundary(history) == "bbbb2222"
