@@ -238,6 +238,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["GET", K.session_by_token("ab" * 32)],
             ["HGETALL", K.session(SK)],
             ["XADD", K.runs_stream, "*", "data", "{}"],
+            ["XADD", K.job_callback_stream_for(SK), "*", "data", "{}"],  # no ingress writes a job's report
             ["XREADGROUP", "GROUP", "ingress", "c", "STREAMS", K.outbound_stream("feishu"), ">"],
             ["SET", K.heartbeat("orchestrator", "i1"), "{}"],
             ["SET", K.shard_lease(0), "me"],
@@ -253,6 +254,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         ],
         [
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
+            ["XADD", K.job_callback_stream_for(SK), "*", "data", "{}"],
             ["GET", K.user_name("slack", "U1")],
             ["HGETALL", K.session(SK)],
             ["GET", K.session_token_hash(SK)],
@@ -270,6 +272,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         ],
         [
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
+            ["XADD", K.job_callback_stream_for(SK), "*", "data", "{}"],
             ["HSET", K.outbound_ref("slack", "ref:1"), "ts", "1"],
             ["HGETALL", K.session(SK)],
             ["GET", K.session_token_hash(SK)],
@@ -294,6 +297,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         [
             ["HGETALL", K.session(SK)],
             ["XADD", K.inbound_stream(0), "*", "data", "{}"],
+            ["XADD", K.job_callback_stream(0), "*", "data", "{}"],
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
             ["HGETALL", K.job("j1")],
             ["HGETALL", K.auth_profiles],
@@ -308,6 +312,8 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
             ["BLPOP", K.orchestrator_wake(1), "0.01"],
             ["TIME"],  # liveness is judged on Redis's clock (orchestrator/reconcile.py)
             ["SET", K.redis_epoch, "1", "NX"],
+            ["SET", K.job_callback_streams_since, "1", "NX"],
+            ["XADD", K.job_callback_stream_for(SK), "*", "data", "{}"],  # workspace wakes
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
         ],
         [["GET", "other-app:key"], ["HGETALL", "rq:job:1"], ["PUBLISH", "rq:pubsub:w1", "x"]],
@@ -316,17 +322,40 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         [
             ["HGETALL", K.session(SK)],
             ["DEL", K.session_timeline(SK)],
+            ["SET", K.session_token_hash(SK), "digest"],
+            ["SET", K.session_by_token("ab" * 32), SK],
+            ["ZADD", K.sessions_index, "1", SK],
+            ["ZADD", K.runs_waiting, "1", SK],
+            ["HSET", K.job("j1"), "status", "queued"],
             ["GETDEL", K.admin_login_code("ef" * 32)],
             ["LPUSH", f"rq:queue:{K.rq_queue_name}", "job"],
+            ["XADD", K.job_callback_stream_for(SK), "*", "data", "{}"],
+            ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],
+            ["XADD", K.audit_stream, "*", "data", "{}"],
+            ["XADD", K.dead_letter_stream, "*", "data", "{}"],
+            ["XADD", K.admin_events_stream, "*", "data", "{}"],
+            # the admin page reads the inbound streams' depth and groups, and nothing more
+            ["XLEN", K.inbound_stream(0)],
+            ["XINFO", "GROUPS", K.inbound_stream(0)],
+            ["XRANGE", K.inbound_stream(0), "-", "+"],
             ["INFO", "server"],
         ],
-        [["GET", "other-app:key"], ["CONFIG", "SET", "requirepass", "x"]],
+        [
+            ["GET", "other-app:key"],
+            ["CONFIG", "SET", "requirepass", "x"],
+            # job callbacks have their own stream: no platform message can come from the http-api
+            *(["XADD", K.inbound_stream(s), "*", "data", "{}"] for s in range(K.shard_count)),
+            ["XADD", K.inbound_stream_for(SK), "*", "data", "{}"],
+            ["XDEL", K.inbound_stream(0), "1-1"],
+            ["XTRIM", K.inbound_stream(0), "MAXLEN", "0"],
+            ["DEL", K.inbound_stream(0)],
+        ],
     ),
     "worker": (
         [
             ["HSET", K.job("j1"), "status", "running"],
             ["ZADD", K.jobs_index, "1", "j1"],
-            ["XADD", K.inbound_stream(2), "*", "data", "{}"],
+            ["XADD", K.job_callback_stream(2), "*", "data", "{}"],
             ["SET", K.lease("jobs-recovery"), "me", "NX", "EX", "60"],
             ["SET", K.heartbeat("http-api-worker", "w1"), "{}"],
             ["HSET", "rq:worker:w1", "state", "busy"],
@@ -336,6 +365,7 @@ RIGHTS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
         ],
         [
             ["HSET", K.session(SK), "cfg_network", "1"],  # it reads the session's switch, no more
+            ["XADD", K.inbound_stream(2), "*", "data", "{}"],  # job callbacks have their own stream
             ["GET", K.session_token_hash(SK)],
             ["HGETALL", K.session_state(SK)],
             ["XADD", K.outbound_stream("slack"), "*", "data", "{}"],

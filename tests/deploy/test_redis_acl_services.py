@@ -32,7 +32,7 @@ from tests.fakes.codex_home import write_codex_home
 from tests.fakes.fake_model import FakeModel, text_reply
 from tests.helpers import free_port
 from tests.http_api.support import (
-    inbound_events,
+    job_callback_events,
     make_session,
     service_env,
     start_process,
@@ -113,7 +113,9 @@ def test_a_job_runs_with_the_http_api_and_worker_users(
             timeout=10,
         )
         assert created.status_code == 201, created.text
-        events = _wait(lambda: inbound_events(orchestrator, KEYS, coords.session_key), "the job's callback")
+        events = _wait(
+            lambda: job_callback_events(orchestrator, KEYS, coords.session_key), "the job's callback"
+        )
         assert events[-1]["job"]["summary"] == "acl ok"
         status = httpx.get(f"http://127.0.0.1:{api_port}/admin/api/status", timeout=10)
         assert status.status_code == 401  # and the admin API still wants its token

@@ -78,6 +78,7 @@ class Responder:
     redis_url: str
     keys: Keys
     mode: str = "ok"  # ok | error | silent
+    history: list[HistoryMessage] = field(default_factory=lambda: list(HISTORY))  # what a history RPC gets
     actions: list[OutboundAction] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -117,7 +118,9 @@ class Responder:
         if self.mode == "error":
             result = OutboundResult(action_id=action.action_id, ok=False, error="channel_not_found")
         elif payload.kind == "history":
-            result = OutboundResult(action_id=action.action_id, ok=True, messages=HISTORY[: payload.limit])
+            result = OutboundResult(
+                action_id=action.action_id, ok=True, messages=self.history[: payload.limit]
+            )
         else:
             result = OutboundResult(
                 action_id=action.action_id, ok=True, message_ids=[f"m-{len(self.actions)}"]
@@ -182,8 +185,9 @@ def wait_http(url: str, timeout_s: float = 30.0) -> None:
     raise AssertionError(f"{url} not up within {timeout_s}s")
 
 
-def inbound_events(redis: SyncRedis, keys: Keys, session_key: str) -> list[dict[str, Any]]:
-    entries = redis.xrange(keys.inbound_stream_for(session_key))
+def job_callback_events(redis: SyncRedis, keys: Keys, session_key: str) -> list[dict[str, Any]]:
+    """What the http-api and the worker told the session: its job-callback stream's events."""
+    entries = redis.xrange(keys.job_callback_stream_for(session_key))
     return [json.loads(fields[b"data"]) for _, fields in entries]  # type: ignore[union-attr]
 
 

@@ -25,7 +25,7 @@ from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys
 from tests.conftest import REDIS_URL
 from tests.http_api.jobs_stack import FAKE_SECRETS, Stack, register, running_stack, session_in, wait
-from tests.http_api.support import inbound_events
+from tests.http_api.support import job_callback_events
 
 REDIS_PORT = urlsplit(REDIS_URL).port or 6379  # the tests' Redis, on the machine's loopback
 
@@ -94,7 +94,9 @@ def run_probes(stack: Stack) -> tuple[str, Path, list[dict[str, Any]]]:
     coords, token, workspace = session_in(stack, "600.1")
     created = register(stack, coords, token, script=probe_script(stack.data_root, files))
     assert created.status_code == 201, created.text
-    events = wait(lambda: inbound_events(stack.redis, stack.keys, coords.session_key), "the job's callback")
+    events = wait(
+        lambda: job_callback_events(stack.redis, stack.keys, coords.session_key), "the job's callback"
+    )
     job = wait(lambda: (j := stack.job(created.json()["jobId"], token))["status"] == "completed" and j, "end")
     assert job["summary"] == "probed"
     return (workspace / "probes.txt").read_text(), workspace, events
@@ -177,7 +179,7 @@ def test_without_a_sandbox_the_worker_refuses_jobs_and_says_why(
         job = wait(
             lambda: (j := stack.job(created.json()["jobId"], token))["status"] == "failed" and j, "fail"
         )
-        events = inbound_events(stack.redis, stack.keys, coords.session_key)
+        events = job_callback_events(stack.redis, stack.keys, coords.session_key)
     assert "No permissions to create new namespace" in job["summary"]
     assert "JOBS_UNSANDBOXED=true" in job["summary"]
     assert [e["job"]["status"] for e in events] == ["fail"]

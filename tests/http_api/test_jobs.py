@@ -1,6 +1,6 @@
 """Background jobs end to end: the real http-api and a real rq worker process on a real Redis.
 
-register → the script calls back → InboundEvents `job_callback` reach the session's inbound
+register → the script calls back → InboundEvents `job_callback` reach the session's job-callback
 stream; a job past its limit is killed and reported; restart_on_boot jobs come back after the
 worker is killed, the others are reported failed. (The Codex turn a callback starts is covered
 by the orchestrator's end-to-end suite.)
@@ -26,7 +26,7 @@ from tests.http_api.jobs_stack import (
     session_in,
     wait,
 )
-from tests.http_api.support import inbound_events, token_sha
+from tests.http_api.support import job_callback_events, token_sha
 
 pytestmark = pytest.mark.codex  # every job runs through the pinned Codex's sandbox
 
@@ -57,8 +57,8 @@ def test_job_callbacks_reach_the_session(stack: Stack) -> None:
     sk = coords.session_key
     events = wait(
         lambda: (
-            len(inbound_events(stack.redis, stack.keys, sk)) >= 2
-            and inbound_events(stack.redis, stack.keys, sk)
+            len(job_callback_events(stack.redis, stack.keys, sk)) >= 2
+            and job_callback_events(stack.redis, stack.keys, sk)
         ),
         "two callbacks",
     )
@@ -71,7 +71,8 @@ def test_job_callbacks_reach_the_session(stack: Stack) -> None:
     # the script then exits 0; the worker sees the job already finished and reports nothing more
     rq_key = f"rq:job:{job_id}-0"
     wait(lambda: stack.redis.hget(rq_key, "status") == b"finished", "rq job finished")
-    assert len(inbound_events(stack.redis, stack.keys, sk)) == 2
+    assert len(job_callback_events(stack.redis, stack.keys, sk)) == 2
+    assert stack.redis.xlen(stack.keys.inbound_stream_for(sk)) == 0  # platform streams stay the ingresses'
     job = stack.job(job_id, token)
     assert (job["status"], job["kind"], job["attempts"]) == ("completed", "watch_ci", 0)
     env_names = {line.split("=", 1)[0] for line in (workspace / "sub" / "env.txt").read_text().splitlines()}
@@ -110,7 +111,7 @@ def test_job_past_its_limit_is_killed_and_reported(stack: Stack) -> None:
     assert created.status_code == 201, created.text
     job_id = created.json()["jobId"]
     wait(lambda: job_processes(job_id), "the job running")
-    events = wait(lambda: inbound_events(stack.redis, stack.keys, coords.session_key), "timeout report")
+    events = wait(lambda: job_callback_events(stack.redis, stack.keys, coords.session_key), "timeout report")
     assert events[0]["job"]["status"] == "timeout"
     assert "started" in events[0]["job"]["details"]["outputTail"]
     job = stack.job(job_id, token)
@@ -154,7 +155,7 @@ def test_restart_on_boot_after_worker_restart(stack: Stack) -> None:
     assert "restart_on_boot" in once_job["summary"]
     statuses = {
         (e["job"]["job_id"], e["job"]["status"])
-        for e in inbound_events(stack.redis, stack.keys, coords.session_key)
+        for e in job_callback_events(stack.redis, stack.keys, coords.session_key)
     }
     assert (once_id, "fail") in statuses
     cancelled = httpx.post(

@@ -143,6 +143,10 @@ class Driver:
     async def inbound(self, event: InboundEvent) -> None:
         await self.redis.xadd(self.keys.inbound_stream_for(event.session_key), {"data": encode(event)})
 
+    async def job_callback(self, event: InboundEvent) -> None:
+        """As the http-api and the worker publish a job's report: on the job-callback stream."""
+        await self.redis.xadd(self.keys.job_callback_stream_for(event.session_key), {"data": encode(event)})
+
     async def run_event(self, event: RunEvent) -> None:
         await self.redis.xadd(self.keys.run_events_stream_for(event.session_key), {"data": encode(event)})
 

@@ -145,7 +145,7 @@ async def test_job_callback_starts_a_turn_with_the_report(
         text="job j1 complete",
         job=JobCallback(job_id="j1", status="complete", summary="build ok", details={"artifacts": 2}),
     )
-    await driver.inbound(callback)
+    await driver.job_callback(callback)
     requests = await driver.wait_runs(2)
     assert "[background job j1: complete] build ok" in (requests[1].input[0].text or "")
     assert requests[1].thread_id == "thread-1"

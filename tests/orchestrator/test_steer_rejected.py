@@ -109,7 +109,7 @@ async def test_put_back_before_what_was_queued_after_it(
         text="job j9 complete",
         job=JobCallback(job_id="j9", status="complete", summary="report-second-marker"),
     )
-    await driver.inbound(report)
+    await driver.job_callback(report)
 
     async def queued(n: int) -> bool:
         return await driver.redis.llen(driver.keys.session_queue(request.session_key)) == n

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from codex_broker.libs import quoting
 from codex_broker.libs.contracts import Actor, Attachment, HistoryMessage, InboundEvent, JobCallback
 from codex_broker.libs.records import RunRecord
 from codex_broker.orchestrator import prompt, reconcile
@@ -144,5 +145,5 @@ def test_every_prompt_draws_a_boundary_no_message_contains(monkeypatch) -> None:
     assert len(marker) == 16 and marker not in second
     assert first.count(f'\n</earlier_thread_messages boundary="{marker}">') == 1
     drawn = iter(["aaaa1111", "bbbb2222"])
-    monkeypatch.setattr(prompt.secrets, "token_hex", lambda _n: next(drawn))
+    monkeypatch.setattr(quoting.secrets, "token_hex", lambda _n: next(drawn))
     assert prompt.new_boundary(history) == "bbbb2222"

@@ -45,6 +45,9 @@ async def seed_world(redis: Redis, keys: Keys, data_root: Path) -> dict[str, str
     for i in range(3):
         await redis.xadd(inbound, {"data": f"{i}"})
     await redis.xreadgroup(GROUP_ORCHESTRATOR, "c1", {inbound: ">"}, count=2)  # 2 pending, lag 1
+    job_callbacks = keys.job_callback_stream_for(slack)
+    await redis.xgroup_create(job_callbacks, GROUP_ORCHESTRATOR, id="0", mkstream=True)
+    await redis.xadd(job_callbacks, {"data": "{}"})  # lag 1
     await redis.xadd(keys.dead_letter_stream, {"reason": "bad"})
     await redis.hset(
         keys.job("j1"),
@@ -76,7 +79,7 @@ async def seed_world(redis: Redis, keys: Keys, data_root: Path) -> dict[str, str
     sessions_dir = data_root / "logs" / "sessions" / "x"
     sessions_dir.mkdir(parents=True)
     (sessions_dir / f"{hour}.jsonl").write_text(json.dumps({"msg": "per-session line"}) + "\n")
-    return {"slack": slack, "feishu": feishu, "inbound": inbound}
+    return {"slack": slack, "feishu": feishu, "inbound": inbound, "job_callbacks": job_callbacks}
 
 
 async def test_status_reports_everything_bounded_and_redacted(
@@ -99,6 +102,9 @@ async def test_status_reports_everything_bounded_and_redacted(
     inbound = streams[world["inbound"]]
     assert inbound["length"] == 3
     assert inbound["groups"] == [{"name": "orchestrator", "consumers": 1, "pending": 2, "lag": 1}]
+    job_callbacks = streams[world["job_callbacks"]]
+    assert job_callbacks["length"] == 1
+    assert job_callbacks["groups"] == [{"name": "orchestrator", "consumers": 0, "pending": 0, "lag": 1}]
     assert streams[keys.runs_stream]["length"] == 0
     assert keys.runner_control_stream("runner-1") in streams
     assert keys.outbound_stream("slack") in streams and keys.outbound_stream("feishu") in streams

@@ -38,11 +38,21 @@ class Keys:
 
     # ---- streams -------------------------------------------------------------------------
     def inbound_stream(self, shard: int) -> str:
-        """InboundEvents for sessions of one shard (ingress-*, http-api → orchestrator)."""
+        """Platform InboundEvents (`message`, `action`) for sessions of one shard (ingress-* →
+        orchestrator). Never a job callback: those have `job_callback_stream`."""
         return f"{self.prefix}:stream:inbound:{shard}"
 
     def inbound_stream_for(self, session_key: str) -> str:
         return self.inbound_stream(shard_of(session_key, self.shard_count))
+
+    def job_callback_stream(self, shard: int) -> str:
+        """InboundEvents of kind `job_callback` for sessions of one shard (http-api, rq worker,
+        the orchestrator's workspace wakes → orchestrator). A stream of their own, so that the
+        http-api and the worker need no write access to the platform inbound streams."""
+        return f"{self.prefix}:stream:job-callbacks:{shard}"
+
+    def job_callback_stream_for(self, session_key: str) -> str:
+        return self.job_callback_stream(shard_of(session_key, self.shard_count))
 
     def run_events_stream(self, shard: int) -> str:
         """RunEvents for sessions of one shard (codex-runner → orchestrator)."""
@@ -85,8 +95,11 @@ class Keys:
         return f"{self.prefix}:stream:audit"
 
     def all_shard_streams(self) -> list[str]:
-        return [self.inbound_stream(s) for s in range(self.shard_count)] + [
-            self.run_events_stream(s) for s in range(self.shard_count)
+        shards = range(self.shard_count)
+        return [
+            *(self.inbound_stream(s) for s in shards),
+            *(self.job_callback_stream(s) for s in shards),
+            *(self.run_events_stream(s) for s in shards),
         ]
 
     # ---- leases, heartbeats, idempotency ---------------------------------------------------
@@ -178,6 +191,14 @@ class Keys:
         """String without expiry: gone means Redis lost its data (a restart without persistence,
         a flush), so every heartbeat read from it is as fresh as that restart (reconcile.py)."""
         return f"{self.prefix}:redis-epoch"
+
+    @property
+    def job_callback_streams_since(self) -> str:
+        """String (ms on Redis's clock) without expiry: when the first orchestrator reading the
+        job-callback streams took a shard. A job callback still on a platform inbound stream
+        from before (the rolling upgrade) is handled only if its entry is older than this plus
+        the rollout window (orchestrator/stream_admission.py); any later one is refused."""
+        return f"{self.prefix}:job-callbacks:since"
 
     @property
     def orchestrator_members(self) -> str:

@@ -63,7 +63,8 @@ class ChatApi:
             raise ApiError(502, "platform_error", detail=(result.error or "unknown")[:300])
         if query.format == "text":
             return PlainTextResponse(history.render_text(result.messages))
-        return JSONResponse({"ok": True, "messages": [history.message_json(m) for m in result.messages]})
+        messages = [history.message_json(m) for m in result.messages]
+        return JSONResponse({"ok": True, "note": history.JSON_NOTE, "messages": messages})
 
     # ---- posts ----------------------------------------------------------------------------
     async def post_message(self, request: Request, *, legacy: bool = False) -> Response:

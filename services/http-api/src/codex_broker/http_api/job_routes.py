@@ -128,7 +128,7 @@ class JobsApi:
         if seq <= 0:
             raise ApiError(409, "job_finished")
         event = callback_event(record, callback, seq, body.summary, bounded_details(body.details))
-        await self.ctx.bus.publish(self.ctx.keys.inbound_stream_for(record.session_key), event)
+        await self.ctx.bus.publish(self.ctx.keys.job_callback_stream_for(record.session_key), event)
         metrics.JOB_CALLBACKS.labels(status=callback).inc()
         return JSONResponse({"ok": True, "eventId": event.event_id, "status": status or record.status})
 

@@ -90,7 +90,7 @@ class SyncJobStore:
 
     def publish(self, session_key: str, data: str) -> None:
         self.redis.xadd(
-            self.keys.inbound_stream_for(session_key),
+            self.keys.job_callback_stream_for(session_key),
             {DATA_FIELD: data},
             maxlen=self.stream_maxlen,
             approximate=True,

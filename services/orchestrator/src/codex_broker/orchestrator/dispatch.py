@@ -2,11 +2,15 @@
 
 Each held shard has one reader task: on taking the shard it claims every entry still pending in
 the group (the previous holder's unfinished work) and then blocks on XREADGROUP over the shard's
-inbound and run-event streams. Every entry — and every timer firing or lost-run report — becomes
+inbound, job-callback and run-event streams. Every entry — and every timer firing or lost-run report — becomes
 a `WorkItem` for its session. Items of one session run strictly in order in one worker task
 (created on demand, gone when idle); different sessions run concurrently. So a session's state is
 only ever changed by one coroutine at a time, and a slow history or download RPC in one thread
 never delays another thread.
+
+Platform events and job callbacks come on streams of their own (different writers, different
+Redis users); each event is taken only from its own family (stream_admission.py): one on the
+wrong one is dead-lettered, never handled.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from codex_broker.libs.contracts import ContractError, InboundEvent, RunEvent, d
 from codex_broker.libs.keys import GROUP_ORCHESTRATOR, Keys
 from codex_broker.libs.run_fence import FenceMode
 from codex_broker.orchestrator import metrics
+from codex_broker.orchestrator.stream_admission import Family, admit
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +265,7 @@ def _text(value: Any) -> str:
 
 @dataclass
 class ShardReader:
-    """Feeds one shard's two streams into the dispatcher, in stream order."""
+    """Feeds one shard's three streams into the dispatcher, each in stream order."""
 
     bus: StreamBus
     keys: Keys
@@ -271,10 +276,24 @@ class ShardReader:
     block_ms: int = 1000
     count: int = 100
     claim_idle_ms: int = 30_000
+    # Keys.job_callback_streams_since, read on taking the shard (stream_admission.py)
+    job_streams_since_ms: int = field(default=0, init=False)
 
     @property
     def streams(self) -> list[str]:
-        return [self.keys.inbound_stream(self.shard), self.keys.run_events_stream(self.shard)]
+        return [
+            self.keys.inbound_stream(self.shard),
+            self.keys.job_callback_stream(self.shard),
+            self.keys.run_events_stream(self.shard),
+        ]
+
+    def _family(self, stream: str) -> Family | None:
+        """The InboundEvent family of one of this shard's streams (None: the run events)."""
+        if stream == self.keys.inbound_stream(self.shard):
+            return "inbound"
+        if stream == self.keys.job_callback_stream(self.shard):
+            return "job_callbacks"
+        return None
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -283,6 +302,7 @@ class ShardReader:
         while not stop.is_set():
             try:
                 if not taken_over:
+                    self.job_streams_since_ms = await self._job_streams_since()
                     for stream in self.streams:
                         await self.bus.ensure_group(stream, GROUP_ORCHESTRATOR)
                         await self._claim(stream, min_idle_ms=0)
@@ -304,6 +324,16 @@ class ShardReader:
                 if "NOGROUP" not in str(exc):
                     raise
                 taken_over = False
+
+    async def _job_streams_since(self) -> int:
+        """When job callbacks got their own streams: the first reader sets it (Redis's clock,
+        the clock of entry ids), every later one reads the same value."""
+        seconds, micros = await self.bus.redis.time()
+        pipe = self.bus.redis.pipeline(transaction=False)
+        pipe.set(self.keys.job_callback_streams_since, seconds * 1000 + micros // 1000, nx=True)
+        pipe.get(self.keys.job_callback_streams_since)
+        _, since = await pipe.execute()
+        return int(since)
 
     async def _read(self) -> None:
         response: Any = await self.bus.redis.xreadgroup(
@@ -347,8 +377,19 @@ class ShardReader:
         try:
             if undecodable is not None:  # bytes that are not UTF-8: never kill the reader
                 raise ContractError(undecodable)
-            if stream == self.keys.inbound_stream(self.shard):
+            family = self._family(stream)
+            if family is not None:
                 event = decode(InboundEvent, delivery.data)
+                admission = admit(family, event, entry_id, self.job_streams_since_ms)
+                if not admission.accepted:
+                    metrics.WRONG_STREAM.labels(kind=event.kind).inc()
+                    await self.bus.dead_letter(delivery, GROUP_ORCHESTRATOR, f"refused: {admission.reason}")
+                    return
+                if admission.legacy:
+                    metrics.LEGACY_JOB_CALLBACKS.inc()
+                    log.info(
+                        "job callback of the previous release on an inbound stream", extra={"stream": stream}
+                    )
                 item = WorkItem("inbound", self.shard, event.session_key, delivery=delivery, inbound=event)
             else:
                 run_event = decode(RunEvent, delivery.data)

@@ -6,6 +6,18 @@ from prometheus_client import Counter, Gauge, Histogram
 
 ITEMS = Counter("cb_orchestrator_items_total", "Work items handled", ["kind", "result"])
 RECLAIMED = Counter("cb_orchestrator_reclaimed_total", "Pending entries taken over from another consumer")
+WRONG_STREAM = Counter(
+    "cb_orchestrator_wrong_stream_total",
+    "Inbound events refused (dead-lettered) because their kind does not belong on the stream "
+    "they came on: a job callback on a platform inbound stream, a platform event on a "
+    "job-callback stream (stream_admission.py); any increase is an alert",
+    ["kind"],
+)
+LEGACY_JOB_CALLBACKS = Counter(
+    "cb_orchestrator_legacy_job_callbacks_total",
+    "Job callbacks of the previous release still handled from a platform inbound stream during "
+    "the rollout window (stream_admission.py)",
+)
 SHARDS_HELD = Gauge("cb_orchestrator_shards_held", "Shard leases held by this replica")
 SESSIONS_BUSY = Gauge("cb_orchestrator_sessions_busy", "Sessions with work in memory on this replica")
 INBOUND = Counter(

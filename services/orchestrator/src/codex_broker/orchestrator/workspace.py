@@ -46,7 +46,6 @@ T = TypeVar("T")
 
 THREAD_POST_TIMEOUT_S = 15.0
 OPERATOR_ACTOR = "workspace-operator"
-WAKE_ACTOR = "workspace"  # the actor of a wake (a job callback of our own)
 
 
 # ---- routing ----------------------------------------------------------------------------------
@@ -279,7 +278,7 @@ async def _requester(core: Core, event: RunEvent) -> Actor:
     pipe.hgetall(core.keys.session_participants(event.session_key))
     (requester, name), participants = await pipe.execute()
     user, display = (text(requester), text(name or requester)) if requester else ("", "")
-    if user in ("", WAKE_ACTOR):
+    if user in ("", rules.WAKE_ACTOR):
         people = as_str_dict(participants)
         user, display = next(iter(sorted(people.items())), (OPERATOR_ACTOR, OPERATOR_ACTOR))
     return Actor(id=user, display_name=f"operator for {display or user}")
@@ -430,14 +429,14 @@ async def _wake(
         conversation_id=operator.conversation_id,
         root_message_id=operator.root_message_id,
         kind="job_callback",
-        actor=Actor(id=WAKE_ACTOR, display_name="workspace", is_bot=True),
+        actor=Actor(id=rules.WAKE_ACTOR, display_name="workspace", is_bot=True),
         job=JobCallback(
             job_id=rules.WAKE_JOB_PREFIX + ",".join(m.id for m in members),
             status="complete" if ok else "fail",
             summary=rules.result_block(members),
         ),
     )
-    await core.bus.publish(core.keys.inbound_stream_for(operator_key), wake)
+    await core.bus.publish(core.keys.job_callback_stream_for(operator_key), wake)
 
 
 async def answer_threads(core: Core, event: InboundEvent) -> str | None:

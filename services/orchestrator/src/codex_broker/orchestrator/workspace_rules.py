@@ -24,6 +24,7 @@ Status = Literal["running", "completed", "failed", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "interrupted"})
 
 WAKE_JOB_PREFIX = "delegation:"  # a wake is a job_callback whose job id starts with this
+WAKE_ACTOR = "workspace"  # the actor of a wake (a job callback of our own)
 MAX_RESULT_CHARS = 8000
 MAX_PROMPT_CHARS = 20_000
 

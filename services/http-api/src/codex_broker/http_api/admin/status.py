@@ -65,6 +65,7 @@ def stream_names(keys: Keys, platform: str | None, runner_ids: list[str]) -> lis
     outbound = [platform] if platform else list(PLATFORMS)
     return [
         *[keys.inbound_stream(s) for s in range(keys.shard_count)],
+        *[keys.job_callback_stream(s) for s in range(keys.shard_count)],
         keys.runs_stream,
         *[keys.run_events_stream(s) for s in range(keys.shard_count)],
         *[keys.outbound_stream(p) for p in outbound],
