@@ -2,7 +2,10 @@
 `project_root_markers=[]`, which spares every turn a sandboxed walk up the tree): the cut must
 not cost the workspace's own AGENTS.md — it still reaches the model — and nothing above the
 workspace is read, even when a directory there looks like a project root (a `.git` in DATA_ROOT,
-as in a development checkout). What the cut saves is measured by bench/latency_bench.py."""
+as in a development checkout). A sealed thread whose workspace has no project doc is told so
+(project_docs.py, `project_doc_max_bytes = 0`: two sandboxed helpers fewer per new thread); the
+global instructions in CODEX_HOME still reach the model. What the cuts save is measured by
+bench/latency_bench.py."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys
 from tests.codex_runner.harness import (
     new_request,
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.codex
 
 INSIDE = "workspace-rules-marker-41"
 ABOVE = "data-root-rules-marker-17"
+GLOBAL = "codex-home-rules-marker-63"
 
 
 def _write_rules(data_root: Path, workspace: Path) -> None:
@@ -48,6 +53,21 @@ async def test_only_the_workspace_agents_md_is_read(
     seen = json.dumps(fake_model.requests[-1])
     assert INSIDE in seen
     assert ABOVE not in seen
+
+
+async def test_a_workspace_without_docs_still_gets_the_global_instructions(
+    data_root: Path, fake_model: FakeModel, redis: Redis, keys: Keys, key_prefix: str, redis_url: str
+) -> None:
+    (paths.codex_home(data_root) / "AGENTS.md").write_text(f"Always say {GLOBAL}.\n")
+    request = new_request(data_root, "say hello")
+    fake_model.script(text_reply("hello"))
+    async with running_runner(runner_settings(data_root, key_prefix, redis_url)):
+        await publish_run(redis, keys, request)
+        events = await wait_terminal(redis, keys, request)
+    assert events[-1].kind == "completed", events[-1].text
+    workspace = paths.session_workspace(data_root, request.session_key)
+    assert not any(workspace.iterdir())  # nothing by a doc name: the cut applied
+    assert GLOBAL in json.dumps(fake_model.requests[-1])
 
 
 def _snapshots(codex_home: Path) -> list[str]:

@@ -131,3 +131,16 @@ def test_native_binary_passthrough(tmp_path: Path) -> None:
     link = tmp_path / "codex"
     link.symlink_to(launcher)
     assert native_codex_bin(str(link)) == str(native)
+
+
+def test_codex_databases_go_into_one_directory_of_codex_home(tmp_path: Path) -> None:
+    """One directory for the seal to hide instead of 18 files (environment.SQLITE_DIR)."""
+    settings = _settings(tmp_path, codex_config_overrides=['sqlite_home="/srv/codex-db"'])
+    profile = prepare_profile(settings, "default")
+    folder = profile.codex_home / "sqlite"
+    assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    command = app_server_command(settings, "/bin/codex", profile)
+    overrides = [command[i + 1] for i, arg in enumerate(command) if arg == "-c"]
+    assert f"sqlite_home={json.dumps(str(folder))}" in overrides
+    # an operator's own location comes later and wins
+    assert overrides[-1] == 'sqlite_home="/srv/codex-db"'

@@ -44,6 +44,14 @@ ALWAYS_OVERRIDES = (
     "features.shell_snapshot=false",
     "project_root_markers=[]",
 )
+# Codex's own SQLite databases (thread state, logs, goals, memories, queue, thread history: 18 files
+# with their -wal/-shm) live in one directory of the profile's CODEX_HOME (`sqlite_home`) instead of
+# its top level. The seal hides CODEX_HOME entry by entry (libs/sealing.py), and bubblewrap hides
+# each hidden file with a mount of its own, built again for every sandboxed command and for every
+# file operation Codex makes for itself under the profile: 18 mounts become one, hidden the same
+# way (the directory is no shared entry), and a database Codex creates after a thread started is
+# covered too. Measured: ~20 ms less per sandboxed operation (docs/benchmarks.md).
+SQLITE_DIR = "sqlite"
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Codex's shell never needs the model API key, and any command the model runs could read and send
 # it: Codex's shell_environment_policy drops it (on top of the profile's own exclude list).
@@ -67,6 +75,7 @@ def prepare_profile(settings: Settings, name: str) -> Profile:
     os.chmod(home, 0o700)
     link_team_entries(paths.team_home(data_root), home)
     sealing.prepare_codex_home(home)
+    (home / SQLITE_DIR).mkdir(mode=0o700, exist_ok=True)  # exists before any thread hides it
     git_identity.prepare_git_home(home, settings, api_base=settings.api_base, child_path=settings.path)
     if name == "default" and settings.codex_auth_json_path is not None:
         install_auth_json(settings.codex_auth_json_path, home)
@@ -138,7 +147,7 @@ def app_server_command(settings: Settings, codex_bin: str, profile: Profile) -> 
     if settings.codex_disable_apps:
         for feature in APPS_FEATURES:
             command += ["--disable", feature]
-    overrides = list(ALWAYS_OVERRIDES)
+    overrides = [*ALWAYS_OVERRIDES, f"sqlite_home={json.dumps(str(profile.codex_home / SQLITE_DIR))}"]
     if settings.codex_disable_mcp:
         for name in mcp_server_names(profile.codex_home / "config.toml"):
             if _SAFE_KEY.match(name):

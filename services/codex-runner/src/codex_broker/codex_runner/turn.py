@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codex_broker.codex_runner import dynamic_tools, metrics, repo_clone
+from codex_broker.codex_runner import dynamic_tools, metrics, project_docs, repo_clone
 from codex_broker.codex_runner.app_server import METHOD_NOT_FOUND, AppServer, AppServerError, AppServerGone
 from codex_broker.codex_runner.coalesce import DeltaCoalescer
 from codex_broker.codex_runner.config import Settings
@@ -262,6 +262,10 @@ class TurnRun:
             self.supervisor.profile.codex_home,
             network_access=request.network_access,
             allowed_hosts=self.allowed_hosts(),
+        )
+        # absent project docs are said in the config: each look would be a sandboxed helper
+        config |= project_docs.thread_config(
+            workspace, self.supervisor.profile.codex_home, self.settings.codex_config_overrides
         )
         return None, config
 
