@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -359,6 +360,16 @@ def codex_bin() -> str:
 
 
 @contextlib.asynccontextmanager
+def floor_databases(root: Path) -> str:
+    """The floor shares the runner's CODEX_HOME; its SQLite databases go elsewhere, so that the
+    runner's CODEX_HOME holds what it holds in production (the runner keeps Codex's databases in
+    CODEX_HOME/sqlite; the floor's at the top would be one more entry per file for the seal to
+    hide in every sandboxed operation, environment.SQLITE_DIR)."""
+    folder = root / "floor-sqlite"
+    folder.mkdir(exist_ok=True)
+    return f"sqlite_home={json.dumps(str(folder))}"
+
+
 async def floor(codex: str, bench: BrokerBench, overrides: Sequence[str] = ()) -> AsyncIterator[Direct]:
     """runner_bench's bare client, started with the runner's own command line (apps and plugins
     disabled, the same -c overrides) so that the floor runs the same Codex configuration, on the
@@ -379,7 +390,7 @@ async def floor(codex: str, bench: BrokerBench, overrides: Sequence[str] = ()) -
     command = [codex, "app-server"]
     for feature in APPS_FEATURES:
         command += ["--disable", feature]
-    for override in (*ALWAYS_OVERRIDES, *overrides):
+    for override in (*ALWAYS_OVERRIDES, floor_databases(bench.root), *overrides):
         command += ["-c", override]
     server = await AppServer.spawn(
         command,

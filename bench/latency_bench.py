@@ -99,16 +99,6 @@ class Turns:
         return mark
 
 
-def floor_databases(root: Path) -> str:
-    """The floor shares the runner's CODEX_HOME; its SQLite databases go elsewhere, so that the
-    runner's CODEX_HOME holds what it holds in production (the runner keeps Codex's databases in
-    CODEX_HOME/sqlite; the floor's at the top would be one more entry per file for the seal to
-    hide in every sandboxed operation, environment.SQLITE_DIR)."""
-    folder = root / "floor-sqlite"
-    folder.mkdir(exist_ok=True)
-    return f"sqlite_home={json.dumps(str(folder))}"
-
-
 async def run(turns: int, threads: int, native: bool, overrides: list[str], env: dict[str, str]) -> None:
     codex = codex_bin()
     print(f"latency bench: {turns} turns per kind, native streaming {'on' if native else 'off'}")
@@ -120,7 +110,7 @@ async def run(turns: int, threads: int, native: bool, overrides: list[str], env:
     if overrides:
         extra["CODEX_CONFIG_OVERRIDES"] = json.dumps(overrides)
     with broker_bench("latency", extra) as setup:
-        async with floor(codex, setup, [*overrides, floor_databases(setup.root)]) as direct:
+        async with floor(codex, setup, overrides) as direct:
             bench = Turns(setup.slack, direct, setup.root / "floor-ws")
             for _ in range(3):  # warm both paths (first-use costs: imports, caches, connections)
                 bench.broker_new()

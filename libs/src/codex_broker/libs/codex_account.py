@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_broker.libs.codex_bin import native_codex_bin
+from codex_broker.libs.codex_bin import CODEX_SQLITE_DIR, native_codex_bin, sqlite_home_override
 
 CLIENT = {"name": "codex-broker-doctor", "version": "1"}
 OPENAI_API_BASE = "https://api.openai.com/v1"
@@ -179,9 +179,13 @@ async def read_account(
     if not (home / "auth.json").is_file() and not child_env.get("OPENAI_API_KEY"):
         return AccountFacts(profile, ok=False, error=f"no auth.json in {home.name}/ and no OPENAI_API_KEY")
     try:
+        # its databases where the runner keeps them: none left at CODEX_HOME's top for the seal
+        (home / CODEX_SQLITE_DIR).mkdir(mode=0o700, exist_ok=True)
         process = await asyncio.create_subprocess_exec(
             native_codex_bin(codex_bin),
             "app-server",
+            "-c",
+            sqlite_home_override(home),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
 CODEX_VERSION = "0.169.0"
 CODEX_NPM_PACKAGE = "@openai/codex"
+# Codex's SQLite databases (thread state, logs, memories …) go in one directory of CODEX_HOME
+# instead of its top level: the seal hides CODEX_HOME entry by entry, one bubblewrap mount per
+# entry per sandboxed operation (services/codex-runner environment.py says what it saves). Every
+# app-server the broker starts on a CODEX_HOME (the runner's, the account check's) keeps them there.
+CODEX_SQLITE_DIR = "sqlite"
+
+
+def sqlite_home_override(codex_home: Path) -> str:
+    """The `-c` override that keeps Codex's databases in CODEX_HOME/CODEX_SQLITE_DIR (which
+    the caller creates, 0700, before Codex starts)."""
+    return f"sqlite_home={json.dumps(str(codex_home / CODEX_SQLITE_DIR))}"
 
 
 def project_root() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from codex_broker.codex_runner import git_identity
 from codex_broker.codex_runner.config import Settings
 from codex_broker.libs import paths, sealing
+from codex_broker.libs.codex_bin import CODEX_SQLITE_DIR, sqlite_home_override
 from codex_broker.libs.codex_bin import native_codex_bin as native_codex_bin  # moved to libs (jobs use it)
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ ALWAYS_OVERRIDES = (
 # file operation Codex makes for itself under the profile: 18 mounts become one, hidden the same
 # way (the directory is no shared entry), and a database Codex creates after a thread started is
 # covered too. Measured: ~20 ms less per sandboxed operation (docs/benchmarks.md).
-SQLITE_DIR = "sqlite"
+SQLITE_DIR = CODEX_SQLITE_DIR
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Codex's shell never needs the model API key, and any command the model runs could read and send
 # it: Codex's shell_environment_policy drops it (on top of the profile's own exclude list).
@@ -147,7 +148,7 @@ def app_server_command(settings: Settings, codex_bin: str, profile: Profile) -> 
     if settings.codex_disable_apps:
         for feature in APPS_FEATURES:
             command += ["--disable", feature]
-    overrides = [*ALWAYS_OVERRIDES, f"sqlite_home={json.dumps(str(profile.codex_home / SQLITE_DIR))}"]
+    overrides = [*ALWAYS_OVERRIDES, sqlite_home_override(profile.codex_home)]
     if settings.codex_disable_mcp:
         for name in mcp_server_names(profile.codex_home / "config.toml"):
             if _SAFE_KEY.match(name):

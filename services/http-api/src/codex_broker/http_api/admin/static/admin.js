@@ -322,13 +322,14 @@
     fill("session-timeline", items.length ? items : [h("li", { class: "empty" }, "No timeline entries.")]);
     fill("session-logs", logLines(data.logs));
     $("session-reset").disabled = false;
+    // set with the title, before the next await: the page never shows a busy session deletable
+    $("session-delete").disabled = s.state !== "idle";
+    $("session-delete").title = s.state !== "idle" ? "Stop the active turn first" : "";
     const profiles = await api("GET", "/admin/api/auth-profiles");
     const names = ["default", ...profiles.profiles.map((p) => p.name).filter((n) => n !== "default")];
     fill("session-profile", names.map((n) => h("option", { value: n }, n + (n === profiles.active ? " (active)" : ""))));
     $("session-profile").value = s.auth_profile || profiles.active || "default";
     $("session-move").disabled = false;
-    $("session-delete").disabled = s.state !== "idle";
-    $("session-delete").title = s.state !== "idle" ? "Stop the active turn first" : "";
     $("session-detail").hidden = false;
     loaded("session", { session: s });
   }
