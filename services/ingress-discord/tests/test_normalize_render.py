@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from codex_broker.ingress_discord.adapter import piece_nonce
-from codex_broker.ingress_discord.files import CDN_HOSTS, upload_file, url_allowed
+from codex_broker.ingress_discord.files import CDN_HOSTS, upload_file
 from codex_broker.ingress_discord.normalize import (
     Access,
     access_denial,
@@ -26,6 +26,7 @@ from codex_broker.ingress_discord.normalize import (
 from codex_broker.ingress_discord.render import components, split_message, view_text
 from codex_broker.libs.bus import DeadLetter
 from codex_broker.libs.contracts import CHANNEL_SCOPE, Button, ProgressPayload, TaskItem, UploadPayload
+from codex_broker.libs.ingress_kit.files import url_allowed
 from codex_broker.libs.ingress_kit.platform import PlatformError
 
 BOT = "900"
