@@ -60,14 +60,24 @@ def upload_source(payload: UploadPayload, roots: Sequence[Path]) -> tuple[Path |
     raise DeadLetter("upload has neither path nor content_base64")
 
 
-def download_target(dest_dir: str, sessions_root: Path, attachment: Attachment, index: int) -> Path:
+def safe_filename(name: str) -> str:
+    """A plain file name for disk and headers: no path, no odd characters, never empty."""
+    return _UNSAFE.sub("_", Path(name or "").name).strip("._-")[:100] or "file"
+
+
+def workspace_target(dest_dir: str, sessions_root: Path, index: int, name: str) -> Path:
+    """Where the `index`-th file of a download lands: inside DATA_ROOT/sessions (checked here
+    lexically; a symlink on the way is refused when the directory is opened)."""
     directory = Path(dest_dir)
-    try:  # lexical: a symlink on the way is refused when the directory is opened
+    try:
         relative_parts(sessions_root, directory)
     except UnsafePath as exc:
         raise DeadLetter(f"download dest_dir outside DATA_ROOT/sessions: {dest_dir}") from exc
-    name = _UNSAFE.sub("_", Path(attachment.name or attachment.id).name).strip("._-")[:100] or "file"
-    return directory / f"{index:02d}-{name}"
+    return directory / f"{index:02d}-{safe_filename(name)}"
+
+
+def download_target(dest_dir: str, sessions_root: Path, attachment: Attachment, index: int) -> Path:
+    return workspace_target(dest_dir, sessions_root, index, attachment.name or attachment.id)
 
 
 def url_allowed(url: str | None, hosts: frozenset[str]) -> bool:

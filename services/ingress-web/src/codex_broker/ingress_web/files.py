@@ -25,36 +25,21 @@ from redis.asyncio import Redis
 
 from codex_broker.libs.bus import DeadLetter
 from codex_broker.libs.contracts import Attachment, UploadPayload
+from codex_broker.libs.ingress_kit.files import safe_filename, workspace_target
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.paths import is_within
-from codex_broker.libs.safe_files import UnsafePath, open_dir, relative_parts
+from codex_broker.libs.safe_files import UnsafePath, open_dir
 
 FILE_META_TTL_S = 30 * 86400
 READ_CHUNK = 64 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class TooLarge(Exception):
     pass
 
 
-def safe_filename(name: str) -> str:
-    """A plain file name for disk and headers: no path, no odd characters, never empty."""
-    cleaned = _UNSAFE.sub("_", Path(name or "").name).strip("._-")[:100]
-    return cleaned or "file"
-
-
 def content_type(name: str, given: str | None = None) -> str:
     return given or mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def workspace_target(dest_dir: str, sessions_root: Path, index: int, name: str) -> Path:
-    directory = Path(dest_dir)
-    try:  # lexical: a symlink on the way is refused when the directory is opened
-        relative_parts(sessions_root, directory)
-    except UnsafePath as exc:
-        raise DeadLetter(f"download dest_dir outside DATA_ROOT/sessions: {dest_dir}") from exc
-    return directory / f"{index:02d}-{safe_filename(name)}"
 
 
 @dataclass(frozen=True)
