@@ -404,6 +404,8 @@
     $("author-name").focus();
   }
 
+  // the page's helpers for the other views' scripts (deferred after this one: ops.js)
+  window.cbAdmin = Object.freeze({ api, h, table });
   const LOADERS = { overview: loadOverview, sessions: loadSessions, jobs: loadJobs, profiles: loadProfiles, authors: loadAuthors, channels: () => window.cbChannels.load(api), audit: () => window.cbAudit.load(api) };
   LOADERS.usage = () => window.cbUsage.load({ api, h, fill, table, act, submit }); // usage.js
 

@@ -7,38 +7,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
 
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") el.className = value;
-      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-      else el.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
-
-  // The page's session is its HttpOnly cookie; writes are JSON (the server refuses anything else).
-  async function call(method, path) {
-    const init = { method, headers: { accept: "application/json" }, cache: "no-store", credentials: "same-origin" };
-    if (method !== "GET") {
-      init.headers["content-type"] = "application/json";
-      init.body = "{}";
-    }
-    const response = await fetch(path, init);
-    let data;
-    try {
-      data = await response.json();
-    } catch {
-      data = { ok: false, error: `http_${response.status}` };
-    }
-    if (!response.ok || data.ok === false) throw new Error(data.error || `http_${response.status}`);
-    return data;
-  }
+  // admin.js's own helpers (it loads first): one way to call the API and to build the page
+  const { api, h, table } = window.cbAdmin;
 
   function note(id, text, kind) {
     const el = $(id);
@@ -49,17 +19,11 @@
     }
   }
 
-  function table(caption, columns, rows) {
-    const head = h("tr", {}, columns.map(([label]) => h("th", { scope: "col" }, label)));
-    const body = rows.map((row) => h("tr", {}, columns.map(([, get]) => h("td", {}, get(row) ?? "–"))));
-    return h("div", { class: "table-wrap" }, h("table", {}, h("caption", {}, caption), h("thead", {}, head), h("tbody", {}, body)));
-  }
-
   // ---- overview: versions and runners --------------------------------------------------------
   async function drawRelease() {
     const box = $("ops-release");
     if (!box) return;
-    const data = await call("GET", "/admin/api/ops/release");
+    const data = await api("GET", "/admin/api/ops/release");
     const versions = Object.entries(data.versions);
     const banner = data.mixed
       ? h("p", { id: "ops-mixed", class: "notice", role: "alert" },
@@ -68,11 +32,11 @@
       : h("p", { id: "ops-versions", class: "muted" }, versions.length ? `Version ${versions[0][0]} everywhere.` : "");
     const runners = data.runners.length
       ? table("Runners (Drain: stop claiming, finish or hand over the turns, exit; the supervisor starts a fresh one)", [
-        ["Runner", (r) => h("code", {}, r.instance)],
-        ["Version", (r) => r.version],
-        ["Turns", (r) => (r.capacity !== null && r.capacity !== undefined ? `${r.active ?? 0}/${r.capacity}` : "–")],
-        ["State", (r) => (r.draining ? "draining" : "serving")],
-        ["", (r) => h("button", { type: "button", class: "danger", disabled: r.draining, "aria-label": `Drain ${r.instance}`, onclick: () => drain(r.instance) }, "Drain")],
+        { label: "Runner", get: (r) => h("code", {}, r.instance) },
+        { label: "Version", get: (r) => r.version },
+        { label: "Turns", get: (r) => (r.capacity !== null && r.capacity !== undefined ? `${r.active ?? 0}/${r.capacity}` : "–") },
+        { label: "State", get: (r) => (r.draining ? "draining" : "serving") },
+        { label: "", get: (r) => h("button", { type: "button", class: "danger", disabled: r.draining, "aria-label": `Drain ${r.instance}`, onclick: () => drain(r.instance) }, "Drain") },
       ], data.runners)
       : null;
     box.replaceChildren(h("h3", {}, "Release"), banner, runners || "", h("div", { id: "ops-release-note", role: "status", hidden: true }));
@@ -81,7 +45,7 @@
   async function drain(instance) {
     if (!confirm(`Drain ${instance}? It stops taking turns, finishes or hands over the running ones, and exits.`)) return;
     try {
-      const sent = await call("POST", `/admin/api/ops/runners/${encodeURIComponent(instance)}/drain`);
+      const sent = await api("POST", `/admin/api/ops/runners/${encodeURIComponent(instance)}/drain`);
       note("ops-release-note", `Draining ${instance} (${sent.active ?? 0} turns running); it exits when they are done or handed over.`);
     } catch (error) {
       note("ops-release-note", `Drain refused: ${error.message}`, "");
@@ -92,7 +56,7 @@
   async function drawSession(session) {
     const box = $("ops-session");
     if (!box) return;
-    const data = await call("GET", `/admin/api/ops/transcript/${encodeURIComponent(session.session_key)}`);
+    const data = await api("GET", `/admin/api/ops/transcript/${encodeURIComponent(session.session_key)}`);
     const link = data.web_chat_url
       ? h("p", {}, h("a", { href: data.web_chat_url, target: "_blank", rel: "noopener noreferrer", id: "ops-web-link" }, "Open in the web chat"))
       : null;
@@ -126,15 +90,15 @@
     button.disabled = true;
     $("ops-accounts").replaceChildren(h("p", { class: "muted", role: "status" }, "Asking Codex for each profile's account…"));
     try {
-      const data = await call("GET", "/admin/api/ops/accounts");
+      const data = await api("GET", "/admin/api/ops/accounts");
       $("ops-accounts").replaceChildren(
         table("What Codex's app-server reports per profile (account/read)", [
-          ["Profile", (a) => a.profile],
-          ["Result", (a) => h("span", { class: `badge ${a.ok ? "ok" : "failed"}` }, a.ok ? "ok" : "fail")],
-          ["Account", (a) => a.who],
-          ["Plan", (a) => a.plan],
-          ["Rate limits", (a) => a.rate_limits],
-          ["Detail", (a) => a.error],
+          { label: "Profile", get: (a) => a.profile },
+          { label: "Result", get: (a) => h("span", { class: `badge ${a.ok ? "ok" : "failed"}` }, a.ok ? "ok" : "fail") },
+          { label: "Account", get: (a) => a.who },
+          { label: "Plan", get: (a) => a.plan },
+          { label: "Rate limits", get: (a) => a.rate_limits },
+          { label: "Detail", get: (a) => a.error },
         ], data.accounts),
       );
     } catch (error) {
