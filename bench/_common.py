@@ -359,7 +359,6 @@ def codex_bin() -> str:
     return native_codex_bin(codex)
 
 
-@contextlib.asynccontextmanager
 def floor_databases(root: Path) -> str:
     """The floor shares the runner's CODEX_HOME; its SQLite databases go elsewhere, so that the
     runner's CODEX_HOME holds what it holds in production (the runner keeps Codex's databases in
@@ -370,6 +369,7 @@ def floor_databases(root: Path) -> str:
     return f"sqlite_home={json.dumps(str(folder))}"
 
 
+@contextlib.asynccontextmanager
 async def floor(codex: str, bench: BrokerBench, overrides: Sequence[str] = ()) -> AsyncIterator[Direct]:
     """runner_bench's bare client, started with the runner's own command line (apps and plugins
     disabled, the same -c overrides) so that the floor runs the same Codex configuration, on the
