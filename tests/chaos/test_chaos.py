@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.chaos import ChaosConfig, run_chaos
+from tests.e2e.harness import fake_model_process
 from tests.fakes.fake_model import FakeModelClient
-from tests.replicas.support import fake_model_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL
+from tests.e2e.harness import fake_model_process
 from tests.fakes.fake_model import FakeModelClient, slow_reply
 from tests.replicas.support import (
     DiscordWorld,
     discord_world,
-    fake_model_process,
     tokens_in,
     wait_until,
 )

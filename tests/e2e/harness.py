@@ -528,11 +528,12 @@ class BrokerProcess:
 
 
 @contextlib.contextmanager
-def fake_model_process() -> Iterator[FakeModelClient]:
-    """`python -m tests.fakes.fake_model` on a free loopback port, until it answers."""
+def fake_model_process(*args: str) -> Iterator[FakeModelClient]:
+    """`python -m tests.fakes.fake_model` on a free loopback port (with `args`), until it
+    answers; every suite that runs the broker as processes starts its fake model here."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
+        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port), *args],
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
     )
@@ -545,7 +546,11 @@ def fake_model_process() -> Iterator[FakeModelClient]:
         yield client
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
 
 @contextlib.contextmanager

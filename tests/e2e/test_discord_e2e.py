@@ -63,12 +63,6 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def fake_model_process() -> Iterator[FakeModelClient]:
-    with harness.fake_model_process() as model:
-        yield model
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeModelClient) -> Iterator[World]:
     with FakeDiscord() as discord:
         env = {**discord.env, "SHARD_LEASE_MS": "3000", "SHARD_RENEW_INTERVAL_S": "1"}

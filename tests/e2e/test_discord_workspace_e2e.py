@@ -15,19 +15,13 @@ from typing import Any
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.test_discord_e2e import World, fake_model_process, until
+from tests.e2e.test_discord_e2e import World, until
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_model import FakeModelClient, text_reply, user_texts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
 
-__all__ = ["fake_model_process"]  # the module-scoped fake model process fixture, shared
 EPHEMERAL = 64
-
-
-@pytest.fixture(scope="module")
-def workspace_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return harness.workspace_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

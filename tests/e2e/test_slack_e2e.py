@@ -8,9 +8,6 @@ import asyncio
 import json
 import os
 import stat
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +16,9 @@ from typing import Any
 import pytest
 from redis import Redis
 
-from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
+from tests.e2e import harness
 from tests.e2e.harness import BrokerProcess
-from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_model import (
     FakeModelClient,
     held_reply,
@@ -33,7 +29,7 @@ from tests.fakes.fake_model import (
     user_texts,
 )
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
-from tests.helpers import free_port, wait_for
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
 
@@ -76,56 +72,19 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def fake_model_process() -> Iterator[FakeModelClient]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    client = FakeModelClient(port)
-    try:
-        import time
-
-        deadline = time.monotonic() + 20
-        while not client.ready():
-            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
-            time.sleep(0.05)
-        yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, fake_model_process: FakeModelClient) -> Iterator[World]:
-    from tests.conftest import REDIS_URL
-
-    root = tmp_path_factory.mktemp("slack-e2e")
-    data_root = root / "data"
-    config = write_codex_home(paths.codex_home(data_root), fake_model_process.base_url)
-    # the operator's own file, put in privately: what the broker creates must be private by itself
-    for path, mode in ((data_root, 0o700), (config.parent, 0o700), (config, 0o600)):
-        path.chmod(mode)
-    prefix = f"e{uuid.uuid4().hex[:10]}"
     with start_fake_slack_process() as slack:
         for user_id, name in USERS.items():
             slack.client.add_user(user_id, name.lower(), display_name=name)
         env = {
             **slack.env,
-            "OPENAI_API_KEY": FAKE_API_KEY,
             "ALLOWED_USERS": ALLOWED,
             "SHARD_LEASE_MS": "3000",
             "SHARD_RENEW_INTERVAL_S": "1",
         }
-        broker = BrokerProcess(data_root=data_root, redis_url=REDIS_URL, key_prefix=prefix, env=env)
-        with broker:
+        with harness.e2e_broker(tmp_path_factory, "slack-e2e", fake_model_process, env) as broker:
             slack.client.wait_connected(timeout_s=60)
             yield World(broker=broker, slack=slack, model=fake_model_process, bot=slack.info["bot_user_id"])
-        client = Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
 
 
 async def until(probe: Any, what: str, timeout_s: float = 120) -> Any:

@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -22,11 +19,10 @@ import pytest
 import pytest_asyncio
 from redis import Redis
 
-from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
 from tests.browser import CHROMIUM, needs_chromium
+from tests.e2e import harness
 from tests.e2e.harness import BrokerProcess
-from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_model import (
     FakeModelClient,
     slow_reply,
@@ -35,7 +31,6 @@ from tests.fakes.fake_model import (
     tool_outputs,
     user_texts,
 )
-from tests.helpers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex, needs_chromium]
 
@@ -76,39 +71,17 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.conftest import REDIS_URL
-
-    port = free_port()
-    model_proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    model = FakeModelClient(port)
-    deadline = time.monotonic() + 20
-    while not model.ready():
-        assert model_proc.poll() is None and time.monotonic() < deadline, "fake model did not start"
-        time.sleep(0.05)
-    data_root = tmp_path_factory.mktemp("web-e2e") / "data"
-    write_codex_home(paths.codex_home(data_root), model.base_url)
-    prefix = f"e{uuid.uuid4().hex[:10]}"
     env = {
-        "OPENAI_API_KEY": FAKE_API_KEY,
         "BROKER_ADMIN_TOKEN": ADMIN_TOKEN,
         "DEBOUNCE_MS": "100",
         "WEB_PROGRESS_INTERVAL_S": "0.2",
         "PROGRESS_INTERVAL_MS": "200",
     }
-    try:
-        with BrokerProcess(data_root=data_root, redis_url=REDIS_URL, key_prefix=prefix, env=env) as broker:
-            yield World(broker=broker, model=model)
-    finally:
-        model_proc.terminate()
-        model_proc.wait(timeout=10)
-        client = Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
-        client.close()
+    with (
+        harness.fake_model_process() as model,
+        harness.e2e_broker(tmp_path_factory, "web-e2e", model, env) as broker,
+    ):
+        yield World(broker=broker, model=model)
 
 
 @pytest_asyncio.fixture

@@ -12,19 +12,13 @@ from typing import Any
 import pytest
 
 from tests.e2e import harness
-from tests.e2e.test_slack_e2e import USERS, World, fake_model_process, until
+from tests.e2e.test_slack_e2e import USERS, World, until
 from tests.fakes.fake_model import FakeModelClient
 from tests.fakes.fake_slack_client import start_fake_slack_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
 
 HOME = "CWSHOME"
-__all__ = ["fake_model_process"]  # the module-scoped fake model process fixture, shared
-
-
-@pytest.fixture(scope="module")
-def workspace_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return harness.workspace_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

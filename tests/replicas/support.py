@@ -15,7 +15,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -57,30 +56,6 @@ def wait_until(probe: Callable[[], Any], timeout_s: float, what: str, interval_s
 
 
 # ---- processes the tests own ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fake_model_process(*args: str) -> Iterator[FakeModelClient]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port), *args],
-        cwd=REPO_ROOT,
-        stdin=subprocess.DEVNULL,
-    )
-    client = FakeModelClient(port)
-    try:
-        deadline = time.monotonic() + 20
-        while not client.ready():
-            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
-            time.sleep(0.05)
-        yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 class PrivateRedis:

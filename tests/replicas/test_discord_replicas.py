@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import REDIS_URL
+from tests.e2e.harness import fake_model_process
 from tests.fakes.fake_model import FakeModelClient, slow_reply, text_reply
-from tests.replicas.support import DiscordWorld, discord_world, fake_model_process, wait_until
+from tests.replicas.support import DiscordWorld, discord_world, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.codex]
 

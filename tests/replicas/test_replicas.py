@@ -23,12 +23,12 @@ import pytest
 
 from codex_broker.libs.keys import shard_of
 from tests.conftest import REDIS_URL
+from tests.e2e.harness import fake_model_process
 from tests.fakes.fake_model import FakeModelClient, slow_reply, text_reply, user_texts
 from tests.replicas.support import (
     FULL_REPLICAS,
     RUNNER_GONE_TEXT,
     SlackWorld,
-    fake_model_process,
     is_final_answer,
     slack_world,
     tokens_in,

@@ -30,6 +30,9 @@ pytestmark = pytest.mark.codex
 def plant(data_root: Path) -> None:
     write_codex_home(paths.codex_home(data_root), "http://127.0.0.1:9/v1")
     (paths.codex_home(data_root) / "auth.json").write_text('{"OPENAI_API_KEY": "planted-auth"}')
+    databases = paths.codex_home(data_root) / "sqlite"
+    databases.mkdir(exist_ok=True)
+    (databases / "state_5.sqlite").write_text("planted-thread-state")
     other = paths.session_workspace(data_root, "slack:C1:other")
     other.mkdir(parents=True)
     (other / "notes.txt").write_text("planted-other-session")
@@ -77,7 +80,7 @@ def test_every_probe_is_stopped_in_the_sealed_session_and_its_own_paths_work(sta
     done = run_redteam(stack)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 10 and all(line.startswith("ok  ") for line in lines), done.stdout
+    assert len(lines) == 11 and all(line.startswith("ok  ") for line in lines), done.stdout
     assert "planted" not in done.stdout + done.stderr
 
 
@@ -90,6 +93,7 @@ def test_without_the_profile_the_same_probes_get_through(stack: Stack) -> None:
     assert {
         "list other sessions",
         "read Codex's auth",
+        "read Codex's thread databases",
         "read the broker's secrets",
         "read the logs",
         "read job directories",

@@ -33,9 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,13 +45,14 @@ from redis import Redis
 
 from codex_broker.libs import paths
 from codex_broker.libs.keys import Keys, session_key_of
+from tests.e2e import harness
 from tests.e2e.harness import BrokerProcess, descendants
 from tests.fakes.codex_home import write_codex_home
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_feishu import FakeFeishu
 from tests.fakes.fake_model import FakeModelClient, text_reply, tool_call_reply
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process
-from tests.helpers import free_port, wait_for
+from tests.helpers import wait_for
 from tests.security.scan import (
     Blob,
     Counts,
@@ -150,21 +148,8 @@ def planted() -> dict[str, str]:
 @pytest.fixture
 def fake_model(planted: dict[str, str]) -> Iterator[FakeModelClient]:
     """The fake model as a process; it answers 401 unless the planted OPENAI_API_KEY is sent."""
-    port = free_port()
-    argv = [sys.executable, "-m", "tests.fakes.fake_model", "--port", str(port)]
-    process = subprocess.Popen(
-        [*argv, "--api-key", planted["OPENAI_API_KEY"]], cwd=REPO_ROOT, stdin=subprocess.DEVNULL
-    )
-    client = FakeModelClient(port)
-    try:
-        deadline = time.monotonic() + 20
-        while not client.ready():
-            assert process.poll() is None and time.monotonic() < deadline, "fake model did not start"
-            time.sleep(0.05)
+    with harness.fake_model_process("--api-key", planted["OPENAI_API_KEY"]) as client:
         yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from codex_broker.codex_runner.config import Settings
-from codex_broker.codex_runner.environment import prepare_profile
+from codex_broker.codex_runner.environment import SQLITE_DIR, prepare_profile
 from codex_broker.libs import codex_sandbox, paths, sealing
 from codex_broker.libs.codex_bin import find_codex_bin, native_codex_bin
 from codex_broker.libs.settings import load_settings
@@ -65,6 +65,8 @@ def probes(settings: Settings, codex_home: Path) -> list[Probe]:
     return [
         Probe("list other sessions", reached(f"ls -A {root / 'sessions'}"), "fail"),
         Probe("read Codex's auth", reached(f"cat {auth}"), "fail"),
+        # every thread's state and history of this profile, all sessions' (environment.SQLITE_DIR)
+        Probe("read Codex's thread databases", reached(f"cat {codex_home / SQLITE_DIR}/*"), "fail"),
         Probe("read the broker's secrets", reached(f"cat {root / 'secrets'}/*"), "fail"),
         Probe("read the logs", reached(f"find {root / 'logs'} -type f -exec head -c 64 {{}} +"), "fail"),
         Probe("read job directories", reached(f"ls -A {root / 'jobs'}"), "fail"),

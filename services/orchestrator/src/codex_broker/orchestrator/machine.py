@@ -315,13 +315,18 @@ def _message(session: Session, event: MessageIn, rules: Rules) -> Decision:
         return _enqueued(session)
     if queued >= rules.queue_limit:
         return Decision(session, (Say("busy"),))
-    if rules.debounce_ms > 0:
-        due = event.now_ms + rules.debounce_ms
-        return _enqueued(session, turn.replace(state="debouncing"), ScheduleStart(due))
-    if queued == 0:
+    if queued == 0 and rules.debounce_ms <= 0:
         return Decision(session, (StartRun(direct=True),))  # straight to a RunRequest
-    safety = ScheduleStart(event.now_ms + START_SAFETY_MS, nudge=False)
-    return _enqueued(session, turn.replace(state="debouncing"), safety, StartRun(direct=False))
+    start = _next_start(event.now_ms, rules.debounce_ms)
+    return _enqueued(session, turn.replace(state="debouncing"), *start)
+
+
+def _next_start(now_ms: int, debounce_ms: int) -> tuple[Effect, ...]:
+    """How a debouncing session's queue gets its turn: after the opted-in quiet window, or at
+    once (with a safety timer, in case the start dies with this process)."""
+    if debounce_ms > 0:
+        return (ScheduleStart(now_ms + debounce_ms),)
+    return (ScheduleStart(now_ms + START_SAFETY_MS, nudge=False), StartRun(direct=False))
 
 
 def _enqueued(session: Session, turn: TurnState | None = None, *after: Effect) -> Decision:
@@ -407,13 +412,8 @@ def _run_ended(session: Session, event: RunEnded, rules: Rules) -> Decision:
     turn = turn.replace(active_run_id="", turn_active=False, run_started_ms=None)
     if session.queued == 0:
         return Decision(Session(turn.replace(state="idle"), 0), (post,))
-    turn = turn.replace(state="debouncing")
-    if rules.debounce_ms > 0:
-        return Decision(
-            Session(turn, session.queued), (post, ScheduleStart(event.now_ms + rules.debounce_ms))
-        )
-    safety = ScheduleStart(event.now_ms + START_SAFETY_MS, nudge=False)
-    return Decision(Session(turn, session.queued), (post, safety, StartRun(direct=False)))
+    next_start = _next_start(event.now_ms, rules.debounce_ms)
+    return Decision(Session(turn.replace(state="debouncing"), session.queued), (post, *next_start))
 
 
 def insert_position(queued: tuple[datetime, ...], arrived: datetime) -> int | None:
@@ -438,10 +438,7 @@ def _into_queue(session: Session, put: Effect, now: int, debounce_ms: int, *, ad
     if session.turn.phase != "idle":
         return Decision(Session(session.turn, queued), (put,))
     turn = session.turn.replace(state="debouncing")
-    if debounce_ms > 0:
-        return Decision(Session(turn, queued), (put, ScheduleStart(now + debounce_ms)))
-    safety = ScheduleStart(now + START_SAFETY_MS, nudge=False)
-    return Decision(Session(turn, queued), (put, safety, StartRun(direct=False)))
+    return Decision(Session(turn, queued), (put, *_next_start(now, debounce_ms)))
 
 
 def _stop(session: Session) -> Decision:
