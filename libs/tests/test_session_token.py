@@ -62,3 +62,19 @@ async def test_a_token_planted_in_the_file_is_not_adopted(redis: Redis, keys: Ke
     await session_token.ensure_session_token(redis, keys, tmp_path, SK, ttl_s=600)
     assert path.read_text() != "chosen-by-the-agent"
     assert await owner_of(redis, keys, "chosen-by-the-agent") is None
+
+
+async def test_a_file_token_that_is_no_longer_current_is_replaced_and_its_key_dropped(
+    redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """The refresh extends both keys in one round trip before it knows the token is current;
+    a stale token of the session (its key left behind while the session's hash moved on) must
+    then neither be kept nor outlive the replacement."""
+    path = await session_token.ensure_session_token(redis, keys, tmp_path, SK, ttl_s=600)
+    stale = path.read_text()
+    await redis.set(keys.session_token_hash(SK), session_token.token_sha256("another"), ex=600)
+    await session_token.ensure_session_token(redis, keys, tmp_path, SK, ttl_s=600)
+    fresh = path.read_text()
+    assert fresh != stale and await owner_of(redis, keys, fresh) == SK.encode()
+    assert await owner_of(redis, keys, stale) is None
+    assert await redis.get(keys.session_token_hash(SK)) == session_token.token_sha256(fresh).encode()

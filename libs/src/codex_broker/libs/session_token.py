@@ -67,7 +67,7 @@ async def ensure_session_token(
 ) -> Path:
     """Make sure the session's token file holds a live token and extend its lifetime.
 
-    Cheap when valid (two GETs and two EXPIREs in one round trip). `rotate` mints a new token
+    Cheap when valid (one round trip: two GETEX). `rotate` mints a new token
     whatever the file holds (a new Codex thread)."""
     path = token_file(data_root, session_key)
     current = None if rotate else read_token(path)
@@ -76,9 +76,12 @@ async def ensure_session_token(
     token = secrets.token_urlsafe(32)
     digest = token_sha256(token)
     old = await redis.get(keys.session_token_hash(session_key))
+    stale = {_text(old)} if old is not None else set()
+    if current is not None:
+        stale.add(token_sha256(current))  # the file's token, extended by the refresh just tried
     pipe = redis.pipeline(transaction=True)
-    if old is not None and _text(old) != digest:
-        pipe.delete(keys.session_by_token(_text(old)))
+    for previous in sorted(stale - {digest}):
+        pipe.delete(keys.session_by_token(previous))
     pipe.set(keys.session_by_token(digest), session_key, ex=ttl_s)
     pipe.set(keys.session_token_hash(session_key), digest, ex=ttl_s)
     await pipe.execute()
@@ -87,20 +90,22 @@ async def ensure_session_token(
 
 
 async def _refresh(redis: Redis, keys: Keys, session_key: str, digest: str, ttl_s: int) -> bool:
-    """Extend a token that is still the session's current one; False when it is not."""
+    """Extend a token that is still the session's current one; False when it is not.
+
+    One round trip (it sits before `turn/start` of every follow-up): both keys are read and
+    extended at once. When the file's token is not the current one the caller mints a new token
+    at once, which overwrites the session's hash and deletes the file's own key (`stale`); a key
+    of another session cannot carry this digest short of a sha256 collision."""
     pipe = redis.pipeline(transaction=False)
-    pipe.get(keys.session_by_token(digest))
-    pipe.get(keys.session_token_hash(session_key))
+    pipe.getex(keys.session_by_token(digest), ex=ttl_s)
+    pipe.getex(keys.session_token_hash(session_key), ex=ttl_s)
     owner, current = await pipe.execute()
-    if owner is None or _text(owner) != session_key:
-        return False
-    if current is None or not hmac.compare_digest(_text(current), digest):
-        return False
-    pipe = redis.pipeline(transaction=False)
-    pipe.expire(keys.session_by_token(digest), ttl_s)
-    pipe.expire(keys.session_token_hash(session_key), ttl_s)
-    await pipe.execute()
-    return True
+    return (
+        owner is not None
+        and _text(owner) == session_key
+        and current is not None
+        and hmac.compare_digest(_text(current), digest)
+    )
 
 
 async def revoke_session_token(redis: Redis, keys: Keys, session_key: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from codex_broker.codex_runner import metrics
 from codex_broker.codex_runner.config import Settings
@@ -57,6 +58,7 @@ from codex_broker.libs.contracts import (
 from codex_broker.libs.heartbeat import redis_seconds, seen_at
 from codex_broker.libs.hook_token import ensure_hook_token
 from codex_broker.libs.keys import GROUP_RUNNERS
+from codex_broker.libs.pipelined_script import PipelinedScript
 from codex_broker.libs.session_token import ensure_session_token
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ class Runner:
         # (a restart) is lost, and the orchestrator tells them apart by this id.
         self.boot_id = uuid.uuid4().hex[:12]
         self.own_stream = self.keys.runner_runs_stream(self.runner_id)
-        self._claim_script = redis.register_script(run_fence.CLAIM_RUN)
+        self._claim_script = PipelinedScript(redis, run_fence.CLAIM_RUN)
         self._routing = 0  # runs being checked for another writer: they hold a slot meanwhile
         self.codex_bin = native_codex_bin(codex_bin)
         self.capacity = settings.max_concurrent_turns
@@ -206,6 +208,9 @@ class Runner:
                 if not group_ready:
                     for stream in streams:
                         await self.bus.ensure_group(stream, GROUP_RUNNERS)
+                    # known to Redis before any claim (again after an outage: a restarted Redis
+                    # has no scripts), so a claim's first try does not ack without claiming
+                    await self._claim_script.load()
                     group_ready = True
                 response: Any = await self.redis.xreadgroup(
                     GROUP_RUNNERS, self.runner_id, streams, count=free, block=CLAIM_BLOCK_MS
@@ -383,14 +388,17 @@ class Runner:
         return result
 
     async def _claim_once(self, request: RunRequest, entry_id: str, stream: str) -> run_fence.ClaimResult:
-        pipe = self.redis.pipeline(transaction=False)
-        await self._claim_script(
-            keys=[self.keys.run(request.run_id)],
-            args=run_fence.claim_args(self.runner_id, self.boot_id, int(time.time() * 1000)),
-            client=pipe,
-        )
-        pipe.xack(stream, GROUP_RUNNERS, entry_id)  # a fenced run's entry is done as well
-        results = await pipe.execute()
+        started_at_ms = int(time.time() * 1000)
+
+        def queue(pipe: Pipeline) -> None:
+            self._claim_script.queue(
+                pipe,
+                [self.keys.run(request.run_id)],
+                run_fence.claim_args(self.runner_id, self.boot_id, started_at_ms),
+            )
+            pipe.xack(stream, GROUP_RUNNERS, entry_id)  # a fenced run's entry is done as well
+
+        results = await self._claim_script.execute(queue)
         return run_fence.claim_result(results[0])
 
     def _run_done(self, run_id: str) -> None:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from codex_broker.libs.keys import Keys
 from codex_broker.libs.lease import RELEASE_IF_HELD, RENEW_IF_HELD
+from codex_broker.libs.pipelined_script import PipelinedScript
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,12 @@ class ShardLeases:
     on_lost: ShardCallback  # must finish the shard's in-flight work before returning
     held: set[int] = field(default_factory=set)
     _renew: Any = None
+    _renew_all: Any = None
     _release: Any = None
 
     def __post_init__(self) -> None:
         self._renew = self.redis.register_script(RENEW_IF_HELD)
+        self._renew_all = PipelinedScript(self.redis, RENEW_IF_HELD)
         self._release = self.redis.register_script(RELEASE_IF_HELD)
 
     async def tick(self) -> None:
@@ -111,12 +115,12 @@ class ShardLeases:
         if not self.held:
             return
         shards = sorted(self.held)
-        pipe = self.redis.pipeline(transaction=False)
-        for shard in shards:
-            await self._renew(
-                keys=[self.keys.shard_lease(shard)], args=[self.instance, self.lease_ms], client=pipe
-            )
-        for shard, ok in zip(shards, await pipe.execute(), strict=True):
+
+        def queue(pipe: Pipeline) -> None:
+            for shard in shards:  # renewing a lease still held is safe to repeat
+                self._renew_all.queue(pipe, [self.keys.shard_lease(shard)], [self.instance, self.lease_ms])
+
+        for shard, ok in zip(shards, await self._renew_all.execute(queue), strict=True):
             if not ok:  # expired and maybe taken: stop handling it now
                 log.warning("shard lease lost", extra={"shard": shard})
                 self.held.discard(shard)
