@@ -34,12 +34,13 @@ from codex_broker.codex_runner.app_server import AppServer  # noqa: E402
 from codex_broker.codex_runner.environment import ALWAYS_OVERRIDES, APPS_FEATURES, native_codex_bin  # noqa: E402
 from codex_broker.libs import paths  # noqa: E402
 from codex_broker.libs.codex_bin import find_codex_bin  # noqa: E402
-from tests.e2e.harness import BrokerProcess, descendants  # noqa: E402
+from tests.e2e.harness import ALL_SERVICES, BrokerProcess, descendants  # noqa: E402
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home  # noqa: E402
 from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_process  # noqa: E402
 from tests.helpers import free_port  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+WORKER_SERVICE = "http-api-worker"  # the job worker's heartbeat name (http_api/worker.py)
 BENCH_USER = "U1"
 _NO_PROXY_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
@@ -289,7 +290,11 @@ def start_broker(
     data_root: Path, env: Mapping[str, str], *, replicas: Mapping[str, int] | None = None
 ) -> BrokerProcess:
     prefix = f"cbbench{uuid.uuid4().hex[:8]}"
-    services = [s for s in ("ingress-slack", "orchestrator", "codex-runner", "http-api")]
+    # Every process `up` starts must have beaten once (its imports done) before anything is
+    # measured: a broker that has been running a while has nothing starting. Waiting for the
+    # four on the Slack path only let the first seconds of every bench share the 2 CPUs with
+    # ingress-feishu importing lark-oapi (~2.7 s of CPU, 10,000 modules).
+    services = [*ALL_SERVICES, WORKER_SERVICE]
     broker = BrokerProcess(
         data_root=data_root,
         redis_url=REDIS_URL,
