@@ -18,7 +18,9 @@ def fresh_script(redis: Redis) -> PipelinedScript:
     return PipelinedScript(redis, f"-- {uuid.uuid4().hex}\n{BUMP}")
 
 
-async def test_a_script_redis_lacks_is_loaded_and_the_pipeline_repeated_once(redis: Redis, keys: Keys) -> None:
+async def test_a_script_redis_lacks_is_loaded_and_the_pipeline_repeated_once(
+    redis: Redis, keys: Keys
+) -> None:
     script = fresh_script(redis)
     counter, beside = f"{keys.prefix}:counter", f"{keys.prefix}:beside"
 
