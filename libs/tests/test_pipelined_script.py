@@ -33,7 +33,6 @@ async def test_a_script_redis_lacks_is_loaded_and_the_pipeline_repeated_once(
     assert await script.execute(queue) == [10, 3]  # known now: one try
 
 
-
 async def test_after_load_the_pipeline_runs_once(redis: Redis, keys: Keys) -> None:
     script = fresh_script(redis)
     await script.load()
