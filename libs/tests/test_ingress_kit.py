@@ -13,6 +13,7 @@ from codex_broker.libs.contracts import (
     Actor,
     Attachment,
     DownloadPayload,
+    EphemeralPayload,
     HistoryPayload,
     InboundEvent,
     OutboundAction,
@@ -174,6 +175,30 @@ async def test_a_permanent_failure_dead_letters_and_answers_the_requester(
         await executor.handle(delivery(a))
     reply = await wait_reply(redis, keys.rpc_reply("r2"), OutboundResult, timeout_s=2)
     assert reply.ok is False and reply.error == "channel_not_found"
+
+
+async def test_an_ephemeral_answer_carries_the_platforms_link_to_the_thread_it_names(
+    executor: OutboundExecutor, fake: FakePlatform
+) -> None:
+    linked = EphemeralPayload(user_id="alice", text="d1 completed", thread="200.1")
+    await executor.handle(delivery(action(linked, "e1")))
+    [shown] = [m.text for m in fake.thread(TARGET)]
+    assert shown == "d1 completed\n[the thread](fake://chat/200.1)"
+    await executor.handle(delivery(action(EphemeralPayload(user_id="alice", text="plain"), "e2")))
+    assert fake.count("thread_link") == 1  # only asked for when there is a thread
+
+
+async def test_a_thread_link_refused_for_good_leaves_the_text_and_a_passing_failure_retries(
+    executor: OutboundExecutor, fake: FakePlatform
+) -> None:
+    fake.fail("thread_link", "message_not_found", permanent=True)
+    await executor.handle(delivery(action(EphemeralPayload(user_id="alice", text="a", thread="9.9"), "e1")))
+    fake.fail("thread_link", "ratelimited", permanent=False)
+    retried = action(EphemeralPayload(user_id="alice", text="b", thread="9.9"), "e2")
+    with pytest.raises(PlatformError, match="ratelimited"):
+        await executor.handle(delivery(retried))
+    await executor.handle(delivery(retried))
+    assert [m.text for m in fake.thread(TARGET)] == ["a", "b\n[the thread](fake://chat/9.9)"]
 
 
 async def test_a_wrong_platform_is_dead_lettered(executor: OutboundExecutor) -> None:

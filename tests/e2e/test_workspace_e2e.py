@@ -74,3 +74,28 @@ async def test_operator_delegates_a_task_and_is_woken_by_its_result(
     await until(lambda: "Delegated sessions" in world.thread_text(HOME, sent.ts), "the threads list")
     assert "the report — completed" in world.thread_text(HOME, sent.ts)
     assert "cb_open_thread" in world.thread_text(HOME, sent.ts)  # an Open button per delegation
+
+    # the Open button answers the presser alone with Slack's own permalink to the task thread
+    [listing] = [
+        m
+        for m in world.slack.client.messages(channel=HOME, thread_ts=sent.ts, from_bot=True)
+        if "cb_open_thread" in str(m.get("blocks"))
+    ]
+    [button] = [
+        element
+        for block in listing["blocks"]
+        if block.get("type") == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "cb_open_thread"
+    ]
+    world.slack.client.click_button(
+        HOME, "U2", listing["ts"], "cb_open_thread", button["value"], thread_ts=sent.ts
+    )
+    permalink = f"https://fake.slack.com/archives/{HOME}/p{task['ts'].replace('.', '')}"
+
+    def open_answer() -> dict[str, Any] | None:
+        return next((e for e in world.slack.client.ephemerals() if permalink in str(e)), None)
+
+    answer = await until(open_answer, "the Open answer with the thread's permalink")
+    assert answer["user"] == "U2" and "Open the thread" in answer["text"]
+    assert "Delegation `" in answer["text"]  # the thread is named too

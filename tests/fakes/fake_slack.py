@@ -893,6 +893,18 @@ class FakeSlack:
         message["deleted"] = True
         return {"ok": True, "channel": message["channel"], "ts": message["ts"]}
 
+    def _m_chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Slack's permalink shapes: `p<ts digits>`, and for a reply the thread's ts and channel."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")
+        message = self._find(channel, ts)
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        link = f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        thread_ts = message.get("thread_ts")
+        if thread_ts and thread_ts != ts:
+            link += f"?thread_ts={thread_ts}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel") or not args.get("user"):
             return {"ok": False, "error": "channel_not_found"}

@@ -145,8 +145,8 @@ def test_the_threads_list_has_an_open_button_per_delegation_newest_first_kept() 
     assert rules.thread_buttons([]) == []
 
 
-def test_the_open_answer_links_a_discord_thread_and_names_it_elsewhere() -> None:
+def test_the_open_answer_names_the_thread_and_leaves_the_link_to_the_platform() -> None:
     d = delegation("d1", status="completed").model_copy(update={"root_message_id": "88"})
-    assert "<#88>" in rules.open_text(d, "discord") and "`d1`" in rules.open_text(d, "discord")
-    slack = rules.open_text(d, "slack")
-    assert "<#" not in slack and "Delegation `d1`" in slack
+    text = rules.open_text(d)
+    assert "Delegation `d1`" in text and "completed" in text
+    assert "<#" not in text and "88" not in text  # the ingress adds its own link (thread_link)

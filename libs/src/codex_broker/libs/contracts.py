@@ -227,6 +227,10 @@ class EphemeralPayload(BaseModel):
     user_id: str
     text: str
     buttons: list[Button] = Field(default_factory=list)
+    # A thread of the same conversation the message points to (its root message id); the
+    # platform adds its own link to it (Platform.thread_link). Written only when set: an older
+    # ingress refuses the field and dead-letters that answer (a button's reply, never a turn).
+    thread: str = Field(default="", exclude_if=lambda v: not v)
 
 
 class FormOption(BaseModel):

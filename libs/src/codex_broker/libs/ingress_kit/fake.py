@@ -104,6 +104,10 @@ class FakePlatform:
         self._call("ephemeral", user_id=user_id, text=text)
         return self._add(target, text, buttons=list(buttons), only_for=user_id).message_id
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        self._call("thread_link", root_message_id=root_message_id)
+        return f"[the thread](fake://{target.conversation_id}/{root_message_id})"
+
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         self._call("open_form", trigger_id=payload.trigger_id)
         return {"view_id": f"V{next(self._ids)}"}

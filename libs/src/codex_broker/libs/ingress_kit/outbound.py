@@ -208,14 +208,28 @@ class OutboundExecutor:
         elif isinstance(payload, UploadPayload):
             ok.data = await self.platform.upload(target, payload)
         elif isinstance(payload, EphemeralPayload):
-            ok.message_ids = [
-                await self.platform.ephemeral(target, payload.user_id, payload.text, payload.buttons)
-            ]
+            text = await self._with_thread_link(target, payload)
+            ok.message_ids = [await self.platform.ephemeral(target, payload.user_id, text, payload.buttons)]
         elif isinstance(payload, OpenViewPayload):
             ok.data = await self.platform.open_form(target, payload)
         else:
             raise DeadLetter(f"unsupported payload kind {action.kind}")
         return ok
+
+    async def _with_thread_link(self, target: Target, payload: EphemeralPayload) -> str:
+        """The text with the platform's link to `payload.thread` below it. A link the platform
+        refuses for good leaves the text alone (it names the thread already); a passing failure
+        is retried with the whole action, like any other call's."""
+        if not payload.thread:
+            return payload.text
+        try:
+            link = await self.platform.thread_link(target, payload.thread)
+        except PlatformError as exc:
+            if not exc.permanent:
+                raise
+            log.warning("thread link not made", extra={"thread_root": payload.thread, "error": str(exc)})
+            return payload.text
+        return f"{payload.text}\n{link}" if link else payload.text
 
     async def _update(self, action: OutboundAction, payload: UpdatePayload) -> str:
         target, message_id = Target.of(action), payload.message_id

@@ -92,6 +92,11 @@ class Platform(Protocol):
         """A message only `user_id` sees (or the platform's nearest equivalent)."""
         ...
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        """Markdown that takes a reader to the thread `root_message_id` of the target's
+        conversation, or "" where the platform has no link to a thread."""
+        ...
+
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         """Show `payload.form` (the contracts' neutral `Form`) to the user who pressed a button,
         rendered the platform's way — a modal, or a form message in the thread where the platform

@@ -240,6 +240,10 @@ class DiscordPlatform:
         attachments = created.get("attachments") or [{}]
         return {"message_id": str(created["id"]), "file_id": str(attachments[0].get("id", ""))}
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        """A task thread is a Discord thread channel: `<#id>` renders as its clickable name."""
+        return f"<#{root_message_id}>"
+
     async def ephemeral(self, target: Target, user_id: str, text: str, buttons: Sequence[Button]) -> str:
         """The follow-up of the user's `/codex` interaction when there is one (only they see it);
         otherwise a message in the channel that names them."""

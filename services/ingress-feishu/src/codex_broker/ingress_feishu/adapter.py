@@ -140,6 +140,9 @@ class FeishuPlatform(ViewsIn):
         )
         return ids[-1]
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        return ""  # Feishu has no link a message can carry to a topic; the title names it
+
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         """Feishu has no modals: the form is a card in the thread (only neutral forms; a
         platform-native view is another platform's)."""

@@ -123,6 +123,15 @@ class SlackPlatform(ViewsIn):
         data = await self.api.call("chat.postEphemeral", **args)
         return str(data.get("message_ts") or "")
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        """Slack's own permalink of the thread's first message (chat.getPermalink, no scope
+        needed): a link that opens the thread, in the app or the browser."""
+        data = await self.api.call(
+            "chat.getPermalink", channel=target.conversation_id, message_ts=root_message_id
+        )
+        permalink = str(data.get("permalink") or "")
+        return f"[Open the thread]({permalink})" if permalink else ""
+
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         view = form_view(payload.form) if payload.form is not None else dict(payload.view)
         view["private_metadata"] = wrap_view_metadata(

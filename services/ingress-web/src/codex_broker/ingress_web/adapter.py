@@ -116,6 +116,9 @@ class WebPlatform:
     async def ephemeral(self, target: Target, user_id: str, text: str, buttons: Sequence[Button]) -> str:
         return await self._bot_message(target, text, buttons=buttons, only_for=user_id)
 
+    async def thread_link(self, target: Target, root_message_id: str) -> str:
+        return ""  # the web chat lists its threads beside the conversation: the title is enough
+
     async def open_form(self, target: Target, payload: OpenViewPayload) -> dict[str, Any]:
         raise PlatformError("forms_not_supported", permanent=True, method="open_form")
 

@@ -460,21 +460,29 @@ async def open_thread(core: Core, event: InboundEvent) -> None:
     home = await operator_root(core, event.coords)
     operator_key = session_key_of(event.platform, event.conversation_id, home) if home else None
     found = await load(core, operator_key, delegation_id) if operator_key else None
-    body = (
-        rules.open_text(found, event.platform)
-        if found is not None
-        else f"No delegation `{delegation_id}` in this home channel."
-    )
-    await _answer_with_buttons(core, event, body, [], ephemeral=True)
+    if found is None:
+        body, thread = f"No delegation `{delegation_id}` in this home channel.", ""
+    else:
+        body, thread = rules.open_text(found), found.root_message_id
+    await _answer_with_buttons(core, event, body, [], ephemeral=True, thread=thread)
 
 
 async def _answer_with_buttons(
-    core: Core, event: InboundEvent, body: str, buttons: list[Button], *, ephemeral: bool | None = None
+    core: Core,
+    event: InboundEvent,
+    body: str,
+    buttons: list[Button],
+    *,
+    ephemeral: bool | None = None,
+    thread: str = "",
 ) -> None:
     """Ephemeral for a platform command (or when asked), else in the thread; the action ids
-    are those of a command's answer, so a redelivered event answers once."""
+    are those of a command's answer, so a redelivered event answers once. `thread`: a thread of
+    this channel the ephemeral answer links to (the platform's own link)."""
     if event.reply_ephemeral if ephemeral is None else ephemeral:
-        payload: OutboundPayload = EphemeralPayload(user_id=event.actor.id, text=body, buttons=buttons)
+        payload: OutboundPayload = EphemeralPayload(
+            user_id=event.actor.id, text=body, buttons=buttons, thread=thread
+        )
         action_id = f"ephemeral:{event.event_id}"
     else:
         payload, action_id = PostPayload(text=body, buttons=buttons), f"reply:{event.event_id}"

@@ -167,11 +167,10 @@ def thread_buttons(delegations: list[Delegation]) -> list[Button]:
     return [Button(action="open_thread", label=f"{d.id} · {d.title}"[:80], value=d.id) for d in newest]
 
 
-def open_text(d: Delegation, platform: str) -> str:
-    """Where a delegation's thread is. Discord links a thread by its id (`<#id>`, clickable);
-    elsewhere the thread is named by its first message, the delegation's title line."""
-    where = f"<#{d.root_message_id}>" if platform == "discord" else f"the thread of “Delegation `{d.id}`”"
-    return f"{status_line(d)}\n🧵 {where}"
+def open_text(d: Delegation) -> str:
+    """Where a delegation's thread is, named by its first message (the delegation's title
+    line); the ingress adds its platform's link to the thread below (`EphemeralPayload.thread`)."""
+    return f"{status_line(d)}\n🧵 the thread of “Delegation `{d.id}`”"
 
 
 OPERATOR_INSTRUCTIONS = """\
