@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from codex_broker.libs import paths
 from codex_broker.libs.keys import session_key_of
-from tests.e2e.harness import BrokerProcess
+from tests.e2e.harness import BrokerProcess, workspace_env
 from tests.fakes.codex_home import FAKE_API_KEY, write_codex_home
 from tests.fakes.fake_discord import FakeDiscord
 from tests.fakes.fake_model import FakeModelClient, user_texts
@@ -295,6 +295,7 @@ class DiscordWorld:
     broker: BrokerProcess
     discord: FakeDiscord
     model: FakeModelClient
+    home: str = ""  # a workspace home channel, when the world was made with a workspace root
 
     def mention(self, text: str, user: str = "alice") -> dict[str, Any]:
         return self.discord.user_message(self.discord.channel_id, user, text, mention=True)
@@ -320,14 +321,18 @@ def discord_world(
     redis_url: str,
     replicas: Mapping[str, int],
     env: Mapping[str, str] | None = None,
+    workspace_root: Path | None = None,
 ) -> Iterator[DiscordWorld]:
     """The broker with `replicas` of the Discord path only (no Slack, Feishu, web or rq worker),
-    the fake Discord (this process, loopback) sending every event to each gateway session."""
+    the fake Discord (this process, loopback) sending every event to each gateway session.
+    `workspace_root`: also a workspace home channel (`DiscordWorld.home`) working there."""
     data_root = root / "data"
     write_codex_home(paths.codex_home(data_root), model.base_url)
     prefix = f"d{uuid.uuid4().hex[:10]}"
     services = ("ingress-discord", "orchestrator", "codex-runner", "http-api")
     with FakeDiscord() as discord:
+        home = discord.add_channel("workspace") if workspace_root is not None else ""
+        workspace = workspace_env("discord", home, workspace_root) if workspace_root is not None else {}
         broker = BrokerProcess(
             data_root=data_root,
             redis_url=redis_url,
@@ -337,6 +342,7 @@ def discord_world(
                 "OPENAI_API_KEY": FAKE_API_KEY,
                 "DEBOUNCE_MS": "100",
                 "HOUSEKEEPING_ENABLED": "false",
+                **workspace,
                 **(env or {}),
             },
             services=services,
@@ -346,7 +352,7 @@ def discord_world(
         try:
             with broker:
                 discord.wait_connected(timeout_s=60, count=replicas.get("ingress-discord", 1))
-                yield DiscordWorld(broker=broker, discord=discord, model=model)
+                yield DiscordWorld(broker=broker, discord=discord, model=model, home=home)
         finally:
             with contextlib.suppress(Exception):
                 delete_prefix(redis_url, prefix)
