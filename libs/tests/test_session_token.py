@@ -78,3 +78,16 @@ async def test_a_file_token_that_is_no_longer_current_is_replaced_and_its_key_dr
     assert fresh != stale and await owner_of(redis, keys, fresh) == SK.encode()
     assert await owner_of(redis, keys, stale) is None
     assert await redis.get(keys.session_token_hash(SK)) == session_token.token_sha256(fresh).encode()
+
+
+async def test_a_foreign_token_planted_in_the_file_is_neither_adopted_nor_revoked(
+    redis: Redis, keys: Keys, tmp_path: Path
+) -> None:
+    """The file is the session's own commands' to write: a token of another session planted
+    there (as if it had leaked) must not become this session's, nor be deleted by its refresh."""
+    other = "slack:C2:2.0"
+    foreign = (await session_token.ensure_session_token(redis, keys, tmp_path, other, ttl_s=600)).read_text()
+    session_token.write_private_file(session_token.token_file(tmp_path, SK), foreign)
+    await session_token.ensure_session_token(redis, keys, tmp_path, SK, ttl_s=600)
+    assert session_token.token_file(tmp_path, SK).read_text() != foreign
+    assert await owner_of(redis, keys, foreign) == other.encode()  # the other session keeps it

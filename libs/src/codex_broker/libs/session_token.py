@@ -71,14 +71,17 @@ async def ensure_session_token(
     whatever the file holds (a new Codex thread)."""
     path = token_file(data_root, session_key)
     current = None if rotate else read_token(path)
-    if current is not None and await _refresh(redis, keys, session_key, token_sha256(current), ttl_s):
-        return path
+    file_key_is_ours = False
+    if current is not None:
+        is_current, file_key_is_ours = await _refresh(redis, keys, session_key, token_sha256(current), ttl_s)
+        if is_current:
+            return path
     token = secrets.token_urlsafe(32)
     digest = token_sha256(token)
     old = await redis.get(keys.session_token_hash(session_key))
     stale = {_text(old)} if old is not None else set()
-    if current is not None:
-        stale.add(token_sha256(current))  # the file's token, extended by the refresh just tried
+    if current is not None and file_key_is_ours:
+        stale.add(token_sha256(current))  # the file's own stale token, extended by the refresh
     pipe = redis.pipeline(transaction=True)
     for previous in sorted(stale - {digest}):
         pipe.delete(keys.session_by_token(previous))
@@ -89,23 +92,22 @@ async def ensure_session_token(
     return path
 
 
-async def _refresh(redis: Redis, keys: Keys, session_key: str, digest: str, ttl_s: int) -> bool:
-    """Extend a token that is still the session's current one; False when it is not.
+async def _refresh(redis: Redis, keys: Keys, session_key: str, digest: str, ttl_s: int) -> tuple[bool, bool]:
+    """Extend the file's token; returns (it is still the session's current token, its key
+    names this session).
 
     One round trip (it sits before `turn/start` of every follow-up): both keys are read and
-    extended at once. When the file's token is not the current one the caller mints a new token
-    at once, which overwrites the session's hash and deletes the file's own key (`stale`); a key
-    of another session cannot carry this digest short of a sha256 collision."""
+    extended at once. When the token is not current the caller mints a new one at once, which
+    overwrites the session's hash and deletes the file's key — only if it is this session's:
+    the file is writable by the session's own commands, so what it holds is never trusted to
+    name a key of another session (which it could only do by holding that session's token)."""
     pipe = redis.pipeline(transaction=False)
     pipe.getex(keys.session_by_token(digest), ex=ttl_s)
     pipe.getex(keys.session_token_hash(session_key), ex=ttl_s)
     owner, current = await pipe.execute()
-    return (
-        owner is not None
-        and _text(owner) == session_key
-        and current is not None
-        and hmac.compare_digest(_text(current), digest)
-    )
+    ours = owner is not None and _text(owner) == session_key
+    is_current = ours and current is not None and hmac.compare_digest(_text(current), digest)
+    return is_current, ours
 
 
 async def revoke_session_token(redis: Redis, keys: Keys, session_key: str) -> None:
