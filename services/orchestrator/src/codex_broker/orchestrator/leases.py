@@ -5,6 +5,8 @@ replicas) shards. Leases are SET NX PX with the replica id as value and renewed 
 value is still ours. A dead replica stops renewing; its leases and its membership expire after
 `lease_ms`, and the survivors take the shards on their next tick — so takeover needs at most
 lease_ms + renew_interval. A replica that stops (SIGTERM) hands its shards back at once.
+A hand-back waits for the shard's in-flight work beside the tick, never inside it, so the other
+leases keep being renewed (and the one handed back too, until its work is done).
 """
 
 from __future__ import annotations
@@ -62,13 +64,15 @@ class ShardLeases:
     on_gained: ShardCallback
     on_lost: ShardCallback  # must finish the shard's in-flight work before returning
     held: set[int] = field(default_factory=set)
+    # shards being handed back or lost whose in-flight work is still finishing (on_lost running):
+    # not ours to plan with, not free to take again yet; a handed-back one is still renewed
+    # until its work is done, so no other replica starts reading it meanwhile
+    releasing: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     _renew: Any = None
-    _renew_all: Any = None
     _release: Any = None
 
     def __post_init__(self) -> None:
-        self._renew = self.redis.register_script(RENEW_IF_HELD)
-        self._renew_all = PipelinedScript(self.redis, RENEW_IF_HELD)
+        self._renew = PipelinedScript(self.redis, RENEW_IF_HELD)
         self._release = self.redis.register_script(RELEASE_IF_HELD)
 
     async def tick(self) -> None:
@@ -77,7 +81,8 @@ class ShardLeases:
         await self._renew_held()
         free, mine = await self._scan_shards()
         for shard in mine:  # ours from before a restart under the same instance id: adopt at once
-            if await self._renew(keys=[self.keys.shard_lease(shard)], args=[self.instance, self.lease_ms]):
+            [adopted] = await self._renew.execute(lambda pipe, s=shard: self._queue_renew(pipe, s))
+            if adopted:
                 self.held.add(shard)
                 log.info("shard lease adopted", extra={"shard": shard})
                 await self.on_gained(shard)
@@ -88,8 +93,8 @@ class ShardLeases:
             free=free,
             live_replicas=live,
         )
-        for shard in release:
-            await self._hand_back(shard)
+        for shard in release:  # in the background: waiting for in-flight work here would hold
+            self._let_go(shard, self._hand_back(shard))  # up the renewal of every other lease
         if acquire:
             pipe = self.redis.pipeline(transaction=False)
             for shard in acquire:
@@ -101,8 +106,22 @@ class ShardLeases:
                     await self.on_gained(shard)
 
     async def release_all(self) -> None:
-        await asyncio.gather(*(self._hand_back(shard) for shard in sorted(self.held)))
+        for shard in sorted(self.held):
+            self._let_go(shard, self._hand_back(shard))
+        await asyncio.gather(*self.releasing.values(), return_exceptions=True)
         await self.redis.zrem(self.keys.orchestrator_members, self.instance)
+
+    def _let_go(self, shard: int, work: Awaitable[None]) -> None:
+        self.held.discard(shard)
+        task = asyncio.ensure_future(work)
+        self.releasing[shard] = task
+        task.add_done_callback(lambda _: self._let_go_done(shard, task))
+
+    def _let_go_done(self, shard: int, task: asyncio.Future[None]) -> None:
+        if self.releasing.get(shard) is task:
+            del self.releasing[shard]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shard hand-back failed", extra={"shard": shard, "error": repr(task.exception())})
 
     async def _heartbeat_membership(self, now: int) -> int:
         pipe = self.redis.pipeline(transaction=False)
@@ -112,19 +131,21 @@ class ShardLeases:
         return int((await pipe.execute())[2])
 
     async def _renew_held(self) -> None:
-        if not self.held:
+        shards = sorted(self.held | self.releasing.keys())
+        if not shards:
             return
-        shards = sorted(self.held)
 
         def queue(pipe: Pipeline) -> None:
             for shard in shards:  # renewing a lease still held is safe to repeat
-                self._renew_all.queue(pipe, [self.keys.shard_lease(shard)], [self.instance, self.lease_ms])
+                self._queue_renew(pipe, shard)
 
-        for shard, ok in zip(shards, await self._renew_all.execute(queue), strict=True):
-            if not ok:  # expired and maybe taken: stop handling it now
+        for shard, ok in zip(shards, await self._renew.execute(queue), strict=True):
+            if not ok and shard in self.held:  # expired and maybe taken: stop handling it now
                 log.warning("shard lease lost", extra={"shard": shard})
-                self.held.discard(shard)
-                await self.on_lost(shard)
+                self._let_go(shard, self.on_lost(shard))
+
+    def _queue_renew(self, pipe: Pipeline, shard: int) -> None:
+        self._renew.queue(pipe, [self.keys.shard_lease(shard)], [self.instance, self.lease_ms])
 
     async def _scan_shards(self) -> tuple[set[int], list[int]]:
         """(shards nobody holds, shards not in `held` whose lease names this instance)."""
@@ -135,6 +156,8 @@ class ShardLeases:
         free: set[int] = set()
         mine: list[int] = []
         for shard, holder in zip(shards, await pipe.execute(), strict=True):
+            if shard in self.releasing:
+                continue  # neither free nor to adopt until its in-flight work is done
             if holder is None:
                 free.add(shard)
             elif shard not in self.held and holder.decode() == self.instance:
@@ -142,7 +165,6 @@ class ShardLeases:
         return free, mine
 
     async def _hand_back(self, shard: int) -> None:
-        self.held.discard(shard)
         await self.on_lost(shard)  # in-flight work of the shard is done when this returns
         await self._release(keys=[self.keys.shard_lease(shard)], args=[self.instance])
         log.info("shard lease released", extra={"shard": shard})
