@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 from bench.runner_bench import Direct, child_env, rss_kb  # noqa: E402
 from codex_broker.codex_runner.app_server import AppServer  # noqa: E402
 from codex_broker.codex_runner.environment import ALWAYS_OVERRIDES, APPS_FEATURES, native_codex_bin  # noqa: E402
+from codex_broker.http_api.worker import SERVICE as WORKER_SERVICE  # noqa: E402
 from codex_broker.libs import paths  # noqa: E402
 from codex_broker.libs.codex_bin import find_codex_bin  # noqa: E402
 from tests.e2e.harness import ALL_SERVICES, BrokerProcess, descendants  # noqa: E402
@@ -40,7 +41,6 @@ from tests.fakes.fake_slack_client import FakeSlackProcess, start_fake_slack_pro
 from tests.helpers import free_port  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-WORKER_SERVICE = "http-api-worker"  # the job worker's heartbeat name (http_api/worker.py)
 BENCH_USER = "U1"
 _NO_PROXY_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
